@@ -1,0 +1,216 @@
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::{BackfillJob, JobStatus, SymbolTask, TaskStatus};
+
+/// A job's progress, derived from its tasks on every read and never stored, so it cannot drift.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct JobProgress {
+    pub symbols_total: usize,
+    /// Symbols stored completely.
+    pub symbols_done: usize,
+    pub symbols_failed: usize,
+    pub symbols_running: usize,
+    pub symbols_queued: usize,
+    pub symbols_cancelled: usize,
+    /// Bars written (new or changed) over all symbols.
+    pub candles_stored: u64,
+    /// Bars received from upstream over all symbols.
+    pub candles_fetched: u64,
+    pub pages: u64,
+    /// 0 to 100: the share of the job's symbol-time already covered, counting the checkpoints of
+    /// running and unfinished symbols, not only finished ones. It never goes backwards, because
+    /// checkpoints only move forward and survive retries.
+    pub percent: f64,
+    /// Seconds since the job started (to its end, once it has ended).
+    pub elapsed_seconds: Option<f64>,
+    /// Candles stored per second since the job started.
+    pub candles_per_second: Option<f64>,
+    /// Estimated seconds until the job ends, while it runs.
+    pub eta_seconds: Option<f64>,
+}
+
+impl JobProgress {
+    /// Derives the progress of `job` from its `tasks` as of `now`.
+    pub fn derive(job: &BackfillJob, tasks: &[SymbolTask], now: DateTime<Utc>) -> Self {
+        let count = |s: TaskStatus| tasks.iter().filter(|t| t.status == s).count();
+        let range = job.spec.range();
+        let covered: f64 = tasks
+            .iter()
+            .map(|t| match (t.status, t.checkpoint) {
+                (TaskStatus::Succeeded, _) => 1.0,
+                (_, Some(cp)) => range.fraction_through(cp),
+                (_, None) => 0.0,
+            })
+            .sum();
+        let percent = if tasks.is_empty() {
+            0.0
+        } else {
+            (covered / tasks.len() as f64 * 100.0).clamp(0.0, 100.0)
+        };
+        let candles_stored = tasks.iter().map(|t| t.candles_stored).sum();
+        let elapsed_seconds = job.started_at.map(|start| {
+            let end = job.finished_at.unwrap_or(now);
+            ((end - start).num_milliseconds().max(0)) as f64 / 1000.0
+        });
+        let candles_per_second = elapsed_seconds
+            .filter(|&e| e > 0.0)
+            .map(|e| candles_stored as f64 / e);
+        let eta_seconds = match (job.status, elapsed_seconds) {
+            (JobStatus::Running, Some(e)) if percent > 0.0 && percent < 100.0 => {
+                Some(e * (100.0 - percent) / percent)
+            }
+            _ => None,
+        };
+        Self {
+            symbols_total: tasks.len(),
+            symbols_done: count(TaskStatus::Succeeded),
+            symbols_failed: count(TaskStatus::Failed),
+            symbols_running: count(TaskStatus::Running),
+            symbols_queued: count(TaskStatus::Queued),
+            symbols_cancelled: count(TaskStatus::Cancelled),
+            candles_stored,
+            candles_fetched: tasks.iter().map(|t| t.candles_fetched).sum(),
+            pages: tasks.iter().map(|t| t.pages).sum(),
+            percent,
+            elapsed_seconds,
+            candles_per_second,
+            eta_seconds,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeDelta;
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::{BackfillMode, DateRange, JobId, JobSpec, Symbol, TaskId, Timeframe};
+
+    fn t0() -> DateTime<Utc> {
+        "2024-01-01T00:00:00Z".parse().unwrap()
+    }
+
+    fn job(n: usize) -> (BackfillJob, Vec<SymbolTask>) {
+        let range = DateRange::from_instants(t0(), t0() + TimeDelta::days(10)).unwrap();
+        let symbols: Vec<Symbol> = (0..n)
+            .map(|i| Symbol::parse(&format!("S{i}")).unwrap())
+            .collect();
+        let spec = JobSpec::new(
+            symbols.clone(),
+            Timeframe::parse("1m").unwrap(),
+            range,
+            true,
+            BackfillMode::Missing,
+        )
+        .unwrap();
+        let job = BackfillJob {
+            id: JobId::new(),
+            spec,
+            status: JobStatus::Running,
+            created_at: t0(),
+            started_at: Some(t0()),
+            finished_at: None,
+            error: None,
+        };
+        let tasks = symbols
+            .into_iter()
+            .enumerate()
+            .map(|(i, symbol)| SymbolTask {
+                id: TaskId(i as i64),
+                job_id: job.id,
+                symbol,
+                status: TaskStatus::Queued,
+                attempts: 0,
+                candles_fetched: 0,
+                candles_stored: 0,
+                pages: 0,
+                checkpoint: None,
+                last_error: None,
+                next_attempt_at: None,
+                worker_id: None,
+                lease_expires_at: None,
+                started_at: None,
+                finished_at: None,
+                updated_at: t0(),
+            })
+            .collect();
+        (job, tasks)
+    }
+
+    #[test]
+    fn counts_symbols_and_candles() {
+        let (job, mut tasks) = job(4);
+        tasks[0].status = TaskStatus::Succeeded;
+        tasks[0].candles_stored = 100;
+        tasks[1].status = TaskStatus::Failed;
+        tasks[2].status = TaskStatus::Running;
+        tasks[2].candles_stored = 50;
+        let p = JobProgress::derive(&job, &tasks, t0() + TimeDelta::seconds(10));
+        assert_eq!(
+            (
+                p.symbols_total,
+                p.symbols_done,
+                p.symbols_failed,
+                p.symbols_running,
+                p.symbols_queued
+            ),
+            (4, 1, 1, 1, 1)
+        );
+        assert_eq!(p.candles_stored, 150);
+        assert_eq!(p.candles_per_second, Some(15.0));
+        assert_eq!(p.percent, 25.0);
+    }
+
+    #[test]
+    fn running_symbols_count_by_their_checkpoint() {
+        let (job, mut tasks) = job(2);
+        tasks[0].status = TaskStatus::Running;
+        tasks[0].checkpoint = Some(job.spec.range().from() + TimeDelta::days(5));
+        let p = JobProgress::derive(&job, &tasks, t0() + TimeDelta::seconds(100));
+        assert!((p.percent - 25.0).abs() < 0.01, "{}", p.percent);
+        let eta = p.eta_seconds.unwrap();
+        assert!((eta - 300.0).abs() < 1.0, "{eta}");
+    }
+
+    #[test]
+    fn finished_job_has_no_eta_and_fixed_elapsed() {
+        let (mut job, mut tasks) = job(1);
+        tasks[0].status = TaskStatus::Succeeded;
+        job.status = JobStatus::Succeeded;
+        job.finished_at = Some(t0() + TimeDelta::seconds(4));
+        let p = JobProgress::derive(&job, &tasks, t0() + TimeDelta::days(1));
+        assert_eq!(p.percent, 100.0);
+        assert_eq!(p.elapsed_seconds, Some(4.0));
+        assert_eq!(p.eta_seconds, None);
+    }
+
+    proptest! {
+        /// Checkpoints move forward, tasks finish, fail and are retried: percent never drops.
+        #[test]
+        fn percent_never_goes_backwards(steps in proptest::collection::vec((0usize..3, 0u8..4, 0i64..20_000), 1..60)) {
+            let (job, mut tasks) = job(3);
+            let mut last = JobProgress::derive(&job, &tasks, t0()).percent;
+            for (i, action, minutes) in steps {
+                let t = &mut tasks[i];
+                match action {
+                    0 if t.status != TaskStatus::Succeeded => {
+                        t.status = TaskStatus::Running;
+                        let cp = job.spec.range().from() + TimeDelta::minutes(minutes);
+                        t.checkpoint = Some(t.checkpoint.map_or(cp, |old| old.max(cp)));
+                    }
+                    1 if t.status == TaskStatus::Running => t.status = TaskStatus::Succeeded,
+                    2 if t.status == TaskStatus::Running => t.status = TaskStatus::Failed,
+                    3 if t.status == TaskStatus::Failed => t.status = TaskStatus::Queued,
+                    _ => {}
+                }
+                let now = JobProgress::derive(&job, &tasks, t0()).percent;
+                prop_assert!(now >= last, "{} < {}", now, last);
+                prop_assert!((0.0..=100.0).contains(&now));
+                last = now;
+            }
+        }
+    }
+}

@@ -1,0 +1,91 @@
+//! The command line: validation and messages that name the bad value.
+
+use std::process::Command;
+
+fn backfill(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_backfill"))
+        .args(args)
+        .output()
+        .expect("the backfill binary runs")
+}
+
+#[test]
+fn plan_prints_the_validated_job_and_its_request_count() {
+    let out = backfill(&[
+        "plan",
+        "aapl",
+        "X:BTCUSD",
+        "AAPL",
+        "--timeframe",
+        "1m",
+        "--from",
+        "2024-01-01",
+        "--to",
+        "2024-03-31",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["job"]["symbols"], serde_json::json!(["AAPL", "X:BTCUSD"]));
+    assert_eq!(v["job"]["timeframe"], "1m");
+    assert_eq!(v["job"]["adjusted"], true);
+    assert_eq!(v["job"]["mode"], "missing");
+    // 91 New York days, one hour shorter for the change to daylight saving time.
+    let minutes: u64 = 91 * 24 * 60 - 60;
+    assert_eq!(v["per_symbol"]["base_aggregates_at_most"], minutes);
+    assert_eq!(
+        v["per_symbol"]["requests_at_least"],
+        minutes.div_ceil(50_000)
+    );
+    assert_eq!(v["requests_at_least"], 2 * minutes.div_ceil(50_000));
+}
+
+#[test]
+fn plan_names_the_bad_value() {
+    for (args, needle) in [
+        (
+            vec![
+                "plan",
+                "AA PL",
+                "--from",
+                "2024-01-01",
+                "--to",
+                "2024-01-02",
+            ],
+            "\"AA PL\"",
+        ),
+        (
+            vec![
+                "plan",
+                "AAPL",
+                "-t",
+                "7x",
+                "--from",
+                "2024-01-01",
+                "--to",
+                "2024-01-02",
+            ],
+            "\"7x\"",
+        ),
+        (
+            vec!["plan", "AAPL", "--from", "2024-02-30", "--to", "2024-03-01"],
+            "\"2024-02-30\"",
+        ),
+        (
+            vec!["plan", "AAPL", "--from", "2024-03-01", "--to", "2024-01-01"],
+            "must not be after",
+        ),
+        (
+            vec!["plan", "AAPL", "--from", "2024-01-01", "--to", "2999-01-01"],
+            "tomorrow",
+        ),
+    ] {
+        let out = backfill(&args);
+        assert!(!out.status.success(), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+    }
+}

@@ -1,0 +1,3 @@
+//! End-to-end tests of the `backfill` binary and its services, in one test binary.
+
+mod cli;

@@ -1,0 +1,132 @@
+use std::collections::BTreeSet;
+use std::fmt;
+use std::time::Duration;
+
+use crate::Fault;
+
+/// How a [`Simulator`](crate::Simulator) behaves. Build it with [`SimConfig::new`] and the
+/// chainable setters.
+#[derive(Clone)]
+pub struct SimConfig {
+    pub(crate) seed: u64,
+    pub(crate) api_key: Option<String>,
+    pub(crate) unknown_tickers: BTreeSet<String>,
+    pub(crate) max_page_size: Option<u64>,
+    pub(crate) rate_limit: Option<(u32, Duration)>,
+    pub(crate) retry_after: Option<u64>,
+    pub(crate) random_faults: Option<(f64, Vec<Fault>)>,
+    pub(crate) fault_seed: u64,
+    pub(crate) missing_bar_probability: f64,
+    pub(crate) status: String,
+}
+
+impl fmt::Debug for SimConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SimConfig")
+            .field("seed", &self.seed)
+            .field("api_key", &self.api_key.as_ref().map(|_| "[redacted]"))
+            .field("unknown_tickers", &self.unknown_tickers)
+            .field("max_page_size", &self.max_page_size)
+            .field("rate_limit", &self.rate_limit)
+            .field("retry_after", &self.retry_after)
+            .field("random_faults", &self.random_faults)
+            .field("fault_seed", &self.fault_seed)
+            .field("missing_bar_probability", &self.missing_bar_probability)
+            .field("status", &self.status)
+            .finish()
+    }
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl SimConfig {
+    /// Defaults: seed 42, any non-empty key accepted, tickers starting `ZZZ` unknown, no page cap
+    /// beyond Polygon's 50,000, no rate limit (a limit's 429 carries `Retry-After: 60`), no
+    /// faults, no missing bars, status `OK`.
+    pub fn new() -> Self {
+        Self {
+            seed: 42,
+            api_key: None,
+            unknown_tickers: BTreeSet::new(),
+            max_page_size: None,
+            rate_limit: None,
+            retry_after: Some(60),
+            random_faults: None,
+            fault_seed: 7,
+            missing_bar_probability: 0.0,
+            status: "OK".to_owned(),
+        }
+    }
+
+    /// The seed of the random walk: the same seed gives the same candles.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// Requires this key (as `Authorization: Bearer` or `apiKey=`); others get a 401. Without it
+    /// any non-empty key is accepted, but a missing key is still a 401.
+    pub fn api_key(mut self, key: impl Into<String>) -> Self {
+        self.api_key = Some(key.into());
+        self
+    }
+
+    /// A ticker that answers `OK` with no results (tickers starting `ZZZ` always do).
+    pub fn unknown_ticker(mut self, ticker: impl Into<String>) -> Self {
+        self.unknown_tickers.insert(ticker.into());
+        self
+    }
+
+    /// Caps `limit` (in base aggregates), so that tests get many pages from small ranges.
+    pub fn max_page_size(mut self, base_aggregates: u64) -> Self {
+        self.max_page_size = Some(base_aggregates.max(1));
+        self
+    }
+
+    /// Answers 429 to the request that would exceed `requests` within any `window`. Only
+    /// admitted requests count.
+    pub fn rate_limit(mut self, requests: u32, window: Duration) -> Self {
+        self.rate_limit = Some((requests.max(1), window));
+        self
+    }
+
+    /// The `Retry-After` (whole seconds) sent with rate-limit 429s; `None` sends none.
+    pub fn retry_after(mut self, seconds: Option<u64>) -> Self {
+        self.retry_after = seconds;
+        self
+    }
+
+    /// Answers each request with one of `faults` (picked at random) with this probability,
+    /// deterministically for a given [`SimConfig::fault_seed`] and request order.
+    pub fn random_faults(mut self, probability: f64, faults: Vec<Fault>) -> Self {
+        self.random_faults = Some((probability.clamp(0.0, 1.0), faults));
+        self
+    }
+
+    /// The seed of the random faults.
+    pub fn fault_seed(mut self, seed: u64) -> Self {
+        self.fault_seed = seed;
+        self
+    }
+
+    /// Drops this share of base bars (0 to 1), as real data has minutes without trades.
+    pub fn missing_bar_probability(mut self, probability: f64) -> Self {
+        self.missing_bar_probability = probability.clamp(0.0, 1.0);
+        self
+    }
+
+    /// The `status` of successful bodies: `OK`, or `DELAYED` as delayed plans get.
+    pub fn status(mut self, status: impl Into<String>) -> Self {
+        self.status = status.into();
+        self
+    }
+
+    /// Whether a ticker has no data.
+    pub fn is_unknown(&self, ticker: &str) -> bool {
+        ticker.starts_with("ZZZ") || self.unknown_tickers.contains(ticker)
+    }
+}

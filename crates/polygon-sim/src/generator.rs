@@ -1,0 +1,516 @@
+//! Deterministic market data: a seeded random walk that can be sampled anywhere.
+//!
+//! Each ticker has a daily walk of log prices (one value per New York day from 1970 to 2099,
+//! computed once and cached) and, inside each day, an intraday walk that starts at the day's open.
+//! Every random number is a hash of (seed, ticker, day, bar), so generating a day costs the same
+//! wherever it lies and the candles of a range never depend on what was asked before.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::ops::ControlFlow;
+use std::sync::{Arc, Mutex};
+
+use backfill_domain::{BaseAggregate, Candle, DateRange, Ohlcv, Symbol, Timeframe};
+use chrono::DateTime;
+use serde::Serialize;
+
+use crate::calendar::{
+    is_weekend, ny_day, ny_hour_ms, ny_midnight_ms, Bucketing, END_DAY, FIRST_DAY,
+};
+use crate::hash::{fnv, hash, mix, normal, unit, unit_pair};
+
+/// One bar as the simulator serves it, with Polygon's field names and order.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct SimBar {
+    /// Volume.
+    pub v: f64,
+    /// Volume-weighted average price.
+    pub vw: f64,
+    /// Open.
+    pub o: f64,
+    /// Close.
+    pub c: f64,
+    /// High.
+    pub h: f64,
+    /// Low.
+    pub l: f64,
+    /// Start of the bar, Unix milliseconds.
+    pub t: i64,
+    /// Number of trades.
+    pub n: u64,
+}
+
+impl SimBar {
+    /// The bar as a domain candle.
+    pub fn to_candle(&self, symbol: &Symbol, timeframe: Timeframe) -> Option<Candle> {
+        let ts = DateTime::from_timestamp_millis(self.t)?;
+        let values = Ohlcv {
+            open: self.o,
+            high: self.h,
+            low: self.l,
+            close: self.c,
+            volume: self.v,
+            vwap: Some(self.vw),
+            trades: Some(self.n),
+        };
+        Candle::new(symbol.clone(), timeframe, ts, values).ok()
+    }
+}
+
+/// A bar together with the number of base aggregates it was built from (what `limit` counts).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Bucket {
+    pub(crate) bar: SimBar,
+    pub(crate) base_count: u64,
+}
+
+/// The bars of one page and what is needed to continue.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct PageResult {
+    pub(crate) bars: Vec<SimBar>,
+    /// Base aggregates used (Polygon's `queryCount`).
+    pub(crate) query_count: u64,
+    /// Ascending: the start of the first bar not served. Descending: the start of the last bar
+    /// served (the next page ends one millisecond before it).
+    pub(crate) next: Option<i64>,
+}
+
+/// The deterministic candle source. Cheap to clone; clones share the cache of daily walks.
+#[derive(Clone)]
+pub struct MarketGenerator {
+    seed: u64,
+    missing_bar_probability: f64,
+    daily: Arc<Mutex<HashMap<String, Arc<[f64]>>>>,
+}
+
+impl fmt::Debug for MarketGenerator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MarketGenerator")
+            .field("seed", &self.seed)
+            .field("missing_bar_probability", &self.missing_bar_probability)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the walk of one ticker needs, derived from the seed and the ticker.
+struct Profile {
+    key: u64,
+    crypto: bool,
+    split_day: i64,
+    split_ratio: f64,
+    daily_volume: f64,
+    sigma_daily: f64,
+    log_open: Arc<[f64]>,
+}
+
+const SPLIT_FIRST_DAY: i64 = 12_784; // 2005-01-01
+
+impl MarketGenerator {
+    /// A generator for a seed. `missing_bar_probability` (0 to 1) drops that share of base bars,
+    /// as real data has minutes without trades.
+    pub fn new(seed: u64, missing_bar_probability: f64) -> Self {
+        Self {
+            seed,
+            missing_bar_probability: missing_bar_probability.clamp(0.0, 1.0),
+            daily: Arc::default(),
+        }
+    }
+
+    /// The bars of `ticker` that start within `[from_ms, to_ms]`, oldest first. Each bar is built
+    /// from all of its base aggregates, including those after `to_ms`.
+    pub fn bars(
+        &self,
+        ticker: &str,
+        timeframe: Timeframe,
+        from_ms: i64,
+        to_ms: i64,
+        adjusted: bool,
+    ) -> Vec<SimBar> {
+        let mut out = Vec::new();
+        self.for_each_bucket(ticker, timeframe, from_ms, to_ms, adjusted, |b| {
+            if b.bar.t >= from_ms {
+                out.push(b.bar);
+            }
+            ControlFlow::Continue(())
+        });
+        out
+    }
+
+    /// The candles of `symbol` that start within `range`, oldest first: exactly what a complete
+    /// backfill of that range returns.
+    pub fn candles(
+        &self,
+        symbol: &Symbol,
+        timeframe: Timeframe,
+        range: &DateRange,
+        adjusted: bool,
+    ) -> Vec<Candle> {
+        self.bars(
+            symbol.as_str(),
+            timeframe,
+            range.from_ms(),
+            range.to_ms(),
+            adjusted,
+        )
+        .iter()
+        .filter_map(|b| b.to_candle(symbol, timeframe))
+        .collect()
+    }
+
+    /// A complete `OK` aggregates response body for the bars of a range, as the server renders it
+    /// (no `next_url`, at most `limit` base aggregates). Benchmarks use it.
+    pub fn aggregates_json(
+        &self,
+        ticker: &str,
+        timeframe: Timeframe,
+        from_ms: i64,
+        to_ms: i64,
+        adjusted: bool,
+        limit: u64,
+    ) -> Vec<u8> {
+        let page = self.page(ticker, timeframe, from_ms, to_ms, adjusted, false, limit);
+        crate::render::ok_body(
+            ticker,
+            adjusted,
+            "OK",
+            "0",
+            crate::render::Results::Bars(&page.bars),
+            page.query_count,
+            None,
+        )
+    }
+
+    /// One page of bars, as Polygon pages them: `from` snaps down to the start of its bucket, a
+    /// bucket that starts at or before `to` is included whole, and a page holds whole buckets
+    /// whose base aggregates add up to at most `limit` (but always at least one bucket).
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "mirrors the request's parameters"
+    )]
+    pub(crate) fn page(
+        &self,
+        ticker: &str,
+        timeframe: Timeframe,
+        from_ms: i64,
+        to_ms: i64,
+        adjusted: bool,
+        descending: bool,
+        limit: u64,
+    ) -> PageResult {
+        let limit = limit.max(1);
+        let mut bars = Vec::new();
+        let mut used = 0;
+        let mut next = None;
+        if descending {
+            let mut window = std::collections::VecDeque::new();
+            let mut dropped = false;
+            self.for_each_bucket(ticker, timeframe, from_ms, to_ms, adjusted, |b| {
+                used += b.base_count;
+                window.push_back(b);
+                while used > limit && window.len() > 1 {
+                    if let Some(old) = window.pop_front() {
+                        used -= old.base_count;
+                        dropped = true;
+                    }
+                }
+                ControlFlow::Continue(())
+            });
+            if dropped {
+                next = window.front().map(|b| b.bar.t);
+            }
+            bars.extend(window.iter().rev().map(|b| b.bar));
+        } else {
+            self.for_each_bucket(ticker, timeframe, from_ms, to_ms, adjusted, |b| {
+                if !bars.is_empty() && used + b.base_count > limit {
+                    next = Some(b.bar.t);
+                    return ControlFlow::Break(());
+                }
+                used += b.base_count;
+                bars.push(b.bar);
+                ControlFlow::Continue(())
+            });
+        }
+        PageResult {
+            bars,
+            query_count: used,
+            next,
+        }
+    }
+
+    /// Calls `f` with every bucket that starts between the start of the bucket containing
+    /// `from_ms` and `to_ms`, in order, until it breaks.
+    fn for_each_bucket(
+        &self,
+        ticker: &str,
+        timeframe: Timeframe,
+        from_ms: i64,
+        to_ms: i64,
+        adjusted: bool,
+        mut f: impl FnMut(Bucket) -> ControlFlow<()>,
+    ) {
+        if from_ms > to_ms {
+            return;
+        }
+        let bucketing = Bucketing::of(timeframe);
+        let first = bucketing.start(from_ms);
+        let base_end = bucketing.next(bucketing.start(to_ms)) - 1;
+        let first_day = (ny_day(first)).max(FIRST_DAY);
+        let last_day = ny_day(base_end).min(END_DAY - 1);
+        if first_day > last_day {
+            return;
+        }
+        let profile = self.profile(ticker);
+        let base = timeframe.base();
+        let mut day_bars = Vec::new();
+        let mut acc: Option<Accumulator> = None;
+        for day in first_day..=last_day {
+            day_bars.clear();
+            self.base_bars(&profile, base, day, adjusted, &mut day_bars);
+            for bar in &day_bars {
+                if bar.t < first || bar.t > base_end {
+                    continue;
+                }
+                let key = match bucketing {
+                    Bucketing::Fixed { len_ms } => bar.t - bar.t.rem_euclid(len_ms),
+                    _ => bucketing.start(bar.t),
+                };
+                match acc.as_mut() {
+                    Some(a) if a.start == key => a.add(bar),
+                    _ => {
+                        if let Some(done) = acc.take() {
+                            if f(done.finish()).is_break() {
+                                return;
+                            }
+                        }
+                        acc = Some(Accumulator::new(key, bar));
+                    }
+                }
+            }
+        }
+        if let Some(done) = acc {
+            let _ = f(done.finish());
+        }
+    }
+
+    fn profile(&self, ticker: &str) -> Profile {
+        let key = hash(&[self.seed, fnv(ticker.as_bytes())]);
+        let crypto = ticker.starts_with("X:");
+        let sigma_daily = if crypto { 0.035 } else { 0.02 };
+        let log_open = self.daily_walk(ticker, key, sigma_daily);
+        let daily_volume = if crypto {
+            100.0 * (1.0 + 99.0 * unit(mix(key ^ 3)))
+        } else {
+            1e6 * (1.0 + 49.0 * unit(mix(key ^ 3)))
+        };
+        Profile {
+            key,
+            crypto,
+            split_day: SPLIT_FIRST_DAY + (mix(key ^ 4) % 6_500) as i64,
+            split_ratio: (2 + mix(key ^ 5) % 3) as f64,
+            daily_volume,
+            sigma_daily,
+            log_open,
+        }
+    }
+
+    /// The log of each day's opening price, from day 0 to `END_DAY` inclusive, cached per ticker.
+    fn daily_walk(&self, ticker: &str, key: u64, sigma: f64) -> Arc<[f64]> {
+        let mut cache = match self.daily.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if let Some(walk) = cache.get(ticker) {
+            return Arc::clone(walk);
+        }
+        let (lo, hi) = if ticker.starts_with("X:") {
+            (50f64.ln(), 50_000f64.ln())
+        } else {
+            (5f64.ln(), 500f64.ln())
+        };
+        let anchor = lo + (hi - lo) * unit(mix(key ^ 1));
+        let mut walk = Vec::with_capacity((END_DAY + 1) as usize);
+        let mut level = anchor;
+        for day in 0..=END_DAY {
+            walk.push(level);
+            let z = normal(hash(&[key, 2, day as u64]), mix(key ^ day as u64));
+            level += 0.002 * (anchor - level) + sigma * z;
+        }
+        let walk: Arc<[f64]> = walk.into();
+        cache.insert(ticker.to_owned(), Arc::clone(&walk));
+        walk
+    }
+
+    /// Appends the base bars of one New York day.
+    fn base_bars(
+        &self,
+        p: &Profile,
+        base: BaseAggregate,
+        day: i64,
+        adjusted: bool,
+        out: &mut Vec<SimBar>,
+    ) {
+        if !p.crypto && is_weekend(day) {
+            return;
+        }
+        let factor = if !adjusted && !p.crypto && day < p.split_day {
+            p.split_ratio
+        } else {
+            1.0
+        };
+        let open = p.log_open[day as usize].exp();
+        match base {
+            BaseAggregate::Day => {
+                let close = p.log_open[day as usize + 1].exp();
+                let w = hash(&[p.key, 10, day as u64]);
+                if unit(mix(w)) < self.missing_bar_probability {
+                    return;
+                }
+                let (u1, u2) = unit_pair(mix(w ^ 1));
+                let high = open.max(close) * (1.0 + 0.015 * u1);
+                let low = open.min(close) * (1.0 - 0.015 * u2);
+                let volume = p.daily_volume * (0.5 + unit(mix(w ^ 2)));
+                out.push(self.bar(
+                    p,
+                    ny_midnight_ms(day),
+                    [open, high, low, close],
+                    volume,
+                    factor,
+                ));
+            }
+            BaseAggregate::Minute | BaseAggregate::Second => {
+                let (start, end) = if p.crypto {
+                    (ny_midnight_ms(day), ny_midnight_ms(day + 1))
+                } else {
+                    (ny_hour_ms(day, 4), ny_hour_ms(day, 20))
+                };
+                let step = base.duration().num_milliseconds();
+                let nominal = if p.crypto { 86_400_000 } else { 57_600_000 } / step;
+                let sigma = p.sigma_daily / (nominal as f64).sqrt();
+                let bar_volume = p.daily_volume / nominal as f64;
+                let tag = if base == BaseAggregate::Minute {
+                    20
+                } else {
+                    30
+                };
+                let day_key = hash(&[p.key, tag, day as u64]);
+                let mut price = open;
+                let mut t = start;
+                let mut i = 0u64;
+                out.reserve(((end - start) / step) as usize);
+                while t < end {
+                    let w = mix(day_key ^ i);
+                    let w2 = mix(w);
+                    let close = price * (sigma * normal(w, w2)).exp();
+                    let (u1, u2) = unit_pair(mix(w2));
+                    if unit(mix(w2 ^ 0x55)) >= self.missing_bar_probability {
+                        let high = price.max(close) * (1.0 + 0.5 * sigma * u1);
+                        let low = price.min(close) * (1.0 - 0.5 * sigma * u2);
+                        let volume = bar_volume * (0.2 + 1.6 * unit(w));
+                        out.push(self.bar(p, t, [price, high, low, close], volume, factor));
+                    }
+                    price = close;
+                    t += step;
+                    i += 1;
+                }
+            }
+        }
+    }
+
+    /// Rounds raw values the way a feed would publish them and applies the split factor.
+    fn bar(&self, p: &Profile, t: i64, ohlc: [f64; 4], volume: f64, factor: f64) -> SimBar {
+        let [o, h, l, c] = ohlc.map(|x| round_to(x * factor, 1e4));
+        let v = if p.crypto {
+            round_to(volume, 1e6).max(1e-6)
+        } else {
+            (volume / factor).round().max(1.0)
+        };
+        let vw = round_to((h + l + c) / 3.0, 1e4);
+        let n = if p.crypto {
+            (v * 40.0).round() as u64 + 1
+        } else {
+            (v / 120.0).round() as u64 + 1
+        };
+        SimBar {
+            v,
+            vw,
+            o,
+            c,
+            h,
+            l,
+            t,
+            n,
+        }
+    }
+}
+
+fn round_to(x: f64, scale: f64) -> f64 {
+    (x * scale).round() / scale
+}
+
+/// Builds one bucket's bar from its base bars.
+struct Accumulator {
+    start: i64,
+    first: SimBar,
+    high: f64,
+    low: f64,
+    close: f64,
+    volume: f64,
+    price_volume: f64,
+    trades: u64,
+    count: u64,
+}
+
+impl Accumulator {
+    fn new(start: i64, bar: &SimBar) -> Self {
+        Self {
+            start,
+            first: *bar,
+            high: bar.h,
+            low: bar.l,
+            close: bar.c,
+            volume: bar.v,
+            price_volume: bar.vw * bar.v,
+            trades: bar.n,
+            count: 1,
+        }
+    }
+
+    fn add(&mut self, bar: &SimBar) {
+        self.high = self.high.max(bar.h);
+        self.low = self.low.min(bar.l);
+        self.close = bar.c;
+        self.volume += bar.v;
+        self.price_volume += bar.vw * bar.v;
+        self.trades += bar.n;
+        self.count += 1;
+    }
+
+    fn finish(self) -> Bucket {
+        let bar = if self.count == 1 && self.first.t == self.start {
+            self.first
+        } else {
+            let vw = if self.volume > 0.0 {
+                round_to(self.price_volume / self.volume, 1e4)
+            } else {
+                self.close
+            };
+            SimBar {
+                v: self.volume,
+                vw,
+                o: self.first.o,
+                c: self.close,
+                h: self.high,
+                l: self.low,
+                t: self.start,
+                n: self.trades,
+            }
+        };
+        Bucket {
+            bar,
+            base_count: self.count,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,105 @@
+//! Response bodies in Polygon's wire format.
+
+use serde::Serialize;
+
+use crate::generator::SimBar;
+
+/// What the `results` key of a body holds.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Results<'a> {
+    /// The bars; the key is left out when there are none, as Polygon does.
+    Bars(&'a [SimBar]),
+    /// An explicit `null`, while the counts still claim results (the glitch fault).
+    Null,
+}
+
+#[derive(Serialize)]
+struct OkBody<'a> {
+    ticker: &'a str,
+    #[serde(rename = "queryCount")]
+    query_count: u64,
+    #[serde(rename = "resultsCount")]
+    results_count: usize,
+    adjusted: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    results: Option<Option<&'a [SimBar]>>,
+    status: &'a str,
+    request_id: &'a str,
+    count: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_url: Option<&'a str>,
+}
+
+/// A 200 aggregates body.
+pub(crate) fn ok_body(
+    ticker: &str,
+    adjusted: bool,
+    status: &str,
+    request_id: &str,
+    results: Results<'_>,
+    query_count: u64,
+    next_url: Option<&str>,
+) -> Vec<u8> {
+    let (results, results_count) = match results {
+        Results::Bars([]) => (None, 0),
+        Results::Bars(bars) => (Some(Some(bars)), bars.len()),
+        Results::Null => (Some(None), query_count.max(1) as usize),
+    };
+    let body = OkBody {
+        ticker,
+        query_count,
+        results_count,
+        adjusted,
+        results,
+        status,
+        request_id,
+        count: results_count,
+        next_url,
+    };
+    let mut out = Vec::with_capacity(256 + results_count * 112);
+    // Serialising plain numbers and strings into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut out, &body);
+    out
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    status: &'a str,
+    request_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<&'a str>,
+}
+
+/// An `ERROR` body with an `error` text, as Polygon sends for bad requests, keys and rate limits.
+pub(crate) fn error_body(request_id: &str, error: &str) -> Vec<u8> {
+    let body = ErrorBody {
+        status: "ERROR",
+        request_id,
+        error: Some(error),
+        message: None,
+    };
+    serde_json::to_vec(&body).unwrap_or_default()
+}
+
+/// A body with a status word and a `message` text (`NOT_AUTHORIZED`, `NOT_FOUND`).
+pub(crate) fn message_body(status: &str, request_id: &str, message: &str) -> Vec<u8> {
+    let body = ErrorBody {
+        status,
+        request_id,
+        error: None,
+        message: Some(message),
+    };
+    serde_json::to_vec(&body).unwrap_or_default()
+}
+
+/// nginx's gateway time-out page, as Polygon's edge serves it during outages.
+pub(crate) const HTML_504: &str = "<html>\r\n<head><title>504 Gateway Time-out</title></head>\r\n<body>\r\n<center><h1>504 Gateway Time-out</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n";
+
+/// Polygon's rate-limit text.
+pub(crate) const RATE_LIMIT_TEXT: &str = "You've exceeded the maximum requests per minute, please wait or upgrade your subscription to continue.";
+
+/// Polygon's text for a plan that does not cover the data.
+pub(crate) const NOT_ENTITLED_TEXT: &str =
+    "You are not entitled to this data. Please upgrade your plan at https://polygon.io/pricing";

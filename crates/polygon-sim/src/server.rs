@@ -1,0 +1,712 @@
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::ops::Deref;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use backfill_domain::{Candle, DateRange, RangeBound, Symbol, Timeframe, Timespan};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::config::SimConfig;
+use crate::fault::{Fault, Script, SimStats};
+use crate::generator::MarketGenerator;
+use crate::hash::{hash, unit};
+use crate::render::{self, Results};
+use crate::{cursor, Error, Result};
+
+/// Polygon's largest `limit`.
+pub const MAX_LIMIT: u64 = 50_000;
+/// Polygon's `limit` when none is given.
+pub const DEFAULT_LIMIT: u64 = 5_000;
+
+/// A Polygon-compatible aggregates server: deterministic data, authentication, pagination, a rate
+/// limit and fault injection. Cheap to clone; clones share state.
+#[derive(Debug, Clone)]
+pub struct Simulator {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    config: SimConfig,
+    generator: MarketGenerator,
+    state: Mutex<Dynamic>,
+    base_url: OnceLock<String>,
+    shutdown: watch::Sender<bool>,
+}
+
+#[derive(Debug, Default)]
+struct Dynamic {
+    stats: SimStats,
+    scripts: Vec<Script>,
+    admitted: VecDeque<Instant>,
+    requests: u64,
+}
+
+impl Simulator {
+    /// A simulator with this configuration.
+    pub fn new(config: SimConfig) -> Self {
+        let generator = MarketGenerator::new(config.seed, config.missing_bar_probability);
+        let (shutdown, _) = watch::channel(false);
+        Self {
+            shared: Arc::new(Shared {
+                config,
+                generator,
+                state: Mutex::default(),
+                base_url: OnceLock::new(),
+                shutdown,
+            }),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &SimConfig {
+        &self.shared.config
+    }
+
+    /// The candle source behind the server.
+    pub fn generator(&self) -> &MarketGenerator {
+        &self.shared.generator
+    }
+
+    /// Exactly the candles a complete backfill of `range` gets from this server: the bars that
+    /// start within the range, oldest first (none for unknown tickers).
+    pub fn expected_candles(
+        &self,
+        symbol: &Symbol,
+        timeframe: Timeframe,
+        range: &DateRange,
+        adjusted: bool,
+    ) -> Vec<Candle> {
+        if self.shared.config.is_unknown(symbol.as_str()) {
+            return Vec::new();
+        }
+        self.shared
+            .generator
+            .candles(symbol, timeframe, range, adjusted)
+    }
+
+    /// The axum router, for in-process tests (`tower::ServiceExt::oneshot`) or embedding.
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route(
+                "/v2/aggs/ticker/{ticker}/range/{multiplier}/{timespan}/{from}/{to}",
+                get(aggregates),
+            )
+            .fallback(not_found)
+            .with_state(self.clone())
+    }
+
+    /// Binds `addr` (use `127.0.0.1:0` for a free port) and serves until shut down. Spawn a given
+    /// simulator once.
+    pub async fn spawn(&self, addr: impl tokio::net::ToSocketAddrs) -> Result<RunningSimulator> {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| Error::Bind {
+                addr: "the requested address".to_owned(),
+                source,
+            })?;
+        let local = listener.local_addr().map_err(|source| Error::Bind {
+            addr: "the requested address".to_owned(),
+            source,
+        })?;
+        let base_url = format!("http://{local}");
+        let _ = self.shared.base_url.set(base_url.clone());
+        let mut stop = self.shared.shutdown.subscribe();
+        let app = self.router();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stop.wait_for(|stopped| *stopped).await;
+                })
+                .await
+        });
+        tracing::info!(%base_url, "polygon simulator listening");
+        Ok(RunningSimulator {
+            sim: self.clone(),
+            addr: local,
+            base_url,
+            task: Some(task),
+        })
+    }
+
+    /// A snapshot of what has been served.
+    pub fn stats(&self) -> SimStats {
+        self.lock().stats.clone()
+    }
+
+    /// Forgets what has been served.
+    pub fn reset_stats(&self) {
+        self.lock().stats = SimStats::default();
+    }
+
+    /// Serves these faults, in order, to the next requests (after any path-specific script).
+    pub fn inject(&self, faults: impl IntoIterator<Item = Fault>) {
+        self.script(None, faults);
+    }
+
+    /// Serves these faults, in order, to the next requests whose path contains `pattern`.
+    pub fn inject_on(&self, pattern: impl Into<String>, faults: impl IntoIterator<Item = Fault>) {
+        self.script(Some(pattern.into()), faults);
+    }
+
+    /// Drops every scripted fault not yet served.
+    pub fn clear_faults(&self) {
+        self.lock().scripts.clear();
+    }
+
+    fn script(&self, pattern: Option<String>, faults: impl IntoIterator<Item = Fault>) {
+        let script = Script {
+            pattern,
+            queue: faults.into_iter().collect(),
+        };
+        let mut state = self.lock();
+        // Path-specific scripts are consulted before global ones.
+        if script.pattern.is_some() {
+            let at = state
+                .scripts
+                .iter()
+                .position(|s| s.pattern.is_none())
+                .unwrap_or(state.scripts.len());
+            state.scripts.insert(at, script);
+        } else {
+            state.scripts.push(script);
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Dynamic> {
+        match self.shared.state.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+}
+
+/// A simulator serving on a socket. Dereferences to its [`Simulator`]; dropping it stops it.
+#[derive(Debug)]
+pub struct RunningSimulator {
+    sim: Simulator,
+    addr: SocketAddr,
+    base_url: String,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl RunningSimulator {
+    /// `http://127.0.0.1:PORT`, to configure a client with.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The simulator.
+    pub fn simulator(&self) -> &Simulator {
+        &self.sim
+    }
+
+    /// Stops accepting connections, cuts short held (slow) responses and waits for the server.
+    pub async fn shutdown(mut self) -> Result<()> {
+        self.sim.shared.shutdown.send_replace(true);
+        match self.task.take() {
+            Some(task) => match task.await {
+                Ok(result) => result.map_err(Error::Serve),
+                Err(e) => Err(Error::Task(e.to_string())),
+            },
+            None => Ok(()),
+        }
+    }
+}
+
+impl Deref for RunningSimulator {
+    type Target = Simulator;
+    fn deref(&self) -> &Simulator {
+        &self.sim
+    }
+}
+
+impl Drop for RunningSimulator {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            self.sim.shared.shutdown.send_replace(true);
+            task.abort();
+        }
+    }
+}
+
+/// What the gatekeeping part of a request decided.
+enum Verdict {
+    Reject(Response),
+    Serve(Option<Fault>),
+}
+
+type AggsPath = (String, String, String, String, String);
+
+async fn aggregates(
+    State(sim): State<Simulator>,
+    Path((ticker, multiplier, timespan, from, to)): Path<AggsPath>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    let path = uri.path().to_owned();
+    let params = Params::parse(query.as_deref().unwrap_or(""));
+    let (request_id, verdict) = sim.admit(&path, &headers, &params);
+    let fault = match verdict {
+        Verdict::Reject(response) => return response,
+        Verdict::Serve(fault) => fault,
+    };
+    let request = match AggsRequest::parse(&ticker, &multiplier, &timespan, &from, &to, &params) {
+        Ok(r) => r,
+        Err(text) => {
+            return sim.respond(
+                &path,
+                StatusCode::BAD_REQUEST,
+                &request_id,
+                json(render::error_body(&request_id, &text)),
+            );
+        }
+    };
+    if let Some(Fault::Slow(delay)) = fault {
+        let response = sim.serve(&path, &request_id, &request, None);
+        let mut stop = sim.shared.shutdown.subscribe();
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            _ = stop.wait_for(|stopped| *stopped) => {}
+        }
+        return response;
+    }
+    sim.serve(&path, &request_id, &request, fault.as_ref())
+}
+
+async fn not_found(State(sim): State<Simulator>, uri: Uri) -> Response {
+    let request_id = sim.next_request_id();
+    let body = render::message_body(
+        "NOT_FOUND",
+        &request_id,
+        "The specified resource was not found",
+    );
+    sim.respond(uri.path(), StatusCode::NOT_FOUND, &request_id, json(body))
+}
+
+impl Simulator {
+    fn next_request_id(&self) -> String {
+        let n = {
+            let mut state = self.lock();
+            state.requests += 1;
+            state.requests
+        };
+        request_id(self.shared.config.seed, n)
+    }
+
+    /// Records the arrival and applies authentication, the rate limit and scripted or random
+    /// faults.
+    fn admit(&self, path: &str, headers: &HeaderMap, params: &Params) -> (String, Verdict) {
+        let config = &self.shared.config;
+        let now = Instant::now();
+        let mut state = self.lock();
+        state.requests += 1;
+        let n = state.requests;
+        let request_id = request_id(config.seed, n);
+        state.stats.arrivals.push(now);
+
+        let key = bearer(headers).or(params.get("apiKey"));
+        let auth_error = match (key, &config.api_key) {
+            (None | Some(""), _) => Some("API Key was not provided"),
+            (Some(given), Some(expected)) if given != expected => Some("Unknown API Key"),
+            _ => None,
+        };
+        if let Some(text) = auth_error {
+            let body = json(render::error_body(&request_id, text));
+            return (
+                request_id.clone(),
+                Verdict::Reject(self.record(
+                    &mut state,
+                    path,
+                    StatusCode::UNAUTHORIZED,
+                    &request_id,
+                    body,
+                )),
+            );
+        }
+
+        if let Some((limit, window)) = config.rate_limit {
+            while state
+                .admitted
+                .front()
+                .is_some_and(|t| now.duration_since(*t) >= window)
+            {
+                state.admitted.pop_front();
+            }
+            if state.admitted.len() >= limit as usize {
+                let response = rate_limited(&request_id, config.retry_after);
+                return (
+                    request_id.clone(),
+                    Verdict::Reject(self.record(
+                        &mut state,
+                        path,
+                        StatusCode::TOO_MANY_REQUESTS,
+                        &request_id,
+                        response,
+                    )),
+                );
+            }
+            state.admitted.push_back(now);
+        }
+
+        let scripted = state.scripts.iter_mut().find_map(|s| {
+            let applies = s.pattern.as_ref().is_none_or(|p| path.contains(p.as_str()));
+            if applies {
+                s.queue.pop_front()
+            } else {
+                None
+            }
+        });
+        state.scripts.retain(|s| !s.queue.is_empty());
+        let fault = scripted.or_else(|| {
+            let (probability, kinds) = config.random_faults.as_ref()?;
+            let w = hash(&[config.fault_seed, n]);
+            if kinds.is_empty() || unit(w) >= *probability {
+                return None;
+            }
+            kinds
+                .get((hash(&[w]) % kinds.len() as u64) as usize)
+                .cloned()
+        });
+        (request_id, Verdict::Serve(fault))
+    }
+
+    /// Builds the response for an admitted, valid request.
+    fn serve(
+        &self,
+        path: &str,
+        request_id: &str,
+        req: &AggsRequest,
+        fault: Option<&Fault>,
+    ) -> Response {
+        match fault {
+            Some(Fault::Status(code)) => {
+                let status =
+                    StatusCode::from_u16(*code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                return self.respond(path, status, request_id, status_body(status, request_id));
+            }
+            Some(Fault::GatewayTimeoutHtml) => {
+                let response =
+                    ([(header::CONTENT_TYPE, "text/html")], render::HTML_504).into_response();
+                return self.respond(path, StatusCode::GATEWAY_TIMEOUT, request_id, response);
+            }
+            Some(Fault::RateLimited { retry_after }) => {
+                let response = rate_limited(request_id, *retry_after);
+                return self.respond(path, StatusCode::TOO_MANY_REQUESTS, request_id, response);
+            }
+            _ => {}
+        }
+        let config = &self.shared.config;
+        let unknown = config.is_unknown(&req.ticker);
+        let limit = config
+            .max_page_size
+            .map_or(req.limit, |cap| req.limit.min(cap));
+        let page = if unknown {
+            Default::default()
+        } else {
+            self.shared.generator.page(
+                &req.ticker,
+                req.timeframe,
+                req.from_ms,
+                req.to_ms,
+                req.adjusted,
+                req.descending,
+                limit,
+            )
+        };
+        let base = self
+            .shared
+            .base_url
+            .get()
+            .map_or("http://127.0.0.1", String::as_str);
+        let sort = if req.descending { "desc" } else { "asc" };
+        let cursor = cursor::encode(format!("limit={}&sort={sort}", req.limit).as_bytes());
+        let next_url = if matches!(fault, Some(Fault::RepeatCursor)) {
+            Some(format!("{base}{path}?cursor={cursor}"))
+        } else {
+            page.next.map(|next| {
+                let (from, to) = if req.descending {
+                    (req.from_raw.clone(), (next - 1).to_string())
+                } else {
+                    (next.to_string(), req.to_raw.clone())
+                };
+                format!(
+                    "{base}/v2/aggs/ticker/{}/range/{}/{}/{from}/{to}?cursor={cursor}",
+                    req.ticker,
+                    req.timeframe.multiplier(),
+                    req.timeframe.timespan().as_str(),
+                )
+            })
+        };
+        let results = if matches!(fault, Some(Fault::NullResults)) && !page.bars.is_empty() {
+            Results::Null
+        } else {
+            Results::Bars(&page.bars)
+        };
+        let body = render::ok_body(
+            &req.ticker,
+            req.adjusted,
+            &config.status,
+            request_id,
+            results,
+            page.query_count,
+            next_url.as_deref(),
+        );
+        let response = match fault {
+            Some(Fault::TruncatedJson) => {
+                let half = body.len() / 2;
+                json(body[..half].to_vec())
+            }
+            Some(Fault::AbortedBody) => aborted(body),
+            _ => json(body),
+        };
+        self.respond(path, StatusCode::OK, request_id, response)
+    }
+
+    fn respond(
+        &self,
+        path: &str,
+        status: StatusCode,
+        request_id: &str,
+        response: Response,
+    ) -> Response {
+        let mut state = self.lock();
+        self.record(&mut state, path, status, request_id, response)
+    }
+
+    fn record(
+        &self,
+        state: &mut Dynamic,
+        path: &str,
+        status: StatusCode,
+        request_id: &str,
+        mut response: Response,
+    ) -> Response {
+        *state
+            .stats
+            .served
+            .entry((path.to_owned(), status.as_u16()))
+            .or_default() += 1;
+        tracing::debug!(path, status = status.as_u16(), "simulator served");
+        *response.status_mut() = status;
+        if let Ok(value) = HeaderValue::from_str(request_id) {
+            response.headers_mut().insert("x-request-id", value);
+        }
+        response
+    }
+}
+
+fn request_id(seed: u64, n: u64) -> String {
+    format!("{:016x}{:016x}", hash(&[seed, n, 1]), hash(&[seed, n, 2]))
+}
+
+fn json(body: Vec<u8>) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+fn status_body(status: StatusCode, request_id: &str) -> Response {
+    let text = status.canonical_reason().unwrap_or("Error");
+    let body = match status.as_u16() {
+        401 => render::error_body(request_id, "Unknown API Key"),
+        403 => render::message_body("NOT_AUTHORIZED", request_id, render::NOT_ENTITLED_TEXT),
+        404 => render::message_body(
+            "NOT_FOUND",
+            request_id,
+            "The specified resource was not found",
+        ),
+        400 => render::error_body(
+            request_id,
+            "The parameter 'to' cannot be a time that occurs before 'from'",
+        ),
+        _ => render::error_body(request_id, text),
+    };
+    json(body)
+}
+
+fn rate_limited(request_id: &str, retry_after: Option<u64>) -> Response {
+    let mut response = json(render::error_body(request_id, render::RATE_LIMIT_TEXT));
+    if let Some(seconds) = retry_after {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    response
+}
+
+/// A response that announces the whole body but sends only half of it before failing.
+fn aborted(body: Vec<u8>) -> Response {
+    let total = body.len();
+    let half = Bytes::from(body).slice(..total / 2);
+    // Yielding between the chunk and the failure lets the server flush the headers and the
+    // first half before the connection drops, as a reset mid-body looks on the wire.
+    let chunks = futures::stream::unfold(Some(half), |state| async move {
+        match state {
+            Some(half) => Some((Ok(half), None)),
+            None => {
+                tokio::task::yield_now().await;
+                let reset =
+                    std::io::Error::new(std::io::ErrorKind::ConnectionReset, "simulated reset");
+                Some((Err::<Bytes, _>(reset), None))
+            }
+        }
+    });
+    let mut response = Response::new(Body::from_stream(chunks));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(total));
+    response
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    value.strip_prefix("Bearer ").map(str::trim)
+}
+
+/// The query string, with `cursor` expanded into the parameters it carries.
+#[derive(Debug, Default)]
+struct Params(Vec<(String, String)>);
+
+impl Params {
+    fn parse(query: &str) -> Self {
+        let mut pairs: Vec<(String, String)> = query
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                let (k, v) = p.split_once('=').unwrap_or((p, ""));
+                (percent_decode(k), percent_decode(v))
+            })
+            .collect();
+        let from_cursor: Vec<(String, String)> = pairs
+            .iter()
+            .find(|(k, _)| k == "cursor")
+            .and_then(|(_, v)| cursor::decode(v))
+            .map(|bytes| Self::parse(&String::from_utf8_lossy(&bytes)).0)
+            .unwrap_or_default();
+        for (k, v) in from_cursor {
+            if !pairs.iter().any(|(key, _)| *key == k) {
+                pairs.push((k, v));
+            }
+        }
+        Self(pairs)
+    }
+
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
+                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                    Some(b) => {
+                        out.push(b);
+                        i += 3;
+                        continue;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b'+' => out.push(b' '),
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A validated aggregates request.
+#[derive(Debug)]
+struct AggsRequest {
+    ticker: String,
+    timeframe: Timeframe,
+    from_ms: i64,
+    to_ms: i64,
+    from_raw: String,
+    to_raw: String,
+    adjusted: bool,
+    descending: bool,
+    limit: u64,
+}
+
+impl AggsRequest {
+    fn parse(
+        ticker: &str,
+        multiplier: &str,
+        timespan: &str,
+        from: &str,
+        to: &str,
+        params: &Params,
+    ) -> Result<Self, String> {
+        let timespan = Timespan::ALL
+            .into_iter()
+            .find(|t| t.as_str() == timespan)
+            .ok_or_else(|| format!("Could not parse the timespan: {timespan:?} is not one of second, minute, hour, day, week, month, quarter, year"))?;
+        let multiplier: u32 = multiplier
+            .parse()
+            .map_err(|_| "Could not parse the multiplier".to_owned())?;
+        let timeframe = Timeframe::new(multiplier, timespan).map_err(|e| e.to_string())?;
+        let bound = |s: &str| {
+            RangeBound::parse(s).map_err(|_| format!("Could not parse the time parameter: {s:?}"))
+        };
+        let (from_bound, to_bound) = (bound(from)?, bound(to)?);
+        let from_ms = from_bound.start().timestamp_millis();
+        let to_ms = to_bound.end().timestamp_millis();
+        if from_ms > to_ms {
+            return Err("The parameter 'to' cannot be a time that occurs before 'from'".to_owned());
+        }
+        let adjusted = match params.get("adjusted") {
+            None | Some("true") => true,
+            Some("false") => false,
+            Some(_) => return Err("Could not parse the adjusted parameter".to_owned()),
+        };
+        let descending = match params.get("sort") {
+            None | Some("asc") => false,
+            Some("desc") => true,
+            Some(_) => return Err("Could not parse the sort parameter".to_owned()),
+        };
+        let limit = match params.get("limit") {
+            None => DEFAULT_LIMIT,
+            Some(l) => l
+                .parse::<u64>()
+                .map_err(|_| "Could not parse the limit parameter".to_owned())?
+                .clamp(1, MAX_LIMIT),
+        };
+        Ok(Self {
+            ticker: ticker.to_owned(),
+            timeframe,
+            from_ms,
+            to_ms,
+            from_raw: from.to_owned(),
+            to_raw: to.to_owned(),
+            adjusted,
+            descending,
+            limit,
+        })
+    }
+}

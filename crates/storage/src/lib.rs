@@ -1,3 +1,32 @@
 //! Persistence for backfill: the repository traits that the worker and the API are written against
 //! (jobs and their per-symbol tasks, task leases, fenced candle ingest, candle reads and coverage),
 //! and their PostgreSQL and embedded SQLite implementations. This is the only crate that uses sqlx.
+//!
+//! - [`JobRepository`]: create (idempotently), read, list, cancel and retry jobs.
+//! - [`TaskQueue`]: claim tasks with fenced leases, heartbeat, finish, fail, release, wait.
+//! - [`CandleStore`]: fenced, idempotent page ingest; keyset-paginated reads; coverage.
+//! - [`Storage`]: all three, as one `Arc<dyn Storage>`.
+//!
+//! Backends: [`postgres::PgStorage`] (feature `postgres`) and [`sqlite::SqliteStorage`]
+//! (feature `sqlite`), each with its embedded `MIGRATOR`. With the `mocks` feature, mockall
+//! mocks of the three traits are generated (`MockJobRepository`, `MockTaskQueue`,
+//! `MockCandleStore`).
+
+mod common;
+mod error;
+mod traits;
+mod types;
+
+#[cfg(feature = "postgres")]
+pub mod postgres;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
+
+pub use error::{Error, Result};
+pub use traits::{CandleStore, JobRepository, Storage, TaskQueue};
+#[cfg(any(test, feature = "mocks"))]
+pub use traits::{MockCandleStore, MockJobRepository, MockTaskQueue};
+pub use types::{
+    CandlePage, CandleQuery, ClaimedTask, CreatedJob, HeartbeatReport, IngestOutcome, JobDetails,
+    JobSummary, Lease,
+};

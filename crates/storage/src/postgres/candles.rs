@@ -1,0 +1,309 @@
+use async_trait::async_trait;
+use backfill_domain::{Candle, DateRange, JobStatus, Symbol, Timeframe};
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
+
+use super::queue::lock_lease;
+use super::{PgIngestMethod, PgStorage};
+use crate::common::{check_limit, count, parse_job_status, prepare_page, CandleValues};
+use crate::error::Result;
+use crate::traits::CandleStore;
+use crate::types::{CandlePage, CandleQuery, IngestOutcome, Lease};
+
+/// Upserts the rows of `src` (ts, open, high, low, close, volume, vwap, trades) into series
+/// `$1`, skipping rows already stored with the same values (they are read, never rewritten),
+/// and counts inserted and updated rows. `xmax = 0` marks a freshly inserted row version.
+macro_rules! upsert_from {
+    ($src:literal) => {
+        concat!(
+            "WITH src AS (",
+            $src,
+            "), changed AS (
+                SELECT s.* FROM src s
+                LEFT JOIN candles c ON c.series_id = $1 AND c.ts = s.ts
+                WHERE c.ts IS NULL
+                   OR (c.open, c.high, c.low, c.close, c.volume, c.vwap, c.trades)
+                      IS DISTINCT FROM (s.open, s.high, s.low, s.close, s.volume, s.vwap, s.trades)
+            ), written AS (
+                INSERT INTO candles AS c (ts, open, high, low, close, volume, vwap, trades, series_id)
+                SELECT ts, open, high, low, close, volume, vwap, trades, $1 FROM changed
+                ON CONFLICT (series_id, ts) DO UPDATE SET
+                    open = excluded.open, high = excluded.high, low = excluded.low,
+                    close = excluded.close, volume = excluded.volume, vwap = excluded.vwap,
+                    trades = excluded.trades
+                WHERE (c.open, c.high, c.low, c.close, c.volume, c.vwap, c.trades)
+                      IS DISTINCT FROM (excluded.open, excluded.high, excluded.low, excluded.close,
+                                        excluded.volume, excluded.vwap, excluded.trades)
+                RETURNING (c.xmax = 0) AS inserted
+            )
+            SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted)
+            FROM written"
+        )
+    };
+}
+
+const UPSERT_UNNEST: &str = upsert_from!(
+    "SELECT * FROM unnest($2::timestamptz[], $3::float8[], $4::float8[], $5::float8[], \
+     $6::float8[], $7::float8[], $8::float8[], $9::int8[]) \
+     AS s(ts, open, high, low, close, volume, vwap, trades)"
+);
+
+const UPSERT_STAGED: &str = upsert_from!("SELECT * FROM candles_stage");
+
+#[async_trait]
+impl CandleStore for PgStorage {
+    async fn ingest_page(
+        &self,
+        lease: &Lease,
+        candles: &[Candle],
+        checkpoint: DateTime<Utc>,
+    ) -> Result<IngestOutcome> {
+        let mut tx = self.pool.begin().await?;
+        let held = lock_lease(&mut tx, lease).await?;
+        let page = prepare_page(candles, &held.symbol, &held.timeframe)?;
+        let (inserted, updated) = if page.is_empty() {
+            (0, 0)
+        } else {
+            match self.ingest {
+                PgIngestMethod::Unnest => upsert_unnest(&mut tx, held.series_id, &page).await?,
+                PgIngestMethod::CopyStaging => {
+                    upsert_staged(&mut tx, held.series_id, &page).await?
+                }
+            }
+        };
+        let (inserted, updated) = (count(inserted), count(updated));
+        sqlx::query(
+            "UPDATE tasks SET checkpoint = greatest(checkpoint, $2), \
+             candles_fetched = candles_fetched + $3, candles_stored = candles_stored + $4, \
+             pages = pages + 1, updated_at = now() WHERE id = $1",
+        )
+        .bind(lease.task_id.0)
+        .bind(checkpoint)
+        .bind(i64::try_from(candles.len()).unwrap_or(i64::MAX))
+        .bind(i64::try_from(inserted + updated).unwrap_or(i64::MAX))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(IngestOutcome {
+            inserted,
+            updated,
+            unchanged: page.len() as u64 - inserted - updated,
+            job_cancelled: parse_job_status(&held.job_status)? == JobStatus::Cancelled,
+        })
+    }
+
+    async fn candles(&self, query: &CandleQuery) -> Result<CandlePage> {
+        check_limit(query.limit)?;
+        let sql = if query.after.is_some() {
+            "SELECT ts, open, high, low, close, volume, vwap, trades FROM candles \
+             WHERE series_id = (SELECT id FROM series \
+                 WHERE symbol = $1 AND timeframe = $2 AND adjusted = $3) \
+               AND ts >= $4 AND ts <= $5 AND ts > $7 ORDER BY ts LIMIT $6"
+        } else {
+            "SELECT ts, open, high, low, close, volume, vwap, trades FROM candles \
+             WHERE series_id = (SELECT id FROM series \
+                 WHERE symbol = $1 AND timeframe = $2 AND adjusted = $3) \
+               AND ts >= $4 AND ts <= $5 ORDER BY ts LIMIT $6"
+        };
+        let mut q = sqlx::query_as::<_, CandleRow>(sql)
+            .bind(query.symbol.as_str())
+            .bind(query.timeframe.to_string())
+            .bind(query.adjusted)
+            .bind(query.range.from())
+            .bind(query.range.to())
+            .bind(i64::from(query.limit) + 1);
+        if let Some(after) = query.after {
+            q = q.bind(after);
+        }
+        let mut rows = q.fetch_all(&self.pool).await?;
+        let more = rows.len() > query.limit as usize;
+        rows.truncate(query.limit as usize);
+        let next_cursor = if more {
+            rows.last().map(|r| r.ts)
+        } else {
+            None
+        };
+        let candles = rows
+            .into_iter()
+            .map(|r| r.values().into_candle(&query.symbol, query.timeframe))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(CandlePage {
+            candles,
+            next_cursor,
+        })
+    }
+
+    async fn coverage(
+        &self,
+        symbol: &Symbol,
+        timeframe: Timeframe,
+        adjusted: bool,
+    ) -> Result<Vec<DateRange>> {
+        let rows: Vec<(DateTime<Utc>, DateTime<Utc>)> = sqlx::query_as(
+            "SELECT c.range_from, c.range_to FROM coverage c JOIN series s ON s.id = c.series_id \
+             WHERE s.symbol = $1 AND s.timeframe = $2 AND s.adjusted = $3 ORDER BY c.range_from",
+        )
+        .bind(symbol.as_str())
+        .bind(timeframe.to_string())
+        .bind(adjusted)
+        .fetch_all(&self.pool)
+        .await?;
+        let ranges = rows
+            .into_iter()
+            .map(|(from, to)| DateRange::from_instants(from, to))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(backfill_domain::merge_intervals(ranges))
+    }
+}
+
+#[derive(Debug, sqlx::FromRow)]
+struct CandleRow {
+    ts: DateTime<Utc>,
+    open: f64,
+    high: f64,
+    low: f64,
+    close: f64,
+    volume: f64,
+    vwap: Option<f64>,
+    trades: Option<i64>,
+}
+
+impl CandleRow {
+    fn values(&self) -> CandleValues {
+        CandleValues {
+            ts: self.ts,
+            open: self.open,
+            high: self.high,
+            low: self.low,
+            close: self.close,
+            volume: self.volume,
+            vwap: self.vwap,
+            trades: self.trades,
+        }
+    }
+}
+
+/// A page as one array per column.
+#[derive(Debug, Default)]
+struct Columns {
+    ts: Vec<DateTime<Utc>>,
+    open: Vec<f64>,
+    high: Vec<f64>,
+    low: Vec<f64>,
+    close: Vec<f64>,
+    volume: Vec<f64>,
+    vwap: Vec<Option<f64>>,
+    trades: Vec<Option<i64>>,
+}
+
+impl Columns {
+    fn new(page: &[&Candle]) -> Self {
+        let n = page.len();
+        let mut c = Self {
+            ts: Vec::with_capacity(n),
+            open: Vec::with_capacity(n),
+            high: Vec::with_capacity(n),
+            low: Vec::with_capacity(n),
+            close: Vec::with_capacity(n),
+            volume: Vec::with_capacity(n),
+            vwap: Vec::with_capacity(n),
+            trades: Vec::with_capacity(n),
+        };
+        for x in page {
+            c.ts.push(x.ts());
+            c.open.push(x.open());
+            c.high.push(x.high());
+            c.low.push(x.low());
+            c.close.push(x.close());
+            c.volume.push(x.volume());
+            c.vwap.push(x.vwap());
+            // prepare_page rejected trade counts beyond i64.
+            c.trades
+                .push(x.trades().and_then(|n| i64::try_from(n).ok()));
+        }
+        c
+    }
+}
+
+async fn upsert_unnest(
+    conn: &mut PgConnection,
+    series_id: i32,
+    page: &[&Candle],
+) -> Result<(i64, i64)> {
+    let c = Columns::new(page);
+    let counts = sqlx::query_as(UPSERT_UNNEST)
+        .bind(series_id)
+        .bind(&c.ts)
+        .bind(&c.open)
+        .bind(&c.high)
+        .bind(&c.low)
+        .bind(&c.close)
+        .bind(&c.volume)
+        .bind(&c.vwap)
+        .bind(&c.trades)
+        .fetch_one(conn)
+        .await?;
+    Ok(counts)
+}
+
+async fn upsert_staged(
+    conn: &mut PgConnection,
+    series_id: i32,
+    page: &[&Candle],
+) -> Result<(i64, i64)> {
+    sqlx::query(
+        "CREATE TEMPORARY TABLE IF NOT EXISTS candles_stage (ts timestamptz, open float8, \
+         high float8, low float8, close float8, volume float8, vwap float8, trades bigint) \
+         ON COMMIT DELETE ROWS",
+    )
+    .execute(&mut *conn)
+    .await?;
+    let mut copy = conn
+        .copy_in_raw("COPY candles_stage FROM STDIN (FORMAT binary)")
+        .await?;
+    copy.send(encode_binary(page)).await?;
+    copy.finish().await?;
+    let counts = sqlx::query_as(UPSERT_STAGED)
+        .bind(series_id)
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok(counts)
+}
+
+/// PostgreSQL's binary COPY format of `candles_stage` rows.
+fn encode_binary(page: &[&Candle]) -> Vec<u8> {
+    /// Microseconds from the Unix epoch to PostgreSQL's epoch, 2000-01-01.
+    const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
+    let mut buf = Vec::with_capacity(19 + page.len() * 96 + 2);
+    buf.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
+    buf.extend_from_slice(&0i32.to_be_bytes());
+    buf.extend_from_slice(&0i32.to_be_bytes());
+    let float = |buf: &mut Vec<u8>, v: f64| {
+        buf.extend_from_slice(&8i32.to_be_bytes());
+        buf.extend_from_slice(&v.to_be_bytes());
+    };
+    for c in page {
+        buf.extend_from_slice(&8i16.to_be_bytes());
+        let micros = (c.ts() - DateTime::<Utc>::UNIX_EPOCH)
+            .num_microseconds()
+            .unwrap_or_else(|| c.ts().timestamp_millis().saturating_mul(1000));
+        buf.extend_from_slice(&8i32.to_be_bytes());
+        buf.extend_from_slice(&(micros - PG_EPOCH_MICROS).to_be_bytes());
+        for v in [c.open(), c.high(), c.low(), c.close(), c.volume()] {
+            float(&mut buf, v);
+        }
+        match c.vwap() {
+            Some(v) => float(&mut buf, v),
+            None => buf.extend_from_slice(&(-1i32).to_be_bytes()),
+        }
+        match c.trades().and_then(|n| i64::try_from(n).ok()) {
+            Some(n) => {
+                buf.extend_from_slice(&8i32.to_be_bytes());
+                buf.extend_from_slice(&n.to_be_bytes());
+            }
+            None => buf.extend_from_slice(&(-1i32).to_be_bytes()),
+        }
+    }
+    buf.extend_from_slice(&(-1i16).to_be_bytes());
+    buf
+}

@@ -1,0 +1,219 @@
+//! The PostgreSQL backend.
+
+mod candles;
+mod jobs;
+mod queue;
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use backfill_domain::{JobId, SymbolTask};
+use chrono::{DateTime, Utc};
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
+use sqlx::PgConnection;
+use tokio::sync::Mutex;
+use uuid::Uuid;
+
+use crate::common::{JobParts, TaskParts};
+use crate::error::{Error, Result};
+
+/// The PostgreSQL schema migrations, embedded from `migrations/postgres`.
+pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/postgres");
+
+/// How [`crate::CandleStore::ingest_page`] sends a page to PostgreSQL. Both behave the same;
+/// they differ in speed (see docs/PERFORMANCE.md). The default is the faster one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PgIngestMethod {
+    /// One `INSERT ... SELECT FROM UNNEST($arrays) ON CONFLICT DO UPDATE` statement.
+    #[default]
+    Unnest,
+    /// `COPY ... FROM STDIN (FORMAT binary)` into a temporary staging table, then
+    /// `INSERT ... SELECT FROM staging ON CONFLICT DO UPDATE`.
+    CopyStaging,
+}
+
+/// Storage on PostgreSQL: jobs, the task queue (`FOR UPDATE SKIP LOCKED`, `LISTEN/NOTIFY`
+/// wake-ups) and candles.
+#[derive(Debug, Clone)]
+pub struct PgStorage {
+    pool: PgPool,
+    ingest: PgIngestMethod,
+    /// The connection that LISTENs for wake-ups, opened on the first wait.
+    listener: Arc<Mutex<Option<PgListener>>>,
+}
+
+impl PgStorage {
+    /// Connects a pool to `url`. Does not migrate: call [`PgStorage::migrate`].
+    ///
+    /// # Errors
+    /// [`Error::Database`] when the database cannot be reached.
+    pub async fn connect(url: &str) -> Result<Self> {
+        Self::connect_with(PgConnectOptions::from_str(url)?).await
+    }
+
+    /// Connects a pool with explicit options. Does not migrate: call [`PgStorage::migrate`].
+    ///
+    /// # Errors
+    /// [`Error::Database`] when the database cannot be reached.
+    pub async fn connect_with(options: PgConnectOptions) -> Result<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await?;
+        Ok(Self::from_pool(pool))
+    }
+
+    /// Wraps an existing pool.
+    pub fn from_pool(pool: PgPool) -> Self {
+        Self {
+            pool,
+            ingest: PgIngestMethod::default(),
+            listener: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    /// Chooses how pages are sent (for benchmarks; the default is the faster method).
+    pub fn with_ingest_method(mut self, method: PgIngestMethod) -> Self {
+        self.ingest = method;
+        self
+    }
+
+    /// Applies the pending migrations of [`MIGRATOR`].
+    ///
+    /// # Errors
+    /// [`Error::Database`] when a migration fails or the database was migrated by a newer
+    /// version.
+    pub async fn migrate(&self) -> Result<()> {
+        MIGRATOR.run(&self.pool).await?;
+        Ok(())
+    }
+
+    /// The underlying pool.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+/// The columns of `jobs` that [`JobRow`] reads, in a literal for `concat!`.
+macro_rules! job_columns {
+    () => {
+        "id, symbols, timeframe, range_from, range_to, adjusted, mode, status, created_at, \
+         started_at, finished_at, error"
+    };
+}
+
+/// The columns of `tasks` that [`TaskRow`] reads, in a literal for `concat!`.
+macro_rules! task_columns {
+    () => {
+        "id, job_id, symbol, status, attempts, candles_fetched, candles_stored, pages, \
+         checkpoint, last_error, next_attempt_at, worker_id, lease_token, lease_expires_at, \
+         started_at, finished_at, updated_at"
+    };
+}
+
+pub(crate) use {job_columns, task_columns};
+
+#[derive(Debug, sqlx::FromRow)]
+struct JobRow {
+    id: Uuid,
+    symbols: Vec<String>,
+    timeframe: String,
+    range_from: DateTime<Utc>,
+    range_to: DateTime<Utc>,
+    adjusted: bool,
+    mode: String,
+    status: String,
+    created_at: DateTime<Utc>,
+    started_at: Option<DateTime<Utc>>,
+    finished_at: Option<DateTime<Utc>>,
+    error: Option<String>,
+}
+
+impl JobRow {
+    fn into_job(self) -> Result<backfill_domain::BackfillJob> {
+        JobParts {
+            id: JobId::from_uuid(self.id),
+            symbols: self.symbols,
+            timeframe: self.timeframe,
+            range_from: self.range_from,
+            range_to: self.range_to,
+            adjusted: self.adjusted,
+            mode: self.mode,
+            status: self.status,
+            created_at: self.created_at,
+            started_at: self.started_at,
+            finished_at: self.finished_at,
+            error: self.error,
+        }
+        .into_job()
+    }
+}
+
+#[derive(Debug, sqlx::FromRow)]
+struct TaskRow {
+    id: i64,
+    job_id: Uuid,
+    symbol: String,
+    status: String,
+    attempts: i32,
+    candles_fetched: i64,
+    candles_stored: i64,
+    pages: i64,
+    checkpoint: Option<DateTime<Utc>>,
+    last_error: Option<String>,
+    next_attempt_at: Option<DateTime<Utc>>,
+    worker_id: Option<String>,
+    lease_token: i64,
+    lease_expires_at: Option<DateTime<Utc>>,
+    started_at: Option<DateTime<Utc>>,
+    finished_at: Option<DateTime<Utc>>,
+    updated_at: DateTime<Utc>,
+}
+
+impl TaskRow {
+    fn into_task(self) -> Result<SymbolTask> {
+        TaskParts {
+            id: self.id,
+            job_id: JobId::from_uuid(self.job_id),
+            symbol: self.symbol,
+            status: self.status,
+            attempts: i64::from(self.attempts),
+            candles_fetched: self.candles_fetched,
+            candles_stored: self.candles_stored,
+            pages: self.pages,
+            checkpoint: self.checkpoint,
+            last_error: self.last_error,
+            next_attempt_at: self.next_attempt_at,
+            worker_id: self.worker_id,
+            lease_expires_at: self.lease_expires_at,
+            started_at: self.started_at,
+            finished_at: self.finished_at,
+            updated_at: self.updated_at,
+        }
+        .into_task()
+    }
+}
+
+/// A duration in microseconds for `$n * interval '1 microsecond'`, capped at ten years.
+fn micros(d: Duration) -> i64 {
+    const TEN_YEARS: i64 = 10 * 366 * 24 * 3600 * 1_000_000;
+    i64::try_from(d.as_micros())
+        .unwrap_or(i64::MAX)
+        .min(TEN_YEARS)
+}
+
+/// Announces that tasks may have become runnable; delivered when the transaction commits.
+async fn notify(conn: &mut PgConnection) -> Result<()> {
+    sqlx::query("SELECT pg_notify($1, '')")
+        .bind(crate::common::WAKE_CHANNEL)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+fn job_not_found(id: JobId) -> Error {
+    Error::not_found(format!("job {id}"))
+}

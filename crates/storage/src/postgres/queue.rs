@@ -1,0 +1,366 @@
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use backfill_domain::{DateRange, JobStatus, TaskId, TaskStatus};
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use super::jobs::settle_job;
+use super::{job_columns, micros, notify, task_columns, JobRow, PgStorage, TaskRow};
+use crate::common::{parse_job_status, WAKE_CHANNEL};
+use crate::error::{Error, Result};
+use crate::traits::TaskQueue;
+use crate::types::{ClaimedTask, HeartbeatReport, Lease};
+
+/// What a fenced write learns about its task while locking it.
+#[derive(Debug, sqlx::FromRow)]
+pub(super) struct HeldLease {
+    pub(super) job_id: Uuid,
+    pub(super) series_id: i32,
+    pub(super) symbol: String,
+    pub(super) attempts: i32,
+    pub(super) job_status: String,
+    pub(super) timeframe: String,
+}
+
+/// Locks the task of `lease` if the lease is still held: same worker and token, running, and
+/// not expired. Fails with [`Error::LeaseLost`] otherwise.
+pub(super) async fn lock_lease(conn: &mut PgConnection, lease: &Lease) -> Result<HeldLease> {
+    sqlx::query_as(
+        "SELECT t.job_id, t.series_id, t.symbol, t.attempts, j.status AS job_status, j.timeframe \
+         FROM tasks t JOIN jobs j ON j.id = t.job_id \
+         WHERE t.id = $1 AND t.worker_id = $2 AND t.lease_token = $3 AND t.status = 'running' \
+           AND t.lease_expires_at > now() \
+         FOR UPDATE OF t",
+    )
+    .bind(lease.task_id.0)
+    .bind(&lease.worker_id)
+    .bind(lease.token)
+    .fetch_optional(conn)
+    .await?
+    .ok_or(Error::LeaseLost {
+        task_id: lease.task_id,
+    })
+}
+
+#[async_trait]
+impl TaskQueue for PgStorage {
+    async fn claim_tasks(
+        &self,
+        worker_id: &str,
+        max: u32,
+        lease_ttl: Duration,
+    ) -> Result<Vec<ClaimedTask>> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.pool.begin().await?;
+        // Running tasks of cancelled jobs whose workers died are done: cancel them.
+        sqlx::query(
+            "UPDATE tasks SET status = 'cancelled', worker_id = NULL, lease_expires_at = NULL, \
+             finished_at = now(), updated_at = now() \
+             WHERE id IN (SELECT t.id FROM tasks t JOIN jobs j ON j.id = t.job_id \
+               WHERE j.status = 'cancelled' AND t.status = 'running' \
+                 AND t.lease_expires_at <= now() FOR UPDATE OF t SKIP LOCKED)",
+        )
+        .execute(&mut *tx)
+        .await?;
+        let rows: Vec<TaskRow> = sqlx::query_as(concat!(
+            "WITH picked AS (
+                SELECT t.id AS pick_id FROM tasks t JOIN jobs j ON j.id = t.job_id
+                WHERE j.status IN ('queued', 'running')
+                  AND ((t.status = 'queued'
+                        AND (t.next_attempt_at IS NULL OR t.next_attempt_at <= now()))
+                    OR (t.status = 'running' AND t.lease_expires_at <= now()))
+                ORDER BY j.created_at, t.id
+                LIMIT $2
+                FOR UPDATE OF t SKIP LOCKED
+            )
+            UPDATE tasks SET status = 'running', worker_id = $1, lease_token = lease_token + 1,
+                lease_expires_at = now() + $3 * interval '1 microsecond',
+                attempts = attempts + 1, next_attempt_at = NULL,
+                started_at = coalesce(started_at, now()), finished_at = NULL, updated_at = now()
+            FROM picked WHERE tasks.id = picked.pick_id
+            RETURNING ",
+            task_columns!()
+        ))
+        .bind(worker_id)
+        .bind(i64::from(max))
+        .bind(micros(lease_ttl))
+        .fetch_all(&mut *tx)
+        .await?;
+        if rows.is_empty() {
+            tx.commit().await?;
+            return Ok(Vec::new());
+        }
+        let job_ids: Vec<Uuid> = rows.iter().map(|r| r.job_id).collect();
+        let jobs: Vec<JobRow> = sqlx::query_as(concat!(
+            "UPDATE jobs SET status = CASE WHEN status = 'queued' THEN 'running' ELSE status END, \
+             started_at = coalesce(started_at, now()) WHERE id = ANY($1) RETURNING ",
+            job_columns!()
+        ))
+        .bind(&job_ids)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let jobs = jobs
+            .into_iter()
+            .map(|r| r.into_job().map(|j| (j.id.as_uuid(), j)))
+            .collect::<Result<HashMap<_, _>>>()?;
+        let mut claimed = Vec::with_capacity(rows.len());
+        for row in rows {
+            let job = jobs
+                .get(&row.job_id)
+                .cloned()
+                .ok_or_else(|| Error::InvalidData(format!("task {} has no job", row.id)))?;
+            let lease = Lease {
+                task_id: TaskId(row.id),
+                worker_id: worker_id.to_owned(),
+                token: row.lease_token,
+            };
+            claimed.push(ClaimedTask {
+                lease,
+                task: row.into_task()?,
+                job,
+            });
+        }
+        claimed.sort_by_key(|c| (c.job.created_at, c.task.id));
+        Ok(claimed)
+    }
+
+    async fn heartbeat(
+        &self,
+        worker_id: &str,
+        leases: &[Lease],
+        lease_ttl: Duration,
+    ) -> Result<HeartbeatReport> {
+        if leases.is_empty() {
+            return Ok(HeartbeatReport::default());
+        }
+        let mut sorted: Vec<&Lease> = leases.iter().collect();
+        sorted.sort_by_key(|l| l.task_id);
+        let ids: Vec<i64> = sorted.iter().map(|l| l.task_id.0).collect();
+        let tokens: Vec<i64> = sorted.iter().map(|l| l.token).collect();
+        let held: Vec<(i64, bool)> = sqlx::query_as(
+            "UPDATE tasks t SET lease_expires_at = now() + $4 * interval '1 microsecond', \
+                 updated_at = now() \
+             FROM unnest($2::bigint[], $3::bigint[]) AS l(id, token) \
+             WHERE t.id = l.id AND t.lease_token = l.token AND t.worker_id = $1 \
+               AND t.status = 'running' AND t.lease_expires_at > now() \
+             RETURNING t.id, EXISTS (SELECT 1 FROM jobs j \
+                 WHERE j.id = t.job_id AND j.status = 'cancelled')",
+        )
+        .bind(worker_id)
+        .bind(&ids)
+        .bind(&tokens)
+        .bind(micros(lease_ttl))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(report(leases, worker_id, &held))
+    }
+
+    async fn complete_task(&self, lease: &Lease, covered: &[DateRange]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let held = lock_lease(&mut tx, lease).await?;
+        if !covered.is_empty() {
+            add_coverage(&mut tx, held.series_id, covered).await?;
+        }
+        sqlx::query(
+            "UPDATE tasks SET status = 'succeeded', worker_id = NULL, lease_expires_at = NULL, \
+             next_attempt_at = NULL, finished_at = now(), updated_at = now() WHERE id = $1",
+        )
+        .bind(lease.task_id.0)
+        .execute(&mut *tx)
+        .await?;
+        settle_job(&mut tx, held.job_id).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn fail_task(
+        &self,
+        lease: &Lease,
+        error: &str,
+        retry_at: Option<DateTime<Utc>>,
+        max_attempts: u32,
+    ) -> Result<TaskStatus> {
+        let mut tx = self.pool.begin().await?;
+        let held = lock_lease(&mut tx, lease).await?;
+        let job_cancelled = parse_job_status(&held.job_status)? == JobStatus::Cancelled;
+        let attempts = u32::try_from(held.attempts).unwrap_or(0);
+        let next = match retry_at {
+            _ if job_cancelled => TaskStatus::Cancelled,
+            Some(_) if attempts < max_attempts => TaskStatus::Queued,
+            _ => TaskStatus::Failed,
+        };
+        TaskStatus::Running.transition(next)?;
+        sqlx::query(
+            "UPDATE tasks SET status = $2, last_error = $3, worker_id = NULL, \
+             lease_expires_at = NULL, next_attempt_at = $4, \
+             finished_at = CASE WHEN $2 = 'queued' THEN NULL ELSE now() END, updated_at = now() \
+             WHERE id = $1",
+        )
+        .bind(lease.task_id.0)
+        .bind(next.as_str())
+        .bind(error)
+        .bind(if next == TaskStatus::Queued {
+            retry_at
+        } else {
+            None
+        })
+        .execute(&mut *tx)
+        .await?;
+        if next == TaskStatus::Queued {
+            notify(&mut tx).await?;
+        } else {
+            settle_job(&mut tx, held.job_id).await?;
+        }
+        tx.commit().await?;
+        Ok(next)
+    }
+
+    async fn cancel_task(&self, lease: &Lease, reason: &str) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let held = lock_lease(&mut tx, lease).await?;
+        sqlx::query(
+            "UPDATE tasks SET status = 'cancelled', last_error = $2, worker_id = NULL, \
+             lease_expires_at = NULL, next_attempt_at = NULL, finished_at = now(), \
+             updated_at = now() WHERE id = $1",
+        )
+        .bind(lease.task_id.0)
+        .bind(reason)
+        .execute(&mut *tx)
+        .await?;
+        settle_job(&mut tx, held.job_id).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn release_leases(&self, worker_id: &str) -> Result<u64> {
+        let mut tx = self.pool.begin().await?;
+        let released: Vec<(String,)> = sqlx::query_as(
+            "UPDATE tasks t SET \
+                 status = CASE WHEN j.status = 'cancelled' THEN 'cancelled' ELSE 'queued' END, \
+                 finished_at = CASE WHEN j.status = 'cancelled' THEN now() END, \
+                 attempts = greatest(t.attempts - 1, 0), worker_id = NULL, \
+                 lease_expires_at = NULL, next_attempt_at = NULL, updated_at = now() \
+             FROM jobs j WHERE j.id = t.job_id AND t.worker_id = $1 AND t.status = 'running' \
+             RETURNING t.status",
+        )
+        .bind(worker_id)
+        .fetch_all(&mut *tx)
+        .await?;
+        if released.iter().any(|(s,)| s == "queued") {
+            notify(&mut tx).await?;
+        }
+        tx.commit().await?;
+        Ok(released.len() as u64)
+    }
+
+    async fn wait_for_work(&self, timeout: Duration) -> Result<()> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let Ok(mut guard) = tokio::time::timeout_at(deadline, self.listener.lock()).await else {
+            // Another caller is waiting on the listener; this one has waited long enough.
+            return Ok(());
+        };
+        if guard.is_none() {
+            let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool).await?;
+            listener.listen(WAKE_CHANNEL).await?;
+            *guard = Some(listener);
+        }
+        let Some(listener) = guard.as_mut() else {
+            return Ok(());
+        };
+        // Forget wake-ups that arrived while nobody waited: the check below sees their work.
+        while let Ok(Ok(Some(_))) = tokio::time::timeout(Duration::ZERO, listener.try_recv()).await
+        {
+        }
+        let due_in: Option<f64> = sqlx::query_scalar(
+            "SELECT extract(epoch FROM least(
+                 (SELECT min(coalesce(t.next_attempt_at, now())) FROM tasks t
+                    JOIN jobs j ON j.id = t.job_id
+                   WHERE t.status = 'queued' AND j.status IN ('queued', 'running')),
+                 (SELECT min(t.lease_expires_at) FROM tasks t JOIN jobs j ON j.id = t.job_id
+                   WHERE t.status = 'running' AND j.status IN ('queued', 'running'))
+             ) - now())::float8",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        let wake_at = match due_in {
+            Some(s) if s <= 0.0 => return Ok(()),
+            Some(s) => {
+                deadline.min(tokio::time::Instant::now() + Duration::from_secs_f64(s.min(1e9)))
+            }
+            None => deadline,
+        };
+        match tokio::time::timeout_at(wake_at, listener.try_recv()).await {
+            Ok(Ok(_)) | Err(_) => Ok(()),
+            Ok(Err(err)) => {
+                // Open a fresh listener on the next wait.
+                *guard = None;
+                Err(err.into())
+            }
+        }
+    }
+}
+
+/// Splits the leases asked about into lost ones and held ones whose job was cancelled.
+fn report(leases: &[Lease], worker_id: &str, held: &[(i64, bool)]) -> HeartbeatReport {
+    let held: HashMap<i64, bool> = held.iter().copied().collect();
+    let mut report = HeartbeatReport::default();
+    for lease in leases {
+        match held.get(&lease.task_id.0) {
+            Some(true) if lease.worker_id == worker_id => report.cancelled.push(lease.task_id),
+            Some(_) if lease.worker_id == worker_id => {}
+            _ => report.lost.push(lease.task_id),
+        }
+    }
+    report
+}
+
+/// Merges `covered` into the stored coverage of a series. Locks the series row so that
+/// concurrent merges of one series run one after the other.
+async fn add_coverage(
+    conn: &mut PgConnection,
+    series_id: i32,
+    covered: &[DateRange],
+) -> Result<()> {
+    sqlx::query("SELECT id FROM series WHERE id = $1 FOR UPDATE")
+        .bind(series_id)
+        .execute(&mut *conn)
+        .await?;
+    let stored: Vec<(DateTime<Utc>, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT range_from, range_to FROM coverage WHERE series_id = $1 ORDER BY range_from",
+    )
+    .bind(series_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let stored = stored
+        .into_iter()
+        .map(|(from, to)| DateRange::from_instants(from, to))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut all = stored.clone();
+    all.extend_from_slice(covered);
+    let merged = backfill_domain::merge_intervals(all);
+    if merged == stored {
+        return Ok(());
+    }
+    sqlx::query("DELETE FROM coverage WHERE series_id = $1")
+        .bind(series_id)
+        .execute(&mut *conn)
+        .await?;
+    let froms: Vec<DateTime<Utc>> = merged.iter().map(DateRange::from).collect();
+    let tos: Vec<DateTime<Utc>> = merged.iter().map(DateRange::to).collect();
+    sqlx::query(
+        "INSERT INTO coverage (series_id, range_from, range_to) \
+         SELECT $1, f, t FROM unnest($2::timestamptz[], $3::timestamptz[]) AS u(f, t)",
+    )
+    .bind(series_id)
+    .bind(&froms)
+    .bind(&tos)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}

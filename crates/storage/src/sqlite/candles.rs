@@ -1,0 +1,222 @@
+use std::sync::LazyLock;
+
+use async_trait::async_trait;
+use backfill_domain::{Candle, DateRange, JobStatus, Symbol, Timeframe};
+use chrono::{DateTime, Utc};
+use sqlx::SqliteConnection;
+
+use super::queue::check_lease;
+use super::{dt, ms, now_ms, SqliteStorage};
+use crate::common::{check_limit, count, parse_job_status, prepare_page, CandleValues};
+use crate::error::Result;
+use crate::traits::CandleStore;
+use crate::types::{CandlePage, CandleQuery, IngestOutcome, Lease};
+
+/// Rows per multi-row INSERT: few statement executions per page, one prepared statement.
+const CHUNK: usize = 256;
+
+/// `INSERT` of `rows` candles of series `?1` that updates only rows whose values differ.
+fn upsert_sql(rows: usize) -> String {
+    let mut sql = String::from(
+        "INSERT INTO candles (series_id, ts, open, high, low, close, volume, vwap, trades) VALUES ",
+    );
+    for i in 0..rows {
+        if i > 0 {
+            sql.push(',');
+        }
+        let p = 2 + 8 * i;
+        sql.push_str(&format!(
+            "(?1, ?{}, ?{}, ?{}, ?{}, ?{}, ?{}, ?{}, ?{})",
+            p,
+            p + 1,
+            p + 2,
+            p + 3,
+            p + 4,
+            p + 5,
+            p + 6,
+            p + 7
+        ));
+    }
+    sql.push_str(
+        " ON CONFLICT (series_id, ts) DO UPDATE SET open = excluded.open, high = excluded.high, \
+         low = excluded.low, close = excluded.close, volume = excluded.volume, \
+         vwap = excluded.vwap, trades = excluded.trades \
+         WHERE (open, high, low, close, volume, vwap, trades) IS NOT \
+         (excluded.open, excluded.high, excluded.low, excluded.close, excluded.volume, \
+          excluded.vwap, excluded.trades)",
+    );
+    sql
+}
+
+static UPSERT_CHUNK: LazyLock<String> = LazyLock::new(|| upsert_sql(CHUNK));
+static UPSERT_ONE: LazyLock<String> = LazyLock::new(|| upsert_sql(1));
+
+#[async_trait]
+impl CandleStore for SqliteStorage {
+    async fn ingest_page(
+        &self,
+        lease: &Lease,
+        candles: &[Candle],
+        checkpoint: DateTime<Utc>,
+    ) -> Result<IngestOutcome> {
+        let mut w = self.write_tx().await?;
+        let held = check_lease(&mut w.tx, lease).await?;
+        let page = prepare_page(candles, &held.symbol, &held.timeframe)?;
+        let (inserted, updated) = match (page.first(), page.last()) {
+            (Some(first), Some(last)) => {
+                let span = (ms(first.ts()), ms(last.ts()));
+                let before = count_in(&mut w.tx, held.series_id, span).await?;
+                let mut written = 0;
+                let mut chunks = page.chunks_exact(CHUNK);
+                for chunk in &mut chunks {
+                    written += upsert(&mut w.tx, &UPSERT_CHUNK, held.series_id, chunk).await?;
+                }
+                for candle in chunks.remainder() {
+                    written += upsert(&mut w.tx, &UPSERT_ONE, held.series_id, &[candle]).await?;
+                }
+                let after = count_in(&mut w.tx, held.series_id, span).await?;
+                let inserted = count(after - before);
+                (inserted, written.saturating_sub(inserted))
+            }
+            _ => (0, 0),
+        };
+        sqlx::query(
+            "UPDATE tasks SET checkpoint = max(coalesce(checkpoint, ?2), ?2), \
+             candles_fetched = candles_fetched + ?3, candles_stored = candles_stored + ?4, \
+             pages = pages + 1, updated_at = ?5 WHERE id = ?1",
+        )
+        .bind(lease.task_id.0)
+        .bind(ms(checkpoint))
+        .bind(i64::try_from(candles.len()).unwrap_or(i64::MAX))
+        .bind(i64::try_from(inserted + updated).unwrap_or(i64::MAX))
+        .bind(now_ms())
+        .execute(&mut *w.tx)
+        .await?;
+        w.tx.commit().await?;
+        Ok(IngestOutcome {
+            inserted,
+            updated,
+            unchanged: (page.len() as u64).saturating_sub(inserted + updated),
+            job_cancelled: parse_job_status(&held.job_status)? == JobStatus::Cancelled,
+        })
+    }
+
+    async fn candles(&self, query: &CandleQuery) -> Result<CandlePage> {
+        check_limit(query.limit)?;
+        let mut rows: Vec<CandleRow> = sqlx::query_as(
+            "SELECT ts, open, high, low, close, volume, vwap, trades FROM candles \
+             WHERE series_id = (SELECT id FROM series \
+                 WHERE symbol = ?1 AND timeframe = ?2 AND adjusted = ?3) \
+               AND ts >= ?4 AND ts <= ?5 AND ts > ?6 ORDER BY ts LIMIT ?7",
+        )
+        .bind(query.symbol.as_str())
+        .bind(query.timeframe.to_string())
+        .bind(query.adjusted)
+        .bind(query.range.from_ms())
+        .bind(query.range.to_ms())
+        .bind(query.after.map_or(i64::MIN, ms))
+        .bind(i64::from(query.limit) + 1)
+        .fetch_all(&self.pool)
+        .await?;
+        let more = rows.len() > query.limit as usize;
+        rows.truncate(query.limit as usize);
+        let next_cursor = match rows.last() {
+            Some(r) if more => Some(dt(r.ts)?),
+            _ => None,
+        };
+        let candles = rows
+            .into_iter()
+            .map(|r| {
+                CandleValues {
+                    ts: dt(r.ts)?,
+                    open: r.open,
+                    high: r.high,
+                    low: r.low,
+                    close: r.close,
+                    volume: r.volume,
+                    vwap: r.vwap,
+                    trades: r.trades,
+                }
+                .into_candle(&query.symbol, query.timeframe)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(CandlePage {
+            candles,
+            next_cursor,
+        })
+    }
+
+    async fn coverage(
+        &self,
+        symbol: &Symbol,
+        timeframe: Timeframe,
+        adjusted: bool,
+    ) -> Result<Vec<DateRange>> {
+        let rows: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT c.range_from, c.range_to FROM coverage c JOIN series s ON s.id = c.series_id \
+             WHERE s.symbol = ?1 AND s.timeframe = ?2 AND s.adjusted = ?3 ORDER BY c.range_from",
+        )
+        .bind(symbol.as_str())
+        .bind(timeframe.to_string())
+        .bind(adjusted)
+        .fetch_all(&self.pool)
+        .await?;
+        let ranges = rows
+            .into_iter()
+            .map(|(from, to)| Ok(DateRange::from_instants(dt(from)?, dt(to)?)?))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(backfill_domain::merge_intervals(ranges))
+    }
+}
+
+#[derive(Debug, sqlx::FromRow)]
+struct CandleRow {
+    ts: i64,
+    open: f64,
+    high: f64,
+    low: f64,
+    close: f64,
+    volume: f64,
+    vwap: Option<f64>,
+    trades: Option<i64>,
+}
+
+/// How many candles of a series lie in `[from, to]` (milliseconds).
+async fn count_in(
+    conn: &mut SqliteConnection,
+    series_id: i64,
+    (from, to): (i64, i64),
+) -> Result<i64> {
+    let n = sqlx::query_scalar(
+        "SELECT count(*) FROM candles WHERE series_id = ?1 AND ts BETWEEN ?2 AND ?3",
+    )
+    .bind(series_id)
+    .bind(from)
+    .bind(to)
+    .fetch_one(conn)
+    .await?;
+    Ok(n)
+}
+
+/// Runs one multi-row upsert and returns how many rows it inserted or changed.
+async fn upsert(
+    conn: &mut SqliteConnection,
+    sql: &'static str,
+    series_id: i64,
+    rows: &[&Candle],
+) -> Result<u64> {
+    let mut q = sqlx::query(sql).bind(series_id);
+    for c in rows {
+        q = q
+            .bind(ms(c.ts()))
+            .bind(c.open())
+            .bind(c.high())
+            .bind(c.low())
+            .bind(c.close())
+            .bind(c.volume())
+            .bind(c.vwap())
+            // prepare_page rejected trade counts beyond i64.
+            .bind(c.trades().and_then(|n| i64::try_from(n).ok()));
+    }
+    Ok(q.execute(conn).await?.rows_affected())
+}

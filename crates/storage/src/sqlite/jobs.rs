@@ -1,0 +1,312 @@
+use async_trait::async_trait;
+use backfill_domain::{BackfillJob, JobId, JobProgress, JobSpec, JobStatus, Symbol};
+use chrono::Utc;
+use sqlx::SqliteConnection;
+
+use super::{job_columns, job_not_found, ms, now_ms, task_columns, JobRow, SqliteStorage, TaskRow};
+use crate::common::{
+    count, key_reused, mode_str, order_tasks, parse_job_status, progress_from_totals, StatusCounts,
+    TaskTotals,
+};
+use crate::error::{Error, Result};
+use crate::traits::JobRepository;
+use crate::types::{CreatedJob, JobDetails, JobSummary};
+
+const LIST_TAIL: &str = " LIMIT ?1) j
+    LEFT JOIN tasks t ON t.job_id = j.id
+    GROUP BY j.id
+    ORDER BY j.created_at DESC, j.id DESC";
+
+#[derive(Debug, sqlx::FromRow)]
+struct SummaryRow {
+    #[sqlx(flatten)]
+    job: JobRow,
+    n_queued: i64,
+    n_running: i64,
+    n_succeeded: i64,
+    n_failed: i64,
+    n_cancelled: i64,
+    sum_stored: i64,
+    sum_fetched: i64,
+    sum_pages: i64,
+    covered: f64,
+}
+
+#[async_trait]
+impl JobRepository for SqliteStorage {
+    async fn create_job<'a>(
+        &self,
+        spec: &JobSpec,
+        idempotency_key: Option<&'a str>,
+    ) -> Result<CreatedJob> {
+        let mut w = self.write_tx().await?;
+        if let Some(key) = idempotency_key {
+            let existing: Option<JobRow> = sqlx::query_as(concat!(
+                "SELECT ",
+                job_columns!(),
+                " FROM jobs WHERE idempotency_key = ?1"
+            ))
+            .bind(key)
+            .fetch_optional(&mut *w.tx)
+            .await?;
+            if let Some(row) = existing {
+                let job = row.into_job()?;
+                if &job.spec != spec {
+                    return Err(key_reused(key));
+                }
+                return Ok(CreatedJob {
+                    job,
+                    created: false,
+                });
+            }
+        }
+        let symbols: Vec<&str> = spec.symbols().iter().map(Symbol::as_str).collect();
+        let symbols_json = serde_json::to_string(&symbols)
+            .map_err(|e| Error::InvalidInput(format!("symbols do not encode: {e}")))?;
+        let timeframe = spec.timeframe().to_string();
+        let now = now_ms();
+        let row: JobRow = sqlx::query_as(concat!(
+            "INSERT INTO jobs (id, symbols, timeframe, range_from, range_to, adjusted, mode, \
+             status, idempotency_key, created_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'queued', ?8, ?9) RETURNING ",
+            job_columns!()
+        ))
+        .bind(JobId::new().to_string())
+        .bind(&symbols_json)
+        .bind(&timeframe)
+        .bind(ms(spec.range().from()))
+        .bind(ms(spec.range().to()))
+        .bind(spec.adjusted())
+        .bind(mode_str(spec.mode()))
+        .bind(idempotency_key)
+        .bind(now)
+        .fetch_one(&mut *w.tx)
+        .await?;
+        for symbol in &symbols {
+            sqlx::query(
+                "INSERT INTO series (symbol, timeframe, adjusted) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(symbol)
+            .bind(&timeframe)
+            .bind(spec.adjusted())
+            .execute(&mut *w.tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO tasks (job_id, series_id, symbol, updated_at) \
+                 SELECT ?1, id, ?2, ?5 FROM series \
+                 WHERE symbol = ?2 AND timeframe = ?3 AND adjusted = ?4",
+            )
+            .bind(&row.id)
+            .bind(symbol)
+            .bind(&timeframe)
+            .bind(spec.adjusted())
+            .bind(now)
+            .execute(&mut *w.tx)
+            .await?;
+        }
+        w.tx.commit().await?;
+        self.wake();
+        Ok(CreatedJob {
+            job: row.into_job()?,
+            created: true,
+        })
+    }
+
+    async fn get_job(&self, id: JobId) -> Result<JobDetails> {
+        let mut conn = self.pool.acquire().await?;
+        let job = fetch_job(&mut conn, id)
+            .await?
+            .ok_or_else(|| job_not_found(id))?;
+        let rows: Vec<TaskRow> = sqlx::query_as(concat!(
+            "SELECT ",
+            task_columns!(),
+            " FROM tasks WHERE job_id = ?1 ORDER BY id"
+        ))
+        .bind(id.to_string())
+        .fetch_all(&mut *conn)
+        .await?;
+        let tasks = rows
+            .into_iter()
+            .map(TaskRow::into_task)
+            .collect::<Result<Vec<_>>>()?;
+        let tasks = order_tasks(&job, tasks);
+        let progress = JobProgress::derive(&job, &tasks, Utc::now());
+        Ok(JobDetails {
+            job,
+            tasks,
+            progress,
+        })
+    }
+
+    async fn list_jobs(&self, limit: u32, status: Option<JobStatus>) -> Result<Vec<JobSummary>> {
+        let head = concat!(
+            "SELECT j.*,
+                coalesce(sum(t.status = 'queued'), 0) AS n_queued,
+                coalesce(sum(t.status = 'running'), 0) AS n_running,
+                coalesce(sum(t.status = 'succeeded'), 0) AS n_succeeded,
+                coalesce(sum(t.status = 'failed'), 0) AS n_failed,
+                coalesce(sum(t.status = 'cancelled'), 0) AS n_cancelled,
+                coalesce(sum(t.candles_stored), 0) AS sum_stored,
+                coalesce(sum(t.candles_fetched), 0) AS sum_fetched,
+                coalesce(sum(t.pages), 0) AS sum_pages,
+                CAST(coalesce(sum(CASE
+                    WHEN t.status = 'succeeded' THEN 1.0
+                    WHEN t.checkpoint IS NULL OR t.checkpoint < j.range_from THEN 0.0
+                    WHEN t.checkpoint >= j.range_to THEN 1.0
+                    ELSE CAST(t.checkpoint - j.range_from + 1 AS REAL)
+                         / CAST(j.range_to - j.range_from + 1 AS REAL)
+                END), 0.0) AS REAL) AS covered
+            FROM (SELECT ",
+            job_columns!(),
+            " FROM jobs"
+        );
+        let sql = match status {
+            Some(_) => {
+                format!("{head} WHERE status = ?2 ORDER BY created_at DESC, id DESC{LIST_TAIL}")
+            }
+            None => format!("{head} ORDER BY created_at DESC, id DESC{LIST_TAIL}"),
+        };
+        let mut query = sqlx::query_as::<_, SummaryRow>(&sql).bind(i64::from(limit));
+        if let Some(status) = status {
+            query = query.bind(status.as_str());
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        let now = Utc::now();
+        rows.into_iter()
+            .map(|r| {
+                let counts = StatusCounts::from_rows(vec![
+                    ("queued".into(), r.n_queued),
+                    ("running".into(), r.n_running),
+                    ("succeeded".into(), r.n_succeeded),
+                    ("failed".into(), r.n_failed),
+                    ("cancelled".into(), r.n_cancelled),
+                ])?;
+                let totals = TaskTotals {
+                    counts,
+                    candles_stored: count(r.sum_stored),
+                    candles_fetched: count(r.sum_fetched),
+                    pages: count(r.sum_pages),
+                    covered: r.covered,
+                };
+                let job = r.job.into_job()?;
+                let progress = progress_from_totals(&job, &totals, now);
+                Ok(JobSummary { job, progress })
+            })
+            .collect()
+    }
+
+    async fn cancel_job(&self, id: JobId) -> Result<BackfillJob> {
+        let mut w = self.write_tx().await?;
+        let job = fetch_job(&mut w.tx, id)
+            .await?
+            .ok_or_else(|| job_not_found(id))?;
+        job.status.transition(JobStatus::Cancelled)?;
+        let now = now_ms();
+        sqlx::query(
+            "UPDATE tasks SET status = 'cancelled', next_attempt_at = NULL, finished_at = ?2, \
+             updated_at = ?2 WHERE job_id = ?1 AND status = 'queued'",
+        )
+        .bind(id.to_string())
+        .bind(now)
+        .execute(&mut *w.tx)
+        .await?;
+        let row: JobRow = sqlx::query_as(concat!(
+            "UPDATE jobs SET status = 'cancelled', finished_at = ?2, \
+             error = 'cancelled on request' WHERE id = ?1 RETURNING ",
+            job_columns!()
+        ))
+        .bind(id.to_string())
+        .bind(now)
+        .fetch_one(&mut *w.tx)
+        .await?;
+        w.tx.commit().await?;
+        row.into_job()
+    }
+
+    async fn retry_job(&self, id: JobId) -> Result<BackfillJob> {
+        let mut w = self.write_tx().await?;
+        let job = fetch_job(&mut w.tx, id)
+            .await?
+            .ok_or_else(|| job_not_found(id))?;
+        job.status.transition(JobStatus::Queued)?;
+        let requeued = sqlx::query(
+            "UPDATE tasks SET status = 'queued', attempts = 0, next_attempt_at = NULL, \
+             worker_id = NULL, lease_expires_at = NULL, finished_at = NULL, updated_at = ?2 \
+             WHERE job_id = ?1 AND status IN ('failed', 'cancelled')",
+        )
+        .bind(id.to_string())
+        .bind(now_ms())
+        .execute(&mut *w.tx)
+        .await?
+        .rows_affected();
+        if requeued == 0 {
+            return Err(Error::Conflict(format!(
+                "job {id} has no failed or cancelled task to retry"
+            )));
+        }
+        let row: JobRow = sqlx::query_as(concat!(
+            "UPDATE jobs SET finished_at = NULL, error = NULL, status = CASE WHEN EXISTS \
+             (SELECT 1 FROM tasks WHERE job_id = ?1 AND status = 'running') \
+             THEN 'running' ELSE 'queued' END WHERE id = ?1 RETURNING ",
+            job_columns!()
+        ))
+        .bind(id.to_string())
+        .fetch_one(&mut *w.tx)
+        .await?;
+        w.tx.commit().await?;
+        self.wake();
+        row.into_job()
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}
+
+pub(super) async fn fetch_job(
+    conn: &mut SqliteConnection,
+    id: JobId,
+) -> Result<Option<BackfillJob>> {
+    let row: Option<JobRow> = sqlx::query_as(concat!(
+        "SELECT ",
+        job_columns!(),
+        " FROM jobs WHERE id = ?1"
+    ))
+    .bind(id.to_string())
+    .fetch_optional(conn)
+    .await?;
+    row.map(JobRow::into_job).transpose()
+}
+
+/// Settles a queued or running job whose tasks are all terminal.
+pub(super) async fn settle_job(conn: &mut SqliteConnection, job_id: &str) -> Result<()> {
+    let status: Option<String> = sqlx::query_scalar("SELECT status FROM jobs WHERE id = ?1")
+        .bind(job_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    let Some(status) = status else {
+        return Ok(());
+    };
+    let rows: Vec<(String, i64)> =
+        sqlx::query_as("SELECT status, count(*) FROM tasks WHERE job_id = ?1 GROUP BY status")
+            .bind(job_id)
+            .fetch_all(&mut *conn)
+            .await?;
+    let counts = StatusCounts::from_rows(rows)?;
+    if let Some((next, error)) = crate::common::settle(parse_job_status(&status)?, counts) {
+        let now = now_ms();
+        sqlx::query(
+            "UPDATE jobs SET status = ?2, error = ?3, finished_at = ?4, \
+             started_at = coalesce(started_at, ?4) WHERE id = ?1",
+        )
+        .bind(job_id)
+        .bind(next.as_str())
+        .bind(error)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}

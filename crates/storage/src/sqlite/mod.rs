@@ -1,0 +1,265 @@
+//! The embedded SQLite backend: one database file, WAL mode, writes serialised in-process.
+
+mod candles;
+mod jobs;
+mod queue;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use backfill_domain::{BackfillJob, JobId, SymbolTask};
+use chrono::{DateTime, Utc};
+use sqlx::migrate::Migrator;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{Sqlite, Transaction};
+use tokio::sync::{Mutex, Notify, OwnedMutexGuard};
+
+use crate::common::{JobParts, TaskParts};
+use crate::error::{Error, Result};
+
+/// The SQLite schema migrations, embedded from `migrations/sqlite`.
+pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/sqlite");
+
+/// Storage in one SQLite file.
+///
+/// Writes are serialised by an in-process lock and `BEGIN IMMEDIATE` (with a busy timeout for
+/// other processes), so they never fail with `SQLITE_BUSY` inside one process; reads run
+/// concurrently thanks to WAL. Wake-ups for [`crate::TaskQueue::wait_for_work`] are
+/// in-process: clones of one `SqliteStorage` share them, separate instances do not.
+#[derive(Debug, Clone)]
+pub struct SqliteStorage {
+    pool: SqlitePool,
+    write: Arc<Mutex<()>>,
+    wake: Arc<Notify>,
+}
+
+/// A write transaction holding the in-process write lock until it ends.
+struct WriteTx {
+    // Dropped before the guard: a transaction that is not committed rolls back first.
+    tx: Transaction<'static, Sqlite>,
+    _guard: OwnedMutexGuard<()>,
+}
+
+impl std::fmt::Debug for WriteTx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WriteTx")
+    }
+}
+
+impl SqliteStorage {
+    /// Opens (creating it if needed) the database file at `path`, configures WAL, a busy
+    /// timeout, `synchronous = NORMAL` and foreign keys, and applies the migrations.
+    ///
+    /// # Errors
+    /// [`Error::Database`] when the file cannot be opened or migrated.
+    pub async fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true);
+        let storage = Self::from_pool(Self::pool_with(options).await?);
+        storage.migrate().await?;
+        Ok(storage)
+    }
+
+    /// Opens a database from a `sqlite:` URL such as `sqlite://backfill.db`, like
+    /// [`SqliteStorage::open`].
+    ///
+    /// # Errors
+    /// [`Error::Database`] when the URL is malformed or the file cannot be opened or migrated.
+    pub async fn connect(url: &str) -> Result<Self> {
+        let options = SqliteConnectOptions::from_str(url)?.create_if_missing(true);
+        let storage = Self::from_pool(Self::pool_with(options).await?);
+        storage.migrate().await?;
+        Ok(storage)
+    }
+
+    async fn pool_with(options: SqliteConnectOptions) -> Result<SqlitePool> {
+        let options = options
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true)
+            // 64 MiB of page cache per connection.
+            .pragma("cache_size", "-65536");
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
+        Ok(pool)
+    }
+
+    /// Wraps an existing pool (configure WAL and a busy timeout on it). Does not migrate.
+    pub fn from_pool(pool: SqlitePool) -> Self {
+        Self {
+            pool,
+            write: Arc::new(Mutex::new(())),
+            wake: Arc::new(Notify::new()),
+        }
+    }
+
+    /// Applies the pending migrations of [`MIGRATOR`].
+    ///
+    /// # Errors
+    /// [`Error::Database`] when a migration fails or the database was migrated by a newer
+    /// version.
+    pub async fn migrate(&self) -> Result<()> {
+        MIGRATOR.run(&self.pool).await?;
+        Ok(())
+    }
+
+    /// The underlying pool.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// Begins a write transaction, after the writes of this process before it.
+    async fn write_tx(&self) -> Result<WriteTx> {
+        let guard = Arc::clone(&self.write).lock_owned().await;
+        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        Ok(WriteTx { tx, _guard: guard })
+    }
+
+    /// Wakes the callers of `wait_for_work` in this process.
+    fn wake(&self) {
+        self.wake.notify_waiters();
+    }
+}
+
+macro_rules! job_columns {
+    () => {
+        "id, symbols, timeframe, range_from, range_to, adjusted, mode, status, created_at, \
+         started_at, finished_at, error"
+    };
+}
+
+macro_rules! task_columns {
+    () => {
+        "id, job_id, symbol, status, attempts, candles_fetched, candles_stored, pages, \
+         checkpoint, last_error, next_attempt_at, worker_id, lease_token, lease_expires_at, \
+         started_at, finished_at, updated_at"
+    };
+}
+
+pub(crate) use {job_columns, task_columns};
+
+/// Now, in Unix milliseconds.
+fn now_ms() -> i64 {
+    Utc::now().timestamp_millis()
+}
+
+fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+fn dt(ms: i64) -> Result<DateTime<Utc>> {
+    DateTime::from_timestamp_millis(ms)
+        .ok_or_else(|| Error::InvalidData(format!("timestamp {ms} out of range")))
+}
+
+fn opt_dt(ms: Option<i64>) -> Result<Option<DateTime<Utc>>> {
+    ms.map(dt).transpose()
+}
+
+/// A duration in milliseconds, capped at ten years.
+fn duration_ms(d: Duration) -> i64 {
+    const TEN_YEARS: i64 = 10 * 366 * 24 * 3600 * 1000;
+    i64::try_from(d.as_millis())
+        .unwrap_or(i64::MAX)
+        .min(TEN_YEARS)
+}
+
+fn parse_job_id(s: &str) -> Result<JobId> {
+    s.parse()
+        .map_err(|_| Error::InvalidData(format!("invalid job id {s:?}")))
+}
+
+#[derive(Debug, sqlx::FromRow)]
+struct JobRow {
+    id: String,
+    symbols: String,
+    timeframe: String,
+    range_from: i64,
+    range_to: i64,
+    adjusted: bool,
+    mode: String,
+    status: String,
+    created_at: i64,
+    started_at: Option<i64>,
+    finished_at: Option<i64>,
+    error: Option<String>,
+}
+
+impl JobRow {
+    fn into_job(self) -> Result<BackfillJob> {
+        let symbols: Vec<String> = serde_json::from_str(&self.symbols)
+            .map_err(|e| Error::InvalidData(format!("job symbols are not a JSON list: {e}")))?;
+        JobParts {
+            id: parse_job_id(&self.id)?,
+            symbols,
+            timeframe: self.timeframe,
+            range_from: dt(self.range_from)?,
+            range_to: dt(self.range_to)?,
+            adjusted: self.adjusted,
+            mode: self.mode,
+            status: self.status,
+            created_at: dt(self.created_at)?,
+            started_at: opt_dt(self.started_at)?,
+            finished_at: opt_dt(self.finished_at)?,
+            error: self.error,
+        }
+        .into_job()
+    }
+}
+
+#[derive(Debug, sqlx::FromRow)]
+struct TaskRow {
+    id: i64,
+    job_id: String,
+    symbol: String,
+    status: String,
+    attempts: i64,
+    candles_fetched: i64,
+    candles_stored: i64,
+    pages: i64,
+    checkpoint: Option<i64>,
+    last_error: Option<String>,
+    next_attempt_at: Option<i64>,
+    worker_id: Option<String>,
+    lease_token: i64,
+    lease_expires_at: Option<i64>,
+    started_at: Option<i64>,
+    finished_at: Option<i64>,
+    updated_at: i64,
+}
+
+impl TaskRow {
+    fn into_task(self) -> Result<SymbolTask> {
+        TaskParts {
+            id: self.id,
+            job_id: parse_job_id(&self.job_id)?,
+            symbol: self.symbol,
+            status: self.status,
+            attempts: self.attempts,
+            candles_fetched: self.candles_fetched,
+            candles_stored: self.candles_stored,
+            pages: self.pages,
+            checkpoint: opt_dt(self.checkpoint)?,
+            last_error: self.last_error,
+            next_attempt_at: opt_dt(self.next_attempt_at)?,
+            worker_id: self.worker_id,
+            lease_expires_at: opt_dt(self.lease_expires_at)?,
+            started_at: opt_dt(self.started_at)?,
+            finished_at: opt_dt(self.finished_at)?,
+            updated_at: dt(self.updated_at)?,
+        }
+        .into_task()
+    }
+}
+
+fn job_not_found(id: JobId) -> Error {
+    Error::not_found(format!("job {id}"))
+}

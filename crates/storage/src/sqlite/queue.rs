@@ -1,0 +1,346 @@
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use backfill_domain::{DateRange, JobStatus, TaskId, TaskStatus};
+use chrono::{DateTime, Utc};
+use sqlx::SqliteConnection;
+
+use super::jobs::settle_job;
+use super::{
+    dt, duration_ms, job_columns, ms, now_ms, task_columns, JobRow, SqliteStorage, TaskRow,
+};
+use crate::common::parse_job_status;
+use crate::error::{Error, Result};
+use crate::traits::TaskQueue;
+use crate::types::{ClaimedTask, HeartbeatReport, Lease};
+
+/// What a fenced write learns about its task.
+#[derive(Debug, sqlx::FromRow)]
+pub(super) struct HeldLease {
+    pub(super) job_id: String,
+    pub(super) series_id: i64,
+    pub(super) symbol: String,
+    pub(super) attempts: i64,
+    pub(super) job_status: String,
+    pub(super) timeframe: String,
+}
+
+/// Checks, inside a write transaction, that the lease is still held: same worker and token,
+/// running, not expired. Fails with [`Error::LeaseLost`] otherwise.
+pub(super) async fn check_lease(conn: &mut SqliteConnection, lease: &Lease) -> Result<HeldLease> {
+    sqlx::query_as(
+        "SELECT t.job_id, t.series_id, t.symbol, t.attempts, j.status AS job_status, j.timeframe \
+         FROM tasks t JOIN jobs j ON j.id = t.job_id \
+         WHERE t.id = ?1 AND t.worker_id = ?2 AND t.lease_token = ?3 AND t.status = 'running' \
+           AND t.lease_expires_at > ?4",
+    )
+    .bind(lease.task_id.0)
+    .bind(&lease.worker_id)
+    .bind(lease.token)
+    .bind(now_ms())
+    .fetch_optional(conn)
+    .await?
+    .ok_or(Error::LeaseLost {
+        task_id: lease.task_id,
+    })
+}
+
+#[async_trait]
+impl TaskQueue for SqliteStorage {
+    async fn claim_tasks(
+        &self,
+        worker_id: &str,
+        max: u32,
+        lease_ttl: Duration,
+    ) -> Result<Vec<ClaimedTask>> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        let mut w = self.write_tx().await?;
+        let now = now_ms();
+        sqlx::query(
+            "UPDATE tasks SET status = 'cancelled', worker_id = NULL, lease_expires_at = NULL, \
+             finished_at = ?1, updated_at = ?1 \
+             WHERE status = 'running' AND lease_expires_at <= ?1 \
+               AND job_id IN (SELECT id FROM jobs WHERE status = 'cancelled')",
+        )
+        .bind(now)
+        .execute(&mut *w.tx)
+        .await?;
+        let rows: Vec<TaskRow> = sqlx::query_as(concat!(
+            "UPDATE tasks SET status = 'running', worker_id = ?2, lease_token = lease_token + 1,
+                lease_expires_at = ?1 + ?3, attempts = attempts + 1, next_attempt_at = NULL,
+                started_at = coalesce(started_at, ?1), finished_at = NULL, updated_at = ?1
+             WHERE id IN (
+                SELECT t.id FROM tasks t JOIN jobs j ON j.id = t.job_id
+                WHERE j.status IN ('queued', 'running')
+                  AND ((t.status = 'queued' AND coalesce(t.next_attempt_at, ?1) <= ?1)
+                    OR (t.status = 'running' AND t.lease_expires_at <= ?1))
+                ORDER BY j.created_at, t.id
+                LIMIT ?4)
+             RETURNING ",
+            task_columns!()
+        ))
+        .bind(now)
+        .bind(worker_id)
+        .bind(duration_ms(lease_ttl))
+        .bind(i64::from(max))
+        .fetch_all(&mut *w.tx)
+        .await?;
+        if rows.is_empty() {
+            w.tx.commit().await?;
+            return Ok(Vec::new());
+        }
+        let job_ids: Vec<&str> = rows.iter().map(|r| r.job_id.as_str()).collect();
+        let job_ids = serde_json::to_string(&job_ids)
+            .map_err(|e| Error::InvalidData(format!("job ids do not encode: {e}")))?;
+        let jobs: Vec<JobRow> = sqlx::query_as(concat!(
+            "UPDATE jobs SET status = CASE WHEN status = 'queued' THEN 'running' ELSE status END, \
+             started_at = coalesce(started_at, ?2) \
+             WHERE id IN (SELECT value FROM json_each(?1)) RETURNING ",
+            job_columns!()
+        ))
+        .bind(&job_ids)
+        .bind(now)
+        .fetch_all(&mut *w.tx)
+        .await?;
+        w.tx.commit().await?;
+        let jobs = jobs
+            .into_iter()
+            .map(|r| Ok((r.id.clone(), r.into_job()?)))
+            .collect::<Result<HashMap<_, _>>>()?;
+        let mut claimed = Vec::with_capacity(rows.len());
+        for row in rows {
+            let job = jobs
+                .get(&row.job_id)
+                .cloned()
+                .ok_or_else(|| Error::InvalidData(format!("task {} has no job", row.id)))?;
+            let lease = Lease {
+                task_id: TaskId(row.id),
+                worker_id: worker_id.to_owned(),
+                token: row.lease_token,
+            };
+            claimed.push(ClaimedTask {
+                lease,
+                task: row.into_task()?,
+                job,
+            });
+        }
+        claimed.sort_by_key(|c| (c.job.created_at, c.task.id));
+        Ok(claimed)
+    }
+
+    async fn heartbeat(
+        &self,
+        worker_id: &str,
+        leases: &[Lease],
+        lease_ttl: Duration,
+    ) -> Result<HeartbeatReport> {
+        let mut report = HeartbeatReport::default();
+        if leases.is_empty() {
+            return Ok(report);
+        }
+        let mut w = self.write_tx().await?;
+        let now = now_ms();
+        for lease in leases {
+            let held: Option<bool> = if lease.worker_id == worker_id {
+                sqlx::query_scalar(
+                    "UPDATE tasks SET lease_expires_at = ?4 + ?5, updated_at = ?4 \
+                     WHERE id = ?1 AND lease_token = ?2 AND worker_id = ?3 \
+                       AND status = 'running' AND lease_expires_at > ?4 \
+                     RETURNING (SELECT status = 'cancelled' FROM jobs WHERE id = tasks.job_id)",
+                )
+                .bind(lease.task_id.0)
+                .bind(lease.token)
+                .bind(worker_id)
+                .bind(now)
+                .bind(duration_ms(lease_ttl))
+                .fetch_optional(&mut *w.tx)
+                .await?
+            } else {
+                None
+            };
+            match held {
+                Some(true) => report.cancelled.push(lease.task_id),
+                Some(false) => {}
+                None => report.lost.push(lease.task_id),
+            }
+        }
+        w.tx.commit().await?;
+        Ok(report)
+    }
+
+    async fn complete_task(&self, lease: &Lease, covered: &[DateRange]) -> Result<()> {
+        let mut w = self.write_tx().await?;
+        let held = check_lease(&mut w.tx, lease).await?;
+        if !covered.is_empty() {
+            add_coverage(&mut w.tx, held.series_id, covered).await?;
+        }
+        sqlx::query(
+            "UPDATE tasks SET status = 'succeeded', worker_id = NULL, lease_expires_at = NULL, \
+             next_attempt_at = NULL, finished_at = ?2, updated_at = ?2 WHERE id = ?1",
+        )
+        .bind(lease.task_id.0)
+        .bind(now_ms())
+        .execute(&mut *w.tx)
+        .await?;
+        settle_job(&mut w.tx, &held.job_id).await?;
+        w.tx.commit().await?;
+        Ok(())
+    }
+
+    async fn fail_task(
+        &self,
+        lease: &Lease,
+        error: &str,
+        retry_at: Option<DateTime<Utc>>,
+        max_attempts: u32,
+    ) -> Result<TaskStatus> {
+        let mut w = self.write_tx().await?;
+        let held = check_lease(&mut w.tx, lease).await?;
+        let job_cancelled = parse_job_status(&held.job_status)? == JobStatus::Cancelled;
+        let attempts = u32::try_from(held.attempts).unwrap_or(0);
+        let next = match retry_at {
+            _ if job_cancelled => TaskStatus::Cancelled,
+            Some(_) if attempts < max_attempts => TaskStatus::Queued,
+            _ => TaskStatus::Failed,
+        };
+        TaskStatus::Running.transition(next)?;
+        let now = now_ms();
+        sqlx::query(
+            "UPDATE tasks SET status = ?2, last_error = ?3, worker_id = NULL, \
+             lease_expires_at = NULL, next_attempt_at = ?4, \
+             finished_at = CASE WHEN ?2 = 'queued' THEN NULL ELSE ?5 END, updated_at = ?5 \
+             WHERE id = ?1",
+        )
+        .bind(lease.task_id.0)
+        .bind(next.as_str())
+        .bind(error)
+        .bind(retry_at.filter(|_| next == TaskStatus::Queued).map(ms))
+        .bind(now)
+        .execute(&mut *w.tx)
+        .await?;
+        if next != TaskStatus::Queued {
+            settle_job(&mut w.tx, &held.job_id).await?;
+        }
+        w.tx.commit().await?;
+        if next == TaskStatus::Queued {
+            self.wake();
+        }
+        Ok(next)
+    }
+
+    async fn cancel_task(&self, lease: &Lease, reason: &str) -> Result<()> {
+        let mut w = self.write_tx().await?;
+        let held = check_lease(&mut w.tx, lease).await?;
+        sqlx::query(
+            "UPDATE tasks SET status = 'cancelled', last_error = ?2, worker_id = NULL, \
+             lease_expires_at = NULL, next_attempt_at = NULL, finished_at = ?3, updated_at = ?3 \
+             WHERE id = ?1",
+        )
+        .bind(lease.task_id.0)
+        .bind(reason)
+        .bind(now_ms())
+        .execute(&mut *w.tx)
+        .await?;
+        settle_job(&mut w.tx, &held.job_id).await?;
+        w.tx.commit().await?;
+        Ok(())
+    }
+
+    async fn release_leases(&self, worker_id: &str) -> Result<u64> {
+        let mut w = self.write_tx().await?;
+        let released: Vec<String> = sqlx::query_scalar(
+            "UPDATE tasks SET \
+                 status = CASE WHEN (SELECT status FROM jobs WHERE id = tasks.job_id) = 'cancelled' \
+                          THEN 'cancelled' ELSE 'queued' END, \
+                 finished_at = CASE WHEN (SELECT status FROM jobs WHERE id = tasks.job_id) \
+                               = 'cancelled' THEN ?2 END, \
+                 attempts = max(attempts - 1, 0), worker_id = NULL, lease_expires_at = NULL, \
+                 next_attempt_at = NULL, updated_at = ?2 \
+             WHERE worker_id = ?1 AND status = 'running' \
+             RETURNING status",
+        )
+        .bind(worker_id)
+        .bind(now_ms())
+        .fetch_all(&mut *w.tx)
+        .await?;
+        w.tx.commit().await?;
+        if released.iter().any(|s| s == "queued") {
+            self.wake();
+        }
+        Ok(released.len() as u64)
+    }
+
+    async fn wait_for_work(&self, timeout: Duration) -> Result<()> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        // Registered before looking at the tasks, so that no wake-up in between is missed.
+        let notified = self.wake.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let now = now_ms();
+        let due: Option<i64> = sqlx::query_scalar(
+            "SELECT min(due) FROM (
+                SELECT coalesce(t.next_attempt_at, ?1) AS due FROM tasks t
+                  JOIN jobs j ON j.id = t.job_id
+                 WHERE t.status = 'queued' AND j.status IN ('queued', 'running')
+                UNION ALL
+                SELECT t.lease_expires_at FROM tasks t JOIN jobs j ON j.id = t.job_id
+                 WHERE t.status = 'running' AND j.status IN ('queued', 'running'))",
+        )
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await?;
+        let wake_at = match due {
+            Some(due) if due <= now => return Ok(()),
+            Some(due) => {
+                let wait = Duration::from_millis(u64::try_from(due - now).unwrap_or(0));
+                deadline.min(tokio::time::Instant::now() + wait)
+            }
+            None => deadline,
+        };
+        tokio::select! {
+            () = &mut notified => {}
+            () = tokio::time::sleep_until(wake_at) => {}
+        }
+        Ok(())
+    }
+}
+
+/// Merges `covered` into the stored coverage of a series (inside the write transaction).
+async fn add_coverage(
+    conn: &mut SqliteConnection,
+    series_id: i64,
+    covered: &[DateRange],
+) -> Result<()> {
+    let stored: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT range_from, range_to FROM coverage WHERE series_id = ?1 ORDER BY range_from",
+    )
+    .bind(series_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let stored = stored
+        .into_iter()
+        .map(|(from, to)| Ok(DateRange::from_instants(dt(from)?, dt(to)?)?))
+        .collect::<Result<Vec<_>>>()?;
+    let mut all = stored.clone();
+    all.extend_from_slice(covered);
+    let merged = backfill_domain::merge_intervals(all);
+    if merged == stored {
+        return Ok(());
+    }
+    sqlx::query("DELETE FROM coverage WHERE series_id = ?1")
+        .bind(series_id)
+        .execute(&mut *conn)
+        .await?;
+    for r in merged {
+        sqlx::query("INSERT INTO coverage (series_id, range_from, range_to) VALUES (?1, ?2, ?3)")
+            .bind(series_id)
+            .bind(r.from_ms())
+            .bind(r.to_ms())
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,216 @@
+//! The repository traits that the worker and the API are written against.
+//!
+//! Every method may also fail with [`Error::Database`](crate::Error::Database) when the
+//! database does; [`Error::is_transient`](crate::Error::is_transient) tells whether retrying
+//! may help. Rows that do not convert to domain types give
+//! [`Error::InvalidData`](crate::Error::InvalidData), never a panic.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use backfill_domain::{
+    BackfillJob, Candle, DateRange, JobId, JobSpec, JobStatus, Symbol, TaskStatus, Timeframe,
+};
+use chrono::{DateTime, Utc};
+
+use crate::error::Result;
+use crate::types::{
+    CandlePage, CandleQuery, ClaimedTask, CreatedJob, HeartbeatReport, IngestOutcome, JobDetails,
+    JobSummary, Lease,
+};
+
+/// Backfill jobs and their per-symbol tasks, as the API sees them.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait JobRepository: Send + Sync {
+    /// Creates a queued job and one queued task per symbol, in one transaction.
+    ///
+    /// With an `idempotency_key` that an earlier job was created with, returns that job with
+    /// `created: false` instead of creating a second one; this holds under concurrent calls.
+    ///
+    /// # Errors
+    /// [`Error::Conflict`](crate::Error::Conflict) when the key was used for a job with a
+    /// different spec.
+    async fn create_job<'a>(
+        &self,
+        spec: &JobSpec,
+        idempotency_key: Option<&'a str>,
+    ) -> Result<CreatedJob>;
+
+    /// A job, its tasks in the order of the spec's symbols, and its derived progress.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`](crate::Error::NotFound) for an unknown id.
+    async fn get_job(&self, id: JobId) -> Result<JobDetails>;
+
+    /// The most recent jobs, newest first, at most `limit` of them, optionally only those in
+    /// `status`, each with its progress.
+    ///
+    /// # Errors
+    /// Only database errors.
+    async fn list_jobs(&self, limit: u32, status: Option<JobStatus>) -> Result<Vec<JobSummary>>;
+
+    /// Cancels a queued or running job: its queued tasks become cancelled at once; its running
+    /// tasks keep running until their workers notice (through
+    /// [`TaskQueue::heartbeat`] or [`CandleStore::ingest_page`]) and call
+    /// [`TaskQueue::cancel_task`], or until their leases expire.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`](crate::Error::NotFound) for an unknown id,
+    /// [`Error::Conflict`](crate::Error::Conflict) when the job already ended (the state
+    /// machine forbids it).
+    async fn cancel_job(&self, id: JobId) -> Result<BackfillJob>;
+
+    /// Puts a failed, cancelled or partly failed job back in the queue: its failed and
+    /// cancelled tasks become queued with their attempts reset, keeping their checkpoints and
+    /// counters so that they resume where they stopped.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`](crate::Error::NotFound) for an unknown id,
+    /// [`Error::Conflict`](crate::Error::Conflict) when the state machine forbids it (the job
+    /// is queued, running or succeeded) or when no task is failed or cancelled.
+    async fn retry_job(&self, id: JobId) -> Result<BackfillJob>;
+
+    /// Checks that the database answers, for readiness probes.
+    ///
+    /// # Errors
+    /// Only database errors.
+    async fn ping(&self) -> Result<()>;
+}
+
+/// Task leases, as the worker sees them.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait TaskQueue: Send + Sync {
+    /// Claims up to `max` runnable tasks for `worker_id`, each with a lease valid for
+    /// `lease_ttl`, oldest job first.
+    ///
+    /// Runnable: queued and due (no retry time, or one that has passed), or running with an
+    /// expired lease (its worker died). A task waiting for its retry time is not runnable.
+    /// Concurrent claims never return the same task. Each claim increments the task's
+    /// attempts and its fencing token, and puts a queued job in `running`.
+    ///
+    /// # Errors
+    /// Only database errors.
+    async fn claim_tasks(
+        &self,
+        worker_id: &str,
+        max: u32,
+        lease_ttl: Duration,
+    ) -> Result<Vec<ClaimedTask>>;
+
+    /// Extends the leases still held by `worker_id` to `lease_ttl` from now, and reports the
+    /// ones that were lost and the held ones whose job was cancelled.
+    ///
+    /// # Errors
+    /// Only database errors.
+    async fn heartbeat(
+        &self,
+        worker_id: &str,
+        leases: &[Lease],
+        lease_ttl: Duration,
+    ) -> Result<HeartbeatReport>;
+
+    /// Finishes a task: records `covered` as fetched for the task's series (merged with what
+    /// was recorded before), marks the task succeeded and releases its lease. When it was the
+    /// last unfinished task of a running job, the job settles (succeeded, completed with
+    /// errors or failed; see [`JobStatus::settled`]).
+    ///
+    /// # Errors
+    /// [`Error::LeaseLost`](crate::Error::LeaseLost) when the lease is not held (nothing is
+    /// written).
+    async fn complete_task(&self, lease: &Lease, covered: &[DateRange]) -> Result<()>;
+
+    /// Records a failed attempt. With `retry_at` and fewer than `max_attempts` attempts so far,
+    /// the task goes back to the queue, runnable from `retry_at`; otherwise it fails for good
+    /// and the job may settle. Returns the task's new status (queued or failed).
+    ///
+    /// # Errors
+    /// [`Error::LeaseLost`](crate::Error::LeaseLost) when the lease is not held (nothing is
+    /// written).
+    async fn fail_task(
+        &self,
+        lease: &Lease,
+        error: &str,
+        retry_at: Option<DateTime<Utc>>,
+        max_attempts: u32,
+    ) -> Result<TaskStatus>;
+
+    /// Marks a running task cancelled (its worker noticed that the job was cancelled, or gave
+    /// up on it), keeping what it stored and its checkpoint. The job may settle.
+    ///
+    /// # Errors
+    /// [`Error::LeaseLost`](crate::Error::LeaseLost) when the lease is not held.
+    async fn cancel_task(&self, lease: &Lease, reason: &str) -> Result<()>;
+
+    /// On shutdown: puts every task leased by `worker_id` back in the queue, runnable at once
+    /// (or cancels it when its job was cancelled). The released attempt does not count against
+    /// the maximum. Returns how many tasks were released.
+    ///
+    /// # Errors
+    /// Only database errors.
+    async fn release_leases(&self, worker_id: &str) -> Result<u64>;
+
+    /// Waits until tasks may have become runnable, or `timeout` passes, whichever is first.
+    /// Returns at once when a task is runnable now; wakes up when a job is created or retried,
+    /// a lease is released or a task is queued for a later attempt (also by another process,
+    /// on PostgreSQL), and when the earliest retry time or lease expiry comes due. Spurious
+    /// wake-ups are possible: callers claim and wait again.
+    ///
+    /// # Errors
+    /// Only database errors.
+    async fn wait_for_work(&self, timeout: Duration) -> Result<()>;
+}
+
+/// Candles and the coverage of each series.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait CandleStore: Send + Sync {
+    /// Stores one page of the leased task's candles and advances the task's progress, in one
+    /// transaction and only while the lease is held (a fenced write).
+    ///
+    /// Candles repeated within the page count once, the last one winning. New candles are
+    /// inserted, changed ones updated, identical ones left untouched. The task's checkpoint
+    /// moves to `checkpoint` (never backwards), `candles_fetched` grows by the page's length,
+    /// `candles_stored` by inserted plus updated, and `pages` by one.
+    ///
+    /// # Errors
+    /// [`Error::LeaseLost`](crate::Error::LeaseLost) when the lease is not held (expired,
+    /// reclaimed, released, or the task finished): nothing is written.
+    /// [`Error::InvalidInput`](crate::Error::InvalidInput) when a candle belongs to another
+    /// symbol or timeframe than the task, or has a trade count beyond `i64::MAX`.
+    async fn ingest_page(
+        &self,
+        lease: &Lease,
+        candles: &[Candle],
+        checkpoint: DateTime<Utc>,
+    ) -> Result<IngestOutcome>;
+
+    /// Stored candles of one series in a time range, oldest first, one page at a time: pass
+    /// the returned `next_cursor` as `after` to read the next page. Every candle of the range
+    /// appears on exactly one page. An unknown series gives an empty page.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`](crate::Error::InvalidInput) for a limit of 0 or above
+    /// [`CandleQuery::MAX_LIMIT`].
+    async fn candles(&self, query: &CandleQuery) -> Result<CandlePage>;
+
+    /// The time intervals already fetched for a series, merged (sorted, disjoint, not
+    /// touching), so that a backfill in `missing` mode can fetch only the rest. Empty for an
+    /// unknown series.
+    ///
+    /// # Errors
+    /// Only database errors.
+    async fn coverage(
+        &self,
+        symbol: &Symbol,
+        timeframe: Timeframe,
+        adjusted: bool,
+    ) -> Result<Vec<DateRange>>;
+}
+
+/// Everything a backend offers. Implemented for every type that implements the three traits,
+/// so `Arc<dyn Storage>` can be handed to the worker and the API as one value.
+pub trait Storage: JobRepository + TaskQueue + CandleStore {}
+
+impl<T: JobRepository + TaskQueue + CandleStore + ?Sized> Storage for T {}

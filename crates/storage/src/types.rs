@@ -1,0 +1,111 @@
+//! Plain data passed across the storage traits.
+
+use backfill_domain::{
+    BackfillJob, Candle, DateRange, JobProgress, Symbol, SymbolTask, TaskId, Timeframe,
+};
+use chrono::{DateTime, Utc};
+
+/// The result of [`crate::JobRepository::create_job`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct CreatedJob {
+    pub job: BackfillJob,
+    /// False when the idempotency key named a job that already existed; `job` is that job.
+    pub created: bool,
+}
+
+/// A job with all its tasks (in the order of the spec's symbols) and the progress derived
+/// from them by [`JobProgress::derive`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobDetails {
+    pub job: BackfillJob,
+    pub tasks: Vec<SymbolTask>,
+    pub progress: JobProgress,
+}
+
+/// A job and its progress, computed from aggregates of its tasks, for listings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobSummary {
+    pub job: BackfillJob,
+    pub progress: JobProgress,
+}
+
+/// The right to work on one task, and the proof of it in every write.
+///
+/// `token` is a fencing token: it grows on every claim of the task, so a worker whose lease
+/// expired and was reclaimed can never write with its old lease again.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Lease {
+    pub task_id: TaskId,
+    pub worker_id: String,
+    pub token: i64,
+}
+
+/// A task claimed by a worker: the lease, the task as it stands after the claim (status
+/// running, attempts counted) and its job (for the spec).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClaimedTask {
+    pub lease: Lease,
+    pub task: SymbolTask,
+    pub job: BackfillJob,
+}
+
+/// The answer to [`crate::TaskQueue::heartbeat`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HeartbeatReport {
+    /// Leases no longer held (expired, reclaimed, released or finished); stop work on these
+    /// and write nothing more.
+    pub lost: Vec<TaskId>,
+    /// Leases still held (and extended) whose job was cancelled: stop and call
+    /// [`crate::TaskQueue::cancel_task`].
+    pub cancelled: Vec<TaskId>,
+}
+
+/// What [`crate::CandleStore::ingest_page`] did with a page. Candles repeated within the page
+/// count once (the last one wins), so the three counts add up to the number of distinct
+/// timestamps in the page.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IngestOutcome {
+    /// Candles that were not stored before.
+    pub inserted: u64,
+    /// Candles stored before with different values (an upstream correction), now replaced.
+    pub updated: u64,
+    /// Candles stored before with the same values; nothing was written for them.
+    pub unchanged: u64,
+    /// The task's job was cancelled: the page was stored, and the worker should stop and call
+    /// [`crate::TaskQueue::cancel_task`].
+    pub job_cancelled: bool,
+}
+
+impl IngestOutcome {
+    /// Candles written: inserted plus updated.
+    pub fn stored(&self) -> u64 {
+        self.inserted + self.updated
+    }
+}
+
+/// A read of stored candles: one series, a time range, and a keyset cursor.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CandleQuery {
+    pub symbol: Symbol,
+    pub timeframe: Timeframe,
+    pub adjusted: bool,
+    /// Candles whose start lies in this range (both ends inclusive).
+    pub range: DateRange,
+    /// At most this many candles, 1 to [`CandleQuery::MAX_LIMIT`].
+    pub limit: u32,
+    /// Only candles strictly after this instant: the `next_cursor` of the previous page.
+    pub after: Option<DateTime<Utc>>,
+}
+
+impl CandleQuery {
+    /// The largest page [`crate::CandleStore::candles`] returns.
+    pub const MAX_LIMIT: u32 = 50_000;
+}
+
+/// One page of candles, ordered by time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CandlePage {
+    pub candles: Vec<Candle>,
+    /// Pass as `after` to read the next page; `None` when this page is the last.
+    pub next_cursor: Option<DateTime<Utc>>,
+}

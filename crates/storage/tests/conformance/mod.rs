@@ -1,0 +1,943 @@
+//! The behaviour suite that every backend must pass. Each check takes a fresh, migrated,
+//! empty storage; `tests/storage.rs` runs every check against PostgreSQL and SQLite.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use backfill_domain::{
+    BackfillMode, Candle, DateRange, JobId, JobSpec, JobStatus, Ohlcv, Symbol, TaskStatus,
+    Timeframe,
+};
+use backfill_storage::{CandleQuery, ClaimedTask, Error, Lease, Storage};
+use chrono::{DateTime, TimeDelta, Utc};
+
+/// A long lease: it does not expire during a test.
+const LONG: Duration = Duration::from_secs(600);
+/// A lease that is expired as soon as it is granted.
+const EXPIRED: Duration = Duration::ZERO;
+
+fn t0() -> DateTime<Utc> {
+    "2024-01-02T14:30:00Z".parse().unwrap()
+}
+
+fn minute(i: i64) -> DateTime<Utc> {
+    t0() + TimeDelta::minutes(i)
+}
+
+fn sym(s: &str) -> Symbol {
+    Symbol::parse(s).unwrap()
+}
+
+fn tf() -> Timeframe {
+    Timeframe::parse("1m").unwrap()
+}
+
+fn job_range() -> DateRange {
+    DateRange::from_instants(
+        "2024-01-01T00:00:00Z".parse().unwrap(),
+        "2024-01-31T00:00:00Z".parse().unwrap(),
+    )
+    .unwrap()
+}
+
+fn spec_with(symbols: &[&str], adjusted: bool) -> JobSpec {
+    JobSpec::new(
+        symbols.iter().map(|s| sym(s)).collect(),
+        tf(),
+        job_range(),
+        adjusted,
+        BackfillMode::Missing,
+    )
+    .unwrap()
+}
+
+fn spec(symbols: &[&str]) -> JobSpec {
+    spec_with(symbols, true)
+}
+
+fn bar(symbol: &str, i: i64, close: f64) -> Candle {
+    Candle::new(
+        sym(symbol),
+        tf(),
+        minute(i),
+        Ohlcv {
+            open: 100.0 + i as f64,
+            high: 101.5 + i as f64,
+            low: 99.25 + i as f64,
+            close,
+            volume: 1_000.5 * (i + 1) as f64,
+            vwap: (i % 3 != 0).then_some(100.7 + i as f64),
+            trades: (i % 4 != 0).then_some(10 + i as u64),
+        },
+    )
+    .unwrap()
+}
+
+/// `n` one-minute bars of `symbol` starting at minute `start`.
+fn bars(symbol: &str, start: i64, n: i64) -> Vec<Candle> {
+    (start..start + n)
+        .map(|i| bar(symbol, i, 100.5 + i as f64))
+        .collect()
+}
+
+async fn create(s: &dyn Storage, symbols: &[&str]) -> JobId {
+    s.create_job(&spec(symbols), None).await.unwrap().job.id
+}
+
+async fn claim_all(s: &dyn Storage, worker: &str, ttl: Duration) -> Vec<ClaimedTask> {
+    s.claim_tasks(worker, 100, ttl).await.unwrap()
+}
+
+async fn claim_one(s: &dyn Storage, worker: &str, ttl: Duration) -> ClaimedTask {
+    let mut claimed = s.claim_tasks(worker, 1, ttl).await.unwrap();
+    assert_eq!(claimed.len(), 1, "expected one runnable task");
+    claimed.remove(0)
+}
+
+async fn task_status(s: &dyn Storage, job: JobId) -> Vec<TaskStatus> {
+    let details = s.get_job(job).await.unwrap();
+    details.tasks.iter().map(|t| t.status).collect()
+}
+
+async fn all_candles(s: &dyn Storage, symbol: &str, adjusted: bool) -> Vec<Candle> {
+    let page = s
+        .candles(&CandleQuery {
+            symbol: sym(symbol),
+            timeframe: tf(),
+            adjusted,
+            range: job_range(),
+            limit: CandleQuery::MAX_LIMIT,
+            after: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(page.next_cursor, None);
+    page.candles
+}
+
+fn assert_lease_lost(result: Result<impl std::fmt::Debug, Error>, lease: &Lease) {
+    match result {
+        Err(Error::LeaseLost { task_id }) => assert_eq!(task_id, lease.task_id),
+        other => panic!("expected LeaseLost, got {other:?}"),
+    }
+}
+
+pub(crate) async fn creates_a_job_with_one_task_per_symbol(s: &dyn Storage) {
+    let created = s
+        .create_job(&spec(&["MSFT", "AAPL", "X:BTCUSD"]), None)
+        .await
+        .unwrap();
+    assert!(created.created);
+    assert_eq!(created.job.status, JobStatus::Queued);
+    let details = s.get_job(created.job.id).await.unwrap();
+    assert_eq!(details.job, created.job);
+    let symbols: Vec<&str> = details.tasks.iter().map(|t| t.symbol.as_str()).collect();
+    assert_eq!(symbols, ["MSFT", "AAPL", "X:BTCUSD"]);
+    for task in &details.tasks {
+        assert_eq!(task.status, TaskStatus::Queued);
+        assert_eq!(task.job_id, created.job.id);
+        assert_eq!((task.attempts, task.candles_stored, task.pages), (0, 0, 0));
+        assert_eq!(task.checkpoint, None);
+    }
+    assert_eq!(details.progress.symbols_total, 3);
+    assert_eq!(details.progress.symbols_queued, 3);
+    assert_eq!(details.progress.percent, 0.0);
+
+    let unknown = JobId::new();
+    match s.get_job(unknown).await {
+        Err(Error::NotFound { what }) => assert!(what.contains(&unknown.to_string()), "{what}"),
+        other => panic!("expected NotFound, got {other:?}"),
+    }
+    s.ping().await.unwrap();
+}
+
+pub(crate) async fn idempotency_key_returns_the_same_job(s: &dyn Storage) {
+    let spec = spec(&["AAPL", "MSFT"]);
+    let first = s.create_job(&spec, Some("key-1")).await.unwrap();
+    assert!(first.created);
+    let again = s.create_job(&spec, Some("key-1")).await.unwrap();
+    assert!(!again.created);
+    assert_eq!(again.job, first.job);
+
+    // Concurrent requests with one key create one job.
+    let other = spec_with(&["IBM"], false);
+    let results =
+        futures::future::join_all((0..4).map(|_| s.create_job(&other, Some("key-2")))).await;
+    let results: Vec<_> = results.into_iter().map(Result::unwrap).collect();
+    assert_eq!(results.iter().filter(|r| r.created).count(), 1);
+    assert!(results.iter().all(|r| r.job.id == results[0].job.id));
+
+    // The same key for another spec is a conflict; no key means a new job every time.
+    assert!(matches!(
+        s.create_job(&other, Some("key-1")).await,
+        Err(Error::Conflict(_))
+    ));
+    let a = s.create_job(&spec, None).await.unwrap();
+    let b = s.create_job(&spec, None).await.unwrap();
+    assert!(a.created && b.created && a.job.id != b.job.id);
+    assert_eq!(s.list_jobs(100, None).await.unwrap().len(), 4);
+    assert_eq!(s.get_job(results[0].job.id).await.unwrap().tasks.len(), 1);
+}
+
+pub(crate) async fn same_page_twice_stores_nothing_new(s: &dyn Storage) {
+    let job = create(s, &["AAPL"]).await;
+    let c = claim_one(s, "w1", LONG).await;
+    let page = bars("AAPL", 0, 500);
+    let first = s.ingest_page(&c.lease, &page, minute(499)).await.unwrap();
+    assert_eq!(
+        (first.inserted, first.updated, first.unchanged),
+        (500, 0, 0)
+    );
+    assert!(!first.job_cancelled);
+    let second = s.ingest_page(&c.lease, &page, minute(499)).await.unwrap();
+    assert_eq!(
+        (second.inserted, second.updated, second.unchanged),
+        (0, 0, 500)
+    );
+
+    let task = &s.get_job(job).await.unwrap().tasks[0];
+    assert_eq!(task.candles_fetched, 1000);
+    assert_eq!(task.candles_stored, 500);
+    assert_eq!(task.pages, 2);
+    assert_eq!(task.checkpoint, Some(minute(499)));
+    assert_eq!(all_candles(s, "AAPL", true).await, page);
+}
+
+pub(crate) async fn a_changed_close_counts_as_one_update(s: &dyn Storage) {
+    let job = create(s, &["AAPL"]).await;
+    let c = claim_one(s, "w1", LONG).await;
+    let mut page = bars("AAPL", 0, 100);
+    s.ingest_page(&c.lease, &page, minute(99)).await.unwrap();
+    page[42] = bar("AAPL", 42, 1234.5);
+    let outcome = s.ingest_page(&c.lease, &page, minute(99)).await.unwrap();
+    assert_eq!(
+        (outcome.inserted, outcome.updated, outcome.unchanged),
+        (0, 1, 99)
+    );
+    assert_eq!(outcome.stored(), 1);
+    let stored = all_candles(s, "AAPL", true).await;
+    assert_eq!(stored[42].close(), 1234.5);
+    assert_eq!(stored, page);
+    let task = &s.get_job(job).await.unwrap().tasks[0];
+    assert_eq!(task.candles_stored, 101);
+
+    // A value that appears (vwap from none to some) is a change too; the checkpoint never
+    // moves backwards.
+    let mut fixed = bar("AAPL", 0, page[0].close());
+    fixed = Candle::new(
+        fixed.symbol().clone(),
+        tf(),
+        fixed.ts(),
+        Ohlcv {
+            vwap: Some(7.0),
+            ..*fixed.values()
+        },
+    )
+    .unwrap();
+    let outcome = s.ingest_page(&c.lease, &[fixed], minute(0)).await.unwrap();
+    assert_eq!((outcome.inserted, outcome.updated), (0, 1));
+    let task = &s.get_job(job).await.unwrap().tasks[0];
+    assert_eq!(task.checkpoint, Some(minute(99)));
+}
+
+pub(crate) async fn repeats_within_a_page_count_once_and_the_last_wins(s: &dyn Storage) {
+    create(s, &["AAPL"]).await;
+    let c = claim_one(s, "w1", LONG).await;
+    let mut page = bars("AAPL", 0, 10);
+    page.push(bar("AAPL", 3, 77.0));
+    page.reverse();
+    page.push(bar("AAPL", 5, 55.0));
+    let outcome = s.ingest_page(&c.lease, &page, minute(9)).await.unwrap();
+    assert_eq!(
+        (outcome.inserted, outcome.updated, outcome.unchanged),
+        (10, 0, 0)
+    );
+    let stored = all_candles(s, "AAPL", true).await;
+    assert_eq!(stored.len(), 10);
+    assert_eq!(
+        stored[3].close(),
+        100.5 + 3.0,
+        "the later one of minute 3 wins"
+    );
+    assert_eq!(stored[5].close(), 55.0);
+    assert!(stored.windows(2).all(|w| w[0].ts() < w[1].ts()));
+}
+
+pub(crate) async fn a_page_of_another_symbol_is_rejected(s: &dyn Storage) {
+    let job = create(s, &["AAPL"]).await;
+    let c = claim_one(s, "w1", LONG).await;
+    let mut page = bars("AAPL", 0, 5);
+    page.extend(bars("MSFT", 5, 1));
+    assert!(matches!(
+        s.ingest_page(&c.lease, &page, minute(5)).await,
+        Err(Error::InvalidInput(_))
+    ));
+    assert!(all_candles(s, "AAPL", true).await.is_empty());
+    assert_eq!(s.get_job(job).await.unwrap().tasks[0].pages, 0);
+}
+
+pub(crate) async fn a_write_after_the_lease_expired_is_rejected(s: &dyn Storage) {
+    let job = create(s, &["AAPL"]).await;
+    let c = claim_one(s, "w1", EXPIRED).await;
+    let page = bars("AAPL", 0, 50);
+    assert_lease_lost(s.ingest_page(&c.lease, &page, minute(49)).await, &c.lease);
+    assert_lease_lost(s.complete_task(&c.lease, &[job_range()]).await, &c.lease);
+    assert_lease_lost(s.fail_task(&c.lease, "x", None, 3).await, &c.lease);
+    assert_lease_lost(s.cancel_task(&c.lease, "x").await, &c.lease);
+
+    // Nothing changed.
+    assert!(all_candles(s, "AAPL", true).await.is_empty());
+    let details = s.get_job(job).await.unwrap();
+    let task = &details.tasks[0];
+    assert_eq!(
+        (task.candles_fetched, task.candles_stored, task.pages),
+        (0, 0, 0)
+    );
+    assert_eq!(task.checkpoint, None);
+    assert_eq!(task.status, TaskStatus::Running);
+    assert!(s
+        .coverage(&sym("AAPL"), tf(), true)
+        .await
+        .unwrap()
+        .is_empty());
+
+    // Another worker reclaims it; the first worker's lease stays dead even though the task
+    // runs again (fencing token), while the new lease works.
+    let again = claim_one(s, "w2", LONG).await;
+    assert_eq!(again.task.id, c.task.id);
+    assert!(again.lease.token > c.lease.token);
+    assert_lease_lost(s.ingest_page(&c.lease, &page, minute(49)).await, &c.lease);
+    let stale = Lease {
+        worker_id: "w2".into(),
+        ..c.lease.clone()
+    };
+    assert_lease_lost(s.ingest_page(&stale, &page, minute(49)).await, &stale);
+    let outcome = s
+        .ingest_page(&again.lease, &page, minute(49))
+        .await
+        .unwrap();
+    assert_eq!(outcome.inserted, 50);
+}
+
+pub(crate) async fn concurrent_claims_never_share_a_task(s: &dyn Storage) {
+    let symbols: Vec<String> = (0..20).map(|i| format!("S{i}")).collect();
+    let symbols: Vec<&str> = symbols.iter().map(String::as_str).collect();
+    create(s, &symbols).await;
+    let workers: Vec<String> = (0..8).map(|i| format!("worker-{i}")).collect();
+    let claims = futures::future::join_all(workers.iter().map(|w| s.claim_tasks(w, 3, LONG))).await;
+    let mut seen = HashSet::new();
+    let mut total = 0;
+    for (worker, claimed) in workers.iter().zip(claims) {
+        let claimed = claimed.unwrap();
+        assert!(claimed.len() <= 3);
+        for c in claimed {
+            assert_eq!(&c.lease.worker_id, worker);
+            assert_eq!(c.task.worker_id.as_deref(), Some(worker.as_str()));
+            assert!(seen.insert(c.task.id), "task {} claimed twice", c.task.id);
+            total += 1;
+        }
+    }
+    assert_eq!(total, 20);
+    assert!(s.claim_tasks("late", 5, LONG).await.unwrap().is_empty());
+}
+
+pub(crate) async fn an_expired_lease_is_reclaimed(s: &dyn Storage) {
+    let job = create(s, &["AAPL"]).await;
+    let first = claim_one(s, "w1", EXPIRED).await;
+    assert_eq!(first.task.attempts, 1);
+    assert_eq!(first.job.status, JobStatus::Running);
+    let second = claim_one(s, "w2", LONG).await;
+    assert_eq!(second.task.id, first.task.id);
+    assert_eq!(second.task.attempts, 2);
+    assert_eq!(second.lease.worker_id, "w2");
+    assert!(second.lease.token > first.lease.token);
+
+    // The first worker learns that it lost the lease; the second keeps it.
+    let report = s
+        .heartbeat("w1", std::slice::from_ref(&first.lease), LONG)
+        .await
+        .unwrap();
+    assert_eq!(report.lost, vec![first.task.id]);
+    let report = s
+        .heartbeat("w2", std::slice::from_ref(&second.lease), LONG)
+        .await
+        .unwrap();
+    assert!(report.lost.is_empty() && report.cancelled.is_empty());
+    // A held lease is not runnable.
+    assert!(s.claim_tasks("w3", 1, LONG).await.unwrap().is_empty());
+    let details = s.get_job(job).await.unwrap();
+    assert_eq!(details.tasks[0].worker_id.as_deref(), Some("w2"));
+}
+
+pub(crate) async fn heartbeat_extends_leases_and_reports_cancellation(s: &dyn Storage) {
+    let job = create(s, &["AAPL", "MSFT"]).await;
+    let claimed = claim_all(s, "w1", LONG).await;
+    assert_eq!(claimed.len(), 2);
+    let leases: Vec<Lease> = claimed.iter().map(|c| c.lease.clone()).collect();
+    let before = s.get_job(job).await.unwrap().tasks[0]
+        .lease_expires_at
+        .unwrap();
+    let report = s.heartbeat("w1", &leases, LONG * 2).await.unwrap();
+    assert!(report.lost.is_empty() && report.cancelled.is_empty());
+    let after = s.get_job(job).await.unwrap().tasks[0]
+        .lease_expires_at
+        .unwrap();
+    assert!(after > before, "{after} > {before}");
+
+    // A lease presented by another worker id is not that worker's.
+    let report = s.heartbeat("w2", &leases[..1], LONG).await.unwrap();
+    assert_eq!(report.lost, vec![leases[0].task_id]);
+
+    let cancelled = s.cancel_job(job).await.unwrap();
+    assert_eq!(cancelled.status, JobStatus::Cancelled);
+    let report = s.heartbeat("w1", &leases, LONG).await.unwrap();
+    let mut ids: Vec<_> = leases.iter().map(|l| l.task_id).collect();
+    ids.sort();
+    let mut reported = report.cancelled.clone();
+    reported.sort();
+    assert_eq!(reported, ids);
+    assert!(report.lost.is_empty());
+
+    // A page still lands (and says so), then the worker cancels its tasks, keeping the data.
+    let outcome = s
+        .ingest_page(
+            &leases[0],
+            &bars(claimed[0].task.symbol.as_str(), 0, 3),
+            minute(2),
+        )
+        .await
+        .unwrap();
+    assert!(outcome.job_cancelled);
+    assert_eq!(outcome.inserted, 3);
+    for lease in &leases {
+        s.cancel_task(lease, "job cancelled").await.unwrap();
+    }
+    let details = s.get_job(job).await.unwrap();
+    assert_eq!(details.job.status, JobStatus::Cancelled);
+    assert!(details
+        .tasks
+        .iter()
+        .all(|t| t.status == TaskStatus::Cancelled && t.worker_id.is_none()));
+    let kept = details
+        .tasks
+        .iter()
+        .find(|t| t.id == leases[0].task_id)
+        .unwrap();
+    assert_eq!((kept.candles_stored, kept.checkpoint), (3, Some(minute(2))));
+    assert_eq!(
+        all_candles(s, claimed[0].task.symbol.as_str(), true)
+            .await
+            .len(),
+        3
+    );
+}
+
+pub(crate) async fn cancel_and_retry_follow_the_state_machine(s: &dyn Storage) {
+    // Unknown jobs.
+    assert!(matches!(
+        s.cancel_job(JobId::new()).await,
+        Err(Error::NotFound { .. })
+    ));
+    assert!(matches!(
+        s.retry_job(JobId::new()).await,
+        Err(Error::NotFound { .. })
+    ));
+
+    // A queued job cancels at once, with all its tasks; cancelling again is illegal.
+    let job = create(s, &["AAPL", "MSFT"]).await;
+    assert!(
+        matches!(s.retry_job(job).await, Err(Error::Conflict(_))),
+        "queued -> queued"
+    );
+    let cancelled = s.cancel_job(job).await.unwrap();
+    assert_eq!(cancelled.status, JobStatus::Cancelled);
+    assert!(cancelled.finished_at.is_some());
+    assert_eq!(task_status(s, job).await, [TaskStatus::Cancelled; 2]);
+    match s.cancel_job(job).await {
+        Err(Error::Conflict(msg)) => assert!(msg.contains("cancelled"), "{msg}"),
+        other => panic!("expected Conflict, got {other:?}"),
+    }
+    assert!(s.claim_tasks("w1", 10, LONG).await.unwrap().is_empty());
+
+    // Retry puts it back in the queue.
+    let retried = s.retry_job(job).await.unwrap();
+    assert_eq!(retried.status, JobStatus::Queued);
+    assert_eq!(retried.finished_at, None);
+    assert_eq!(task_status(s, job).await, [TaskStatus::Queued; 2]);
+
+    // A running job: retry is illegal; finish it; then neither cancel nor retry applies.
+    let claimed = claim_all(s, "w1", LONG).await;
+    assert_eq!(claimed.len(), 2);
+    assert!(
+        matches!(s.retry_job(job).await, Err(Error::Conflict(_))),
+        "running -> queued"
+    );
+    for c in &claimed {
+        s.complete_task(&c.lease, &[]).await.unwrap();
+    }
+    assert_eq!(
+        s.get_job(job).await.unwrap().job.status,
+        JobStatus::Succeeded
+    );
+    assert!(matches!(s.cancel_job(job).await, Err(Error::Conflict(_))));
+    assert!(matches!(s.retry_job(job).await, Err(Error::Conflict(_))));
+}
+
+pub(crate) async fn retry_keeps_checkpoints_and_counters(s: &dyn Storage) {
+    let job = create(s, &["AAPL", "MSFT"]).await;
+    let claimed = claim_all(s, "w1", LONG).await;
+    let (aapl, msft) = if claimed[0].task.symbol.as_str() == "AAPL" {
+        (&claimed[0], &claimed[1])
+    } else {
+        (&claimed[1], &claimed[0])
+    };
+    s.ingest_page(&aapl.lease, &bars("AAPL", 0, 20), minute(19))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.fail_task(&aapl.lease, "upstream said 500", None, 3)
+            .await
+            .unwrap(),
+        TaskStatus::Failed
+    );
+    s.complete_task(&msft.lease, &[]).await.unwrap();
+    let details = s.get_job(job).await.unwrap();
+    assert_eq!(details.job.status, JobStatus::CompletedWithErrors);
+
+    let retried = s.retry_job(job).await.unwrap();
+    assert_eq!(retried.status, JobStatus::Queued);
+    let details = s.get_job(job).await.unwrap();
+    let task = details
+        .tasks
+        .iter()
+        .find(|t| t.symbol.as_str() == "AAPL")
+        .unwrap();
+    assert_eq!(task.status, TaskStatus::Queued);
+    assert_eq!(task.attempts, 0);
+    assert_eq!(task.checkpoint, Some(minute(19)));
+    assert_eq!(
+        (task.candles_stored, task.candles_fetched, task.pages),
+        (20, 20, 1)
+    );
+    let done = details
+        .tasks
+        .iter()
+        .find(|t| t.symbol.as_str() == "MSFT")
+        .unwrap();
+    assert_eq!(
+        done.status,
+        TaskStatus::Succeeded,
+        "succeeded tasks stay done"
+    );
+
+    // Only the failed task runs again.
+    let again = claim_all(s, "w2", LONG).await;
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].task.id, aapl.task.id);
+    assert_eq!(again[0].task.attempts, 1);
+    assert_eq!(again[0].job.status, JobStatus::Running);
+    s.complete_task(&again[0].lease, &[]).await.unwrap();
+    assert_eq!(
+        s.get_job(job).await.unwrap().job.status,
+        JobStatus::Succeeded
+    );
+}
+
+pub(crate) async fn recent_jobs_are_ordered_limited_and_filtered(s: &dyn Storage) {
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(create(s, &[&format!("S{i}")]).await);
+    }
+    let listed = s.list_jobs(3, None).await.unwrap();
+    let got: Vec<JobId> = listed.iter().map(|j| j.job.id).collect();
+    assert_eq!(got, [ids[4], ids[3], ids[2]]);
+    assert_eq!(s.list_jobs(100, None).await.unwrap().len(), 5);
+    assert!(s.list_jobs(0, None).await.unwrap().is_empty());
+
+    s.cancel_job(ids[1]).await.unwrap();
+    s.cancel_job(ids[3]).await.unwrap();
+    let cancelled = s.list_jobs(10, Some(JobStatus::Cancelled)).await.unwrap();
+    let got: Vec<JobId> = cancelled.iter().map(|j| j.job.id).collect();
+    assert_eq!(got, [ids[3], ids[1]]);
+    let queued = s.list_jobs(2, Some(JobStatus::Queued)).await.unwrap();
+    let got: Vec<JobId> = queued.iter().map(|j| j.job.id).collect();
+    assert_eq!(got, [ids[4], ids[2]]);
+    assert!(s
+        .list_jobs(10, Some(JobStatus::Succeeded))
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+pub(crate) async fn listed_progress_matches_the_job_details(s: &dyn Storage) {
+    let job = create(s, &["AAPL", "MSFT", "IBM"]).await;
+    let claimed = claim_all(s, "w1", LONG).await;
+    s.ingest_page(
+        &claimed[0].lease,
+        &bars(claimed[0].task.symbol.as_str(), 0, 30),
+        minute(29),
+    )
+    .await
+    .unwrap();
+    s.ingest_page(
+        &claimed[1].lease,
+        &bars(claimed[1].task.symbol.as_str(), 0, 10),
+        minute(9),
+    )
+    .await
+    .unwrap();
+    s.complete_task(&claimed[1].lease, &[]).await.unwrap();
+    s.fail_task(&claimed[2].lease, "boom", None, 1)
+        .await
+        .unwrap();
+
+    let details = s.get_job(job).await.unwrap();
+    let summary = s.list_jobs(1, None).await.unwrap().remove(0);
+    assert_eq!(summary.job, details.job);
+    let (a, b) = (&summary.progress, &details.progress);
+    assert_eq!(
+        (
+            a.symbols_total,
+            a.symbols_done,
+            a.symbols_failed,
+            a.symbols_running,
+            a.symbols_queued
+        ),
+        (3, 1, 1, 1, 0)
+    );
+    assert_eq!(
+        (
+            a.symbols_total,
+            a.symbols_done,
+            a.symbols_failed,
+            a.symbols_running
+        ),
+        (
+            b.symbols_total,
+            b.symbols_done,
+            b.symbols_failed,
+            b.symbols_running
+        )
+    );
+    assert_eq!((a.candles_stored, a.candles_fetched, a.pages), (40, 40, 2));
+    assert_eq!(
+        (a.candles_stored, a.candles_fetched, a.pages),
+        (b.candles_stored, b.candles_fetched, b.pages)
+    );
+    assert!(a.percent > 100.0 / 3.0 && a.percent < 50.0, "{}", a.percent);
+    assert!(
+        (a.percent - b.percent).abs() < 1e-9,
+        "{} vs {}",
+        a.percent,
+        b.percent
+    );
+}
+
+pub(crate) async fn keyset_pagination_returns_every_candle_once(s: &dyn Storage) {
+    let spec = spec_with(&["AAPL"], true);
+    s.create_job(&spec, None).await.unwrap();
+    s.create_job(&spec_with(&["AAPL"], false), None)
+        .await
+        .unwrap();
+    let claimed = claim_all(s, "w1", LONG).await;
+    assert_eq!(claimed.len(), 2);
+    // Two pages with a gap between them, in the adjusted series; other values unadjusted.
+    let mut expected = bars("AAPL", 0, 300);
+    expected.extend(bars("AAPL", 1000, 211));
+    for c in &claimed {
+        if c.job.spec.adjusted() {
+            s.ingest_page(&c.lease, &expected[..300], minute(299))
+                .await
+                .unwrap();
+            s.ingest_page(&c.lease, &expected[300..], minute(1210))
+                .await
+                .unwrap();
+        } else {
+            let other: Vec<Candle> = (0..2000).map(|i| bar("AAPL", i, -1.0)).collect();
+            s.ingest_page(&c.lease, &other, minute(1999)).await.unwrap();
+        }
+    }
+    let range = DateRange::from_instants(minute(0), minute(1210)).unwrap();
+    for limit in [1, 7, 100, 511, 1000] {
+        let mut got: Vec<Candle> = Vec::new();
+        let mut after = None;
+        let mut pages = 0;
+        loop {
+            let page = s
+                .candles(&CandleQuery {
+                    symbol: sym("AAPL"),
+                    timeframe: tf(),
+                    adjusted: true,
+                    range,
+                    limit,
+                    after,
+                })
+                .await
+                .unwrap();
+            pages += 1;
+            assert!(page.candles.len() <= limit as usize);
+            got.extend(page.candles);
+            match page.next_cursor {
+                Some(cursor) => after = Some(cursor),
+                None => break,
+            }
+            assert!(pages <= 1000, "pagination does not end");
+        }
+        assert_eq!(got, expected, "limit {limit}");
+        assert_eq!(
+            pages,
+            expected.len().div_ceil(limit as usize).max(1),
+            "limit {limit}"
+        );
+    }
+    // A range's ends are inclusive; an unknown series is empty; a zero limit is refused.
+    let page = s
+        .candles(&CandleQuery {
+            symbol: sym("AAPL"),
+            timeframe: tf(),
+            adjusted: true,
+            range: DateRange::from_instants(minute(10), minute(19)).unwrap(),
+            limit: 100,
+            after: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(page.candles, expected[10..20]);
+    let mut unknown = CandleQuery {
+        symbol: sym("ZZZZ"),
+        timeframe: tf(),
+        adjusted: true,
+        range,
+        limit: 10,
+        after: None,
+    };
+    assert!(s.candles(&unknown).await.unwrap().candles.is_empty());
+    unknown.limit = 0;
+    assert!(matches!(
+        s.candles(&unknown).await,
+        Err(Error::InvalidInput(_))
+    ));
+}
+
+pub(crate) async fn coverage_merges_adjacent_and_overlapping_intervals(s: &dyn Storage) {
+    let r = |a: i64, b: i64| DateRange::from_instants(minute(a), minute(b)).unwrap();
+    let ms = TimeDelta::milliseconds(1);
+    for covered in [
+        vec![r(0, 10)],
+        vec![r(5, 20), r(100, 110)],
+        // Adjacent: starts one millisecond after the end of r(100, 110).
+        vec![DateRange::from_instants(minute(110) + ms, minute(120)).unwrap()],
+        vec![r(300, 400)],
+    ] {
+        s.create_job(&spec(&["AAPL"]), None).await.unwrap();
+        let c = claim_one(s, "w1", LONG).await;
+        s.complete_task(&c.lease, &covered).await.unwrap();
+    }
+    assert_eq!(
+        s.coverage(&sym("AAPL"), tf(), true).await.unwrap(),
+        vec![r(0, 20), r(100, 120), r(300, 400)]
+    );
+    // Another series (unadjusted) has its own coverage.
+    assert!(s
+        .coverage(&sym("AAPL"), tf(), false)
+        .await
+        .unwrap()
+        .is_empty());
+    s.create_job(&spec_with(&["AAPL"], false), None)
+        .await
+        .unwrap();
+    let c = claim_one(s, "w1", LONG).await;
+    s.complete_task(&c.lease, &[r(50, 60), r(55, 70)])
+        .await
+        .unwrap();
+    assert_eq!(
+        s.coverage(&sym("AAPL"), tf(), false).await.unwrap(),
+        vec![r(50, 70)]
+    );
+    // What a `missing` backfill would fetch.
+    let gaps = r(0, 400).subtract(&s.coverage(&sym("AAPL"), tf(), true).await.unwrap());
+    assert_eq!(gaps.len(), 2);
+}
+
+pub(crate) async fn a_transient_failure_waits_for_its_retry_time(s: &dyn Storage) {
+    let job = create(s, &["AAPL"]).await;
+    let c = claim_one(s, "w1", LONG).await;
+    let past = Utc::now() - TimeDelta::seconds(1);
+    let status = s.fail_task(&c.lease, "429", Some(past), 3).await.unwrap();
+    assert_eq!(status, TaskStatus::Queued);
+    assert_lease_lost(s.ingest_page(&c.lease, &[], minute(0)).await, &c.lease);
+    // Due: claimable at once.
+    let c = claim_one(s, "w1", LONG).await;
+    assert_eq!(c.task.attempts, 2);
+    assert_eq!(c.task.last_error.as_deref(), Some("429"));
+
+    let later = Utc::now() + TimeDelta::hours(1);
+    let status = s.fail_task(&c.lease, "503", Some(later), 3).await.unwrap();
+    assert_eq!(status, TaskStatus::Queued);
+    let details = s.get_job(job).await.unwrap();
+    let task = &details.tasks[0];
+    assert_eq!(task.status, TaskStatus::Queued);
+    assert_eq!(task.worker_id, None);
+    let next = task.next_attempt_at.unwrap();
+    assert!(
+        (next - later).num_milliseconds().abs() <= 1,
+        "{next} vs {later}"
+    );
+    assert_eq!(details.job.status, JobStatus::Running);
+    // Not due yet: nobody can claim it.
+    assert!(s.claim_tasks("w2", 10, LONG).await.unwrap().is_empty());
+}
+
+pub(crate) async fn max_attempts_leads_to_failed(s: &dyn Storage) {
+    let job = create(s, &["AAPL"]).await;
+    let past = Utc::now() - TimeDelta::seconds(1);
+    let c = claim_one(s, "w1", LONG).await;
+    assert_eq!(
+        s.fail_task(&c.lease, "timeout", Some(past), 2)
+            .await
+            .unwrap(),
+        TaskStatus::Queued
+    );
+    let c = claim_one(s, "w1", LONG).await;
+    assert_eq!(c.task.attempts, 2);
+    assert_eq!(
+        s.fail_task(&c.lease, "timeout again", Some(past), 2)
+            .await
+            .unwrap(),
+        TaskStatus::Failed
+    );
+    let details = s.get_job(job).await.unwrap();
+    assert_eq!(details.tasks[0].status, TaskStatus::Failed);
+    assert_eq!(
+        details.tasks[0].last_error.as_deref(),
+        Some("timeout again")
+    );
+    assert_eq!(details.tasks[0].next_attempt_at, None);
+    assert_eq!(details.job.status, JobStatus::Failed);
+    assert!(details.job.finished_at.is_some());
+    assert!(s.claim_tasks("w1", 1, LONG).await.unwrap().is_empty());
+}
+
+pub(crate) async fn job_status_settles_when_all_tasks_end(s: &dyn Storage) {
+    // All succeeded.
+    let ok = create(s, &["A", "B", "C"]).await;
+    let claimed = claim_all(s, "w1", LONG).await;
+    assert_eq!(s.get_job(ok).await.unwrap().job.status, JobStatus::Running);
+    for (i, c) in claimed.iter().enumerate() {
+        assert_eq!(s.get_job(ok).await.unwrap().job.status, JobStatus::Running);
+        s.complete_task(&c.lease, &[]).await.unwrap();
+        let status = s.get_job(ok).await.unwrap().job.status;
+        let expected = if i == 2 {
+            JobStatus::Succeeded
+        } else {
+            JobStatus::Running
+        };
+        assert_eq!(status, expected);
+    }
+    let details = s.get_job(ok).await.unwrap();
+    assert!(details.job.finished_at.is_some() && details.job.started_at.is_some());
+    assert_eq!(details.job.error, None);
+    assert_eq!(details.progress.percent, 100.0);
+
+    // Some failed.
+    let mixed = create(s, &["D", "E"]).await;
+    let claimed = claim_all(s, "w1", LONG).await;
+    s.complete_task(&claimed[0].lease, &[]).await.unwrap();
+    s.fail_task(&claimed[1].lease, "bad", None, 5)
+        .await
+        .unwrap();
+    let details = s.get_job(mixed).await.unwrap();
+    assert_eq!(details.job.status, JobStatus::CompletedWithErrors);
+    assert!(details.job.error.unwrap().contains("1 of 2"));
+
+    // All failed.
+    let failed = create(s, &["F"]).await;
+    let c = claim_one(s, "w1", LONG).await;
+    s.fail_task(&c.lease, "bad", None, 5).await.unwrap();
+    assert_eq!(
+        s.get_job(failed).await.unwrap().job.status,
+        JobStatus::Failed
+    );
+
+    // Concurrent completions of the last tasks still settle the job.
+    let symbols: Vec<String> = (0..6).map(|i| format!("P{i}")).collect();
+    let symbols: Vec<&str> = symbols.iter().map(String::as_str).collect();
+    let parallel = create(s, &symbols).await;
+    let claimed = claim_all(s, "w1", LONG).await;
+    assert_eq!(claimed.len(), 6);
+    let done =
+        futures::future::join_all(claimed.iter().map(|c| s.complete_task(&c.lease, &[]))).await;
+    assert!(done.into_iter().all(|r| r.is_ok()));
+    assert_eq!(
+        s.get_job(parallel).await.unwrap().job.status,
+        JobStatus::Succeeded
+    );
+}
+
+pub(crate) async fn release_leases_requeues_at_once(s: &dyn Storage) {
+    let job = create(s, &["AAPL", "MSFT"]).await;
+    let claimed = claim_all(s, "w1", LONG).await;
+    assert_eq!(claimed.len(), 2);
+    s.ingest_page(
+        &claimed[0].lease,
+        &bars(claimed[0].task.symbol.as_str(), 0, 5),
+        minute(4),
+    )
+    .await
+    .unwrap();
+    assert_eq!(s.release_leases("other").await.unwrap(), 0);
+    assert_eq!(s.release_leases("w1").await.unwrap(), 2);
+    assert_lease_lost(
+        s.ingest_page(&claimed[0].lease, &[], minute(5)).await,
+        &claimed[0].lease,
+    );
+    let details = s.get_job(job).await.unwrap();
+    assert!(details
+        .tasks
+        .iter()
+        .all(|t| t.status == TaskStatus::Queued && t.worker_id.is_none() && t.attempts == 0));
+    let again = claim_all(s, "w2", LONG).await;
+    assert_eq!(again.len(), 2);
+    assert!(again.iter().all(|c| c.task.attempts == 1));
+    let resumed = again
+        .iter()
+        .find(|c| c.task.id == claimed[0].task.id)
+        .unwrap();
+    assert_eq!(resumed.task.checkpoint, Some(minute(4)));
+}
+
+pub(crate) async fn wait_for_work_wakes_on_create(s: &dyn Storage) {
+    // Nothing to do: the wait ends by its timeout.
+    s.wait_for_work(Duration::from_millis(20)).await.unwrap();
+    let (waited, created) = tokio::join!(
+        tokio::time::timeout(
+            Duration::from_secs(30),
+            s.wait_for_work(Duration::from_secs(60))
+        ),
+        async {
+            // Give the waiter time to look for work and start waiting (if it has not, it
+            // finds the new job when it looks, which is right too).
+            for _ in 0..3 {
+                s.ping().await.unwrap();
+            }
+            s.create_job(&spec(&["AAPL"]), None).await.unwrap()
+        }
+    );
+    waited
+        .expect("wait_for_work did not wake up on a new job")
+        .unwrap();
+    assert!(created.created);
+    // Runnable work: returns at once.
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        s.wait_for_work(Duration::from_secs(60)),
+    )
+    .await
+    .expect("runnable work did not end the wait")
+    .unwrap();
+}
+
+/// A queued job of one symbol, for backend-specific tests.
+pub(crate) async fn some_job(s: &dyn Storage) -> JobId {
+    create(s, &["AAPL"]).await
+}

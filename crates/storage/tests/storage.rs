@@ -1,0 +1,162 @@
+//! Runs the behaviour suite in `conformance` against PostgreSQL (a fresh database per test,
+//! through `#[sqlx::test]`, which fails without DATABASE_URL) and SQLite (a temporary file),
+//! plus a few backend-specific tests.
+
+mod conformance;
+
+use backfill_storage::sqlite::SqliteStorage;
+
+/// A migrated SQLite database in a temporary directory, removed on drop.
+struct TempSqlite {
+    storage: SqliteStorage,
+    _dir: tempfile::TempDir,
+}
+
+impl TempSqlite {
+    async fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = SqliteStorage::open(dir.path().join("backfill.db"))
+            .await
+            .unwrap();
+        Self { storage, _dir: dir }
+    }
+}
+
+macro_rules! suite {
+    ($($check:ident),* $(,)?) => {
+        mod postgres {
+            use backfill_storage::postgres::PgStorage;
+            $(
+                #[sqlx::test(migrator = "backfill_storage::postgres::MIGRATOR")]
+                async fn $check(pool: sqlx::PgPool) {
+                    crate::conformance::$check(&PgStorage::from_pool(pool)).await;
+                }
+            )*
+        }
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $check() {
+                    let db = crate::TempSqlite::new().await;
+                    crate::conformance::$check(&db.storage).await;
+                }
+            )*
+        }
+    };
+}
+
+suite!(
+    creates_a_job_with_one_task_per_symbol,
+    idempotency_key_returns_the_same_job,
+    same_page_twice_stores_nothing_new,
+    a_changed_close_counts_as_one_update,
+    repeats_within_a_page_count_once_and_the_last_wins,
+    a_page_of_another_symbol_is_rejected,
+    a_write_after_the_lease_expired_is_rejected,
+    concurrent_claims_never_share_a_task,
+    an_expired_lease_is_reclaimed,
+    heartbeat_extends_leases_and_reports_cancellation,
+    cancel_and_retry_follow_the_state_machine,
+    retry_keeps_checkpoints_and_counters,
+    recent_jobs_are_ordered_limited_and_filtered,
+    listed_progress_matches_the_job_details,
+    keyset_pagination_returns_every_candle_once,
+    coverage_merges_adjacent_and_overlapping_intervals,
+    a_transient_failure_waits_for_its_retry_time,
+    max_attempts_leads_to_failed,
+    job_status_settles_when_all_tasks_end,
+    release_leases_requeues_at_once,
+    wait_for_work_wakes_on_create,
+);
+
+mod postgres_only {
+    use backfill_storage::postgres::{PgIngestMethod, PgStorage};
+    use backfill_storage::{Error, JobRepository};
+
+    fn staged(pool: sqlx::PgPool) -> PgStorage {
+        PgStorage::from_pool(pool).with_ingest_method(PgIngestMethod::CopyStaging)
+    }
+
+    #[sqlx::test(migrator = "backfill_storage::postgres::MIGRATOR")]
+    async fn copy_staging_ingest_stores_nothing_new_twice(pool: sqlx::PgPool) {
+        crate::conformance::same_page_twice_stores_nothing_new(&staged(pool)).await;
+    }
+
+    #[sqlx::test(migrator = "backfill_storage::postgres::MIGRATOR")]
+    async fn copy_staging_ingest_counts_one_update(pool: sqlx::PgPool) {
+        crate::conformance::a_changed_close_counts_as_one_update(&staged(pool)).await;
+    }
+
+    #[sqlx::test(migrator = "backfill_storage::postgres::MIGRATOR")]
+    async fn copy_staging_ingest_dedupes(pool: sqlx::PgPool) {
+        crate::conformance::repeats_within_a_page_count_once_and_the_last_wins(&staged(pool)).await;
+    }
+
+    #[sqlx::test(migrator = "backfill_storage::postgres::MIGRATOR")]
+    async fn a_corrupt_row_is_invalid_data_not_a_panic(pool: sqlx::PgPool) {
+        let s = PgStorage::from_pool(pool.clone());
+        let job = crate::conformance::some_job(&s).await;
+        sqlx::query("UPDATE jobs SET timeframe = 'fortnightly'")
+            .execute(&pool)
+            .await
+            .unwrap();
+        assert!(matches!(s.get_job(job).await, Err(Error::InvalidData(_))));
+        assert!(matches!(
+            s.list_jobs(10, None).await,
+            Err(Error::InvalidData(_))
+        ));
+    }
+
+    #[sqlx::test(migrator = "backfill_storage::postgres::MIGRATOR")]
+    async fn database_errors_are_typed_and_transient_when_the_pool_is_gone(pool: sqlx::PgPool) {
+        let s = PgStorage::from_pool(pool.clone());
+        pool.close().await;
+        let err = s.ping().await.unwrap_err();
+        assert!(matches!(err, Error::Database(_)), "{err:?}");
+        assert!(err.is_transient());
+    }
+}
+
+mod sqlite_only {
+    use backfill_storage::sqlite::SqliteStorage;
+    use backfill_storage::{Error, JobRepository};
+
+    #[tokio::test]
+    async fn open_creates_and_reopens_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nested.db");
+        let s = SqliteStorage::open(&path).await.unwrap();
+        let job = crate::conformance::some_job(&s).await;
+        s.pool().close().await;
+        assert!(path.exists());
+        let again = SqliteStorage::open(&path).await.unwrap();
+        assert_eq!(again.get_job(job).await.unwrap().job.id, job);
+        let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(again.pool())
+            .await
+            .unwrap();
+        assert_eq!(mode, "wal");
+    }
+
+    #[tokio::test]
+    async fn a_corrupt_row_is_invalid_data_not_a_panic() {
+        let db = crate::TempSqlite::new().await;
+        let job = crate::conformance::some_job(&db.storage).await;
+        sqlx::query("UPDATE jobs SET timeframe = 'fortnightly'")
+            .execute(db.storage.pool())
+            .await
+            .unwrap();
+        assert!(matches!(
+            db.storage.get_job(job).await,
+            Err(Error::InvalidData(_))
+        ));
+        sqlx::query("UPDATE jobs SET timeframe = '1m', symbols = 'not json'")
+            .execute(db.storage.pool())
+            .await
+            .unwrap();
+        assert!(matches!(
+            db.storage.get_job(job).await,
+            Err(Error::InvalidData(_))
+        ));
+    }
+}

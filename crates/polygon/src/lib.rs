@@ -2,3 +2,159 @@
 //! `PolygonClient`, its implementation for Polygon.io (Massive) aggregates, with range chunking under the
 //! 50,000 base-bar limit, `next_url` pagination, retries with backoff and a shared rate limit.
 //! This is the only crate that uses reqwest or knows Polygon's JSON.
+//!
+//! A request for a range is split into chunks of at most 50,000 base aggregates (assuming
+//! round-the-clock trading); each chunk is one request
+//! `/v2/aggs/ticker/{T}/range/{m}/{span}/{from_ms}/{to_ms}?adjusted=..&sort=asc&limit=50000`, and
+//! any `next_url` is followed on the configured base URL. One call of
+//! [`MarketData::fetch_page`] makes one such request (plus retries) and returns its candles with a
+//! cursor for the next call, so memory stays bounded whatever the range.
+
+mod chunk;
+mod client;
+mod config;
+mod error;
+mod limiter;
+mod paging;
+mod stats;
+mod wire;
+
+use async_trait::async_trait;
+use backfill_domain::{Candle, DateRange, Symbol, Timeframe};
+use chrono::{DateTime, Utc};
+use futures::Stream;
+
+pub use client::PolygonClient;
+pub use config::PolygonConfig;
+pub use error::{Error, Result};
+pub use limiter::{Permit, RateLimiter};
+pub use paging::PageCursor;
+pub use stats::ClientStats;
+pub use wire::{decode_aggregates, DecodedPage};
+
+/// What to fetch: the bars of one symbol at one timeframe over an inclusive range.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct AggregatesRequest {
+    pub symbol: Symbol,
+    pub timeframe: Timeframe,
+    pub range: DateRange,
+    /// Split-adjusted prices (Polygon's default) or the prices as traded.
+    pub adjusted: bool,
+}
+
+/// One page of candles.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page {
+    /// New candles in ascending time order, all inside the request range, none seen before.
+    pub candles: Vec<Candle>,
+    /// Every bar of the request range that starts at or before this instant has been delivered
+    /// (in this page or an earlier one). Before the range start when nothing is covered yet.
+    pub covered_through: DateTime<Utc>,
+    /// Where to continue; `None` when the range is complete.
+    pub next: Option<PageCursor>,
+    /// Bars dropped from this page: duplicated, out of order, outside the range, or invalid
+    /// (missing fields, non-finite numbers, negative volume).
+    pub dropped: u64,
+    /// HTTP requests made for this page, retries included.
+    pub requests: u32,
+}
+
+/// A source of historical candles, fetched page by page.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait MarketData: Send + Sync {
+    /// Fetches one page; `cursor` `None` starts at `request.range.from()`, otherwise pass the
+    /// previous page's `next`. Memory stays bounded (one page).
+    ///
+    /// Transient failures (429, 5xx, timeouts, broken connections or bodies) are retried within
+    /// the client's budget before an error is returned; [`Error::is_permanent`] tells whether a
+    /// later retry can help. After an error the same cursor can be passed again.
+    async fn fetch_page(
+        &self,
+        request: &AggregatesRequest,
+        cursor: Option<PageCursor>,
+    ) -> Result<Page>;
+}
+
+/// Every page of a request, in order, as a stream; it ends after the last page or the first
+/// error.
+pub fn pages<'a, M>(
+    market: &'a M,
+    request: &'a AggregatesRequest,
+) -> impl Stream<Item = Result<Page>> + Send + 'a
+where
+    M: MarketData + ?Sized,
+{
+    futures::stream::unfold(
+        Some(None),
+        move |state: Option<Option<PageCursor>>| async move {
+            let cursor = state?;
+            match market.fetch_page(request, cursor).await {
+                Ok(page) => {
+                    let next = page.next.clone().map(Some);
+                    Some((Ok(page), next))
+                }
+                Err(error) => Some((Err(error), None)),
+            }
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::StreamExt;
+
+    use super::*;
+
+    fn request() -> AggregatesRequest {
+        AggregatesRequest {
+            symbol: Symbol::parse("AAPL").unwrap(),
+            timeframe: Timeframe::parse("1d").unwrap(),
+            range: DateRange::from_millis(0, 10).unwrap(),
+            adjusted: true,
+        }
+    }
+
+    fn page(next: Option<PageCursor>) -> Page {
+        Page {
+            candles: vec![],
+            covered_through: DateTime::UNIX_EPOCH,
+            next,
+            dropped: 0,
+            requests: 1,
+        }
+    }
+
+    #[tokio::test]
+    async fn pages_streams_until_the_cursor_runs_out() {
+        let req = request();
+        let cursor = PageCursor(paging::CursorState::start(&req));
+        let mut mock = MockMarketData::new();
+        let second = cursor.clone();
+        mock.expect_fetch_page()
+            .withf(|_, c| c.is_none())
+            .times(1)
+            .returning(move |_, _| Ok(page(Some(second.clone()))));
+        mock.expect_fetch_page()
+            .withf(move |_, c| c.as_ref() == Some(&cursor))
+            .times(1)
+            .returning(|_, _| Ok(page(None)));
+        let all: Vec<_> = pages(&mock, &req).collect().await;
+        assert_eq!(all.len(), 2);
+        assert!(all.iter().all(Result::is_ok));
+    }
+
+    #[tokio::test]
+    async fn pages_stops_at_the_first_error() {
+        let req = request();
+        let mut mock = MockMarketData::new();
+        mock.expect_fetch_page().times(1).returning(|_, _| {
+            Err(Error::Unauthorized {
+                message: "Unknown API Key".to_owned(),
+            })
+        });
+        let all: Vec<_> = pages(&mock, &req).collect().await;
+        assert_eq!(all.len(), 1);
+        assert!(all[0].as_ref().is_err_and(Error::is_permanent));
+    }
+}

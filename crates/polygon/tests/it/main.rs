@@ -1,0 +1,8 @@
+//! The client against recorded Polygon bodies and, over real HTTP, against the simulator.
+
+mod faults;
+mod fixtures;
+mod helpers;
+mod pagination;
+mod rate_limit;
+mod secrets;

@@ -12,6 +12,15 @@ use crate::{AggregatesRequest, Error, Result};
 #[derive(Debug, Clone, PartialEq)]
 pub struct PageCursor(pub(crate) CursorState);
 
+impl PageCursor {
+    /// A cursor at the start of `request`, equivalent to passing `None` to
+    /// [`MarketData::fetch_page`](crate::MarketData::fetch_page). Mostly useful to tests of
+    /// callers, which need a cursor value to hand around.
+    pub fn start(request: &AggregatesRequest) -> Self {
+        Self(CursorState::start(request))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct CursorState {
     /// The request the cursor belongs to.

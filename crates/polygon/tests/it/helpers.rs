@@ -54,17 +54,42 @@ pub(crate) const TWO_DAYS: (i64, i64) = (1_714_968_000_000, 1_715_140_799_999);
 pub(crate) const ONE_DAY: (i64, i64) = (1_714_968_000_000, 1_715_054_399_999);
 
 /// Fetches every page and returns the candles and the pages (with their candles taken out).
+///
+/// Checks on the way what `covered_through` promises: a page's candles never start at or before
+/// an earlier page's `covered_through`, and never after its own.
 pub(crate) async fn fetch_all(
     market: &dyn MarketData,
     request: &AggregatesRequest,
 ) -> backfill_polygon::Result<(Vec<Candle>, Vec<Page>)> {
     let mut candles = Vec::new();
-    let mut all = Vec::new();
+    let mut all: Vec<Page> = Vec::new();
     let mut stream = std::pin::pin!(pages(market, request));
     while let Some(page) = stream.next().await {
         let mut page = page?;
+        let before = all.last().map(|p| p.covered_through);
+        for candle in &page.candles {
+            assert!(
+                candle.ts() <= page.covered_through,
+                "a candle after covered_through"
+            );
+            assert!(
+                before.is_none_or(|b| candle.ts() > b),
+                "a candle an earlier page covered"
+            );
+        }
+        assert!(
+            before.is_none_or(|b| b <= page.covered_through),
+            "coverage went back"
+        );
         candles.append(&mut page.candles);
         all.push(page);
+    }
+    if let Some(last) = all.last() {
+        assert_eq!(
+            last.covered_through,
+            request.range.to(),
+            "the last page covers the range"
+        );
     }
     Ok((candles, all))
 }

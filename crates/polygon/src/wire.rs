@@ -224,7 +224,8 @@ fn status_error(status: u16, retry_after: Option<Duration>, body: &[u8]) -> Erro
     let body_status = parsed.as_ref().and_then(|b| b.status.clone());
     let message = match parsed {
         Some(b) if b.error.is_some() || b.message.is_some() => text_of(b.error, b.message, ""),
-        _ => describe_non_json(status, body),
+        Some(_) => reason(status),
+        None => describe_non_json(status, body),
     };
     if body_status.as_deref() == Some("NOT_AUTHORIZED") {
         return Error::NotEntitled { status, message };
@@ -260,14 +261,19 @@ fn describe_non_json(status: u16, body: &[u8]) -> String {
     }
     let cleaned = clean(&text, 200);
     if cleaned.is_empty() {
-        reqwest::StatusCode::from_u16(status)
-            .ok()
-            .and_then(|s| s.canonical_reason())
-            .unwrap_or("empty body")
-            .to_ascii_lowercase()
+        reason(status)
     } else {
         cleaned
     }
+}
+
+/// The status's reason phrase, lower-cased (`bad gateway`).
+fn reason(status: u16) -> String {
+    reqwest::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("no details")
+        .to_ascii_lowercase()
 }
 
 /// Collapses whitespace and control characters and cuts to `max` characters.
@@ -436,7 +442,15 @@ mod tests {
             err.to_string(),
             "polygon server error (http 503): upstream unavailable"
         );
+        for status in [408, 413, 499, 500, 529] {
+            let err = decode(status, "{}").unwrap_err();
+            assert!(
+                matches!(err, Error::Server { .. }) && err.is_transient(),
+                "{status}: {err}"
+            );
+        }
         let err = decode(418, "{}").unwrap_err();
+        assert_eq!(err.message(), "i'm a teapot");
         assert!(
             matches!(err, Error::UnexpectedStatus { status: 418, .. }),
             "{err}"

@@ -1,3 +1,30 @@
 //! The backfill orchestrator: a worker claims per-symbol tasks with leases, fetches their candles
 //! through the `MarketData` trait, stores each page with its checkpoint through the storage traits,
 //! and publishes progress events. It depends on traits only, never on concrete backends.
+//!
+//! - [`Worker::run`] claims up to `concurrency` tasks, extends their leases on a heartbeat,
+//!   notices cancellations and lost leases, and shuts down gracefully.
+//! - Each task works out what to fetch ([`intervals_to_fetch`]: the gaps in stored coverage in
+//!   `missing` mode, everything in `full` mode, after the task's checkpoint either way), streams
+//!   the pages and stores each with `ingest_page`, so candles and checkpoint commit together.
+//! - [`ProgressBus`] carries [`ProgressEvent`]s to the API's Server-Sent Events and the CLI.
+
+mod backoff;
+mod config;
+mod error;
+mod events;
+mod id;
+mod plan;
+mod task;
+mod worker;
+
+#[cfg(test)]
+mod tests;
+
+pub use backoff::Backoff;
+pub use config::WorkerConfig;
+pub use error::{Error, Result};
+pub use events::{ProgressBus, ProgressEvent};
+pub use id::WorkerId;
+pub use plan::intervals_to_fetch;
+pub use worker::{Worker, WorkerDeps};

@@ -1,0 +1,282 @@
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use backfill_domain::TaskId;
+use backfill_polygon::MarketData;
+use backfill_storage::{CandleStore, ClaimedTask, JobRepository, Lease, TaskQueue};
+use tokio::task::{JoinError, JoinSet};
+use tokio::time::MissedTickBehavior;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use crate::{task, ProgressBus, Result, WorkerConfig};
+
+/// The services a worker is written against: storage's traits and a market data source. The
+/// binary passes one storage backend for the three storage roles.
+#[derive(Clone)]
+pub struct WorkerDeps {
+    pub queue: Arc<dyn TaskQueue>,
+    pub candles: Arc<dyn CandleStore>,
+    pub jobs: Arc<dyn JobRepository>,
+    pub market: Arc<dyn MarketData>,
+}
+
+impl std::fmt::Debug for WorkerDeps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerDeps").finish_non_exhaustive()
+    }
+}
+
+/// A backfill worker. See the crate documentation.
+#[derive(Debug, Clone)]
+pub struct Worker {
+    ctx: Arc<Ctx>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Ctx {
+    pub(crate) deps: WorkerDeps,
+    pub(crate) bus: ProgressBus,
+    pub(crate) config: WorkerConfig,
+}
+
+/// Why a running task was told to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StopReason {
+    /// Its job was cancelled: store nothing more, mark the task cancelled.
+    Cancelled,
+    /// Another worker holds it now, or it finished elsewhere: write nothing more.
+    LeaseLost,
+    /// The worker is shutting down: leave the task to be released.
+    Shutdown,
+}
+
+/// One task in flight: its lease and the means to stop it.
+#[derive(Debug)]
+pub(crate) struct Running {
+    pub(crate) lease: Lease,
+    pub(crate) stop: CancellationToken,
+    pub(crate) reason: OnceLock<StopReason>,
+}
+
+impl Running {
+    /// Asks the task to stop after the page it is storing. The first reason given wins.
+    pub(crate) fn trigger(&self, reason: StopReason) {
+        let _ = self.reason.set(reason);
+        self.stop.cancel();
+    }
+
+    pub(crate) fn reason(&self) -> StopReason {
+        self.reason.get().copied().unwrap_or(StopReason::Shutdown)
+    }
+}
+
+impl Worker {
+    /// A worker over `deps` that publishes progress on `bus`.
+    pub fn new(deps: WorkerDeps, bus: ProgressBus, config: WorkerConfig) -> Self {
+        Self {
+            ctx: Arc::new(Ctx { deps, bus, config }),
+        }
+    }
+
+    /// The worker's configuration.
+    pub fn config(&self) -> &WorkerConfig {
+        &self.ctx.config
+    }
+
+    /// Runs until `shutdown` is cancelled: claims tasks while it has free slots, runs them,
+    /// extends their leases, and stops tasks whose lease was lost or whose job was cancelled.
+    ///
+    /// On shutdown it stops claiming, lets in-flight pages commit for up to
+    /// `shutdown_grace`, and releases its leases so that another worker resumes at once.
+    /// Storage outages while running are logged and retried; they do not end the worker.
+    ///
+    /// # Errors
+    /// Only when releasing the leases at shutdown fails (they then expire on their own).
+    pub async fn run(&self, shutdown: CancellationToken) -> Result<()> {
+        let cfg = &self.ctx.config;
+        let queue = &self.ctx.deps.queue;
+        let mut running = InFlight::default();
+        let mut set: JoinSet<()> = JoinSet::new();
+        let mut heartbeat = tokio::time::interval(cfg.heartbeat_interval);
+        heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut trouble = Trouble::default();
+        info!(worker = %cfg.id, concurrency = cfg.concurrency, "worker started");
+
+        while !shutdown.is_cancelled() {
+            let free = cfg.concurrency.saturating_sub(running.tasks.len());
+            if free > 0 && !trouble.pausing() {
+                match queue
+                    .claim_tasks(cfg.id.as_str(), free as u32, cfg.lease_ttl)
+                    .await
+                {
+                    Ok(claimed) => {
+                        trouble.clear();
+                        for c in claimed {
+                            self.spawn(c, &mut set, &mut running);
+                        }
+                    }
+                    Err(err) => trouble.note("claiming tasks", &err),
+                }
+            }
+            let want_work = running.tasks.len() < cfg.concurrency;
+            let pause = trouble.delay();
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                Some(joined) = set.join_next_with_id(), if !set.is_empty() => {
+                    self.reap(joined, &mut running).await;
+                }
+                _ = heartbeat.tick() => self.heartbeat(&running.tasks).await,
+                _ = tokio::time::sleep(pause.unwrap_or_default()), if pause.is_some() => {
+                    trouble.resume();
+                }
+                woke = queue.wait_for_work(cfg.idle_poll), if want_work && pause.is_none() => {
+                    if let Err(err) = woke {
+                        trouble.note("waiting for work", &err);
+                    }
+                }
+            }
+            metrics::gauge!("backfill_leases_held").set(running.tasks.len() as f64);
+        }
+
+        info!(worker = %cfg.id, in_flight = running.tasks.len(), "shutting down");
+        for r in running.tasks.values() {
+            r.trigger(StopReason::Shutdown);
+        }
+        let drain = async {
+            loop {
+                tokio::select! {
+                    joined = set.join_next_with_id() => match joined {
+                        Some(joined) => self.reap(joined, &mut running).await,
+                        None => break,
+                    },
+                    _ = heartbeat.tick() => self.heartbeat(&running.tasks).await,
+                }
+            }
+        };
+        if tokio::time::timeout(cfg.shutdown_grace, drain)
+            .await
+            .is_err()
+        {
+            warn!(
+                grace = ?cfg.shutdown_grace,
+                "in-flight pages did not commit in time; abandoning them"
+            );
+            set.shutdown().await;
+        }
+        let released = queue.release_leases(cfg.id.as_str()).await?;
+        metrics::gauge!("backfill_leases_held").set(0.0);
+        info!(worker = %cfg.id, released, "worker stopped");
+        Ok(())
+    }
+
+    fn spawn(&self, claimed: ClaimedTask, set: &mut JoinSet<()>, running: &mut InFlight) {
+        let id = claimed.lease.task_id;
+        let r = Arc::new(Running {
+            lease: claimed.lease.clone(),
+            stop: CancellationToken::new(),
+            reason: OnceLock::new(),
+        });
+        running.tasks.insert(id, Arc::clone(&r));
+        let ctx = Arc::clone(&self.ctx);
+        let handle = set.spawn(task::run(ctx, claimed, r));
+        running.by_handle.insert(handle.id(), id);
+    }
+
+    async fn reap(&self, joined: Result<(tokio::task::Id, ()), JoinError>, running: &mut InFlight) {
+        let (handle, panicked) = match joined {
+            Ok((handle, ())) => (handle, None),
+            Err(err) => (err.id(), Some(err)),
+        };
+        let Some(r) = running
+            .by_handle
+            .remove(&handle)
+            .and_then(|id| running.tasks.remove(&id))
+        else {
+            return;
+        };
+        if let Some(err) = panicked {
+            if err.is_panic() {
+                // Record the failure on the task, so that it is retried rather than left to
+                // its lease.
+                error!(task = %r.lease.task_id, error = %err, "a task panicked");
+                task::record_panic(&self.ctx, &r.lease).await;
+            }
+        }
+    }
+
+    async fn heartbeat(&self, running: &HashMap<TaskId, Arc<Running>>) {
+        if running.is_empty() {
+            return;
+        }
+        let cfg = &self.ctx.config;
+        let leases: Vec<Lease> = running.values().map(|r| r.lease.clone()).collect();
+        match self
+            .ctx
+            .deps
+            .queue
+            .heartbeat(cfg.id.as_str(), &leases, cfg.lease_ttl)
+            .await
+        {
+            Ok(report) => {
+                for id in report.lost {
+                    if let Some(r) = running.get(&id) {
+                        warn!(task = %id, "lease lost; stopping the task");
+                        r.trigger(StopReason::LeaseLost);
+                    }
+                }
+                for id in report.cancelled {
+                    if let Some(r) = running.get(&id) {
+                        info!(task = %id, "job cancelled; stopping the task");
+                        r.trigger(StopReason::Cancelled);
+                    }
+                }
+            }
+            Err(err) => warn!(error = %err, "heartbeat failed; retrying on the next beat"),
+        }
+    }
+}
+
+/// The tasks in flight, by task id and by the id of the tokio task running each.
+#[derive(Debug, Default)]
+struct InFlight {
+    tasks: HashMap<TaskId, Arc<Running>>,
+    by_handle: HashMap<tokio::task::Id, TaskId>,
+}
+
+/// Storage trouble in the claim loop: after a failure, wait (1 s, doubling to 30 s) before
+/// claiming again instead of spinning.
+#[derive(Debug, Default)]
+struct Trouble {
+    failures: u32,
+    pausing: bool,
+}
+
+impl Trouble {
+    fn note(&mut self, what: &str, err: &backfill_storage::Error) {
+        self.failures += 1;
+        self.pausing = true;
+        warn!(error = %err, failures = self.failures, "{what} failed; retrying");
+    }
+
+    fn clear(&mut self) {
+        self.failures = 0;
+        self.pausing = false;
+    }
+
+    fn resume(&mut self) {
+        self.pausing = false;
+    }
+
+    fn pausing(&self) -> bool {
+        self.pausing
+    }
+
+    fn delay(&self) -> Option<Duration> {
+        self.pausing.then(|| {
+            let exp = self.failures.saturating_sub(1).min(5);
+            Duration::from_secs(1 << exp).min(Duration::from_secs(30))
+        })
+    }
+}

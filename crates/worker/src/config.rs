@@ -1,5 +1,7 @@
 use std::time::Duration;
 
+use backfill_domain::JobId;
+
 use crate::{Backoff, WorkerId};
 
 /// How a worker runs. Built by the binary from its flags; [`WorkerConfig::new`] documents the
@@ -23,13 +25,15 @@ pub struct WorkerConfig {
     pub retry_backoff: Backoff,
     /// At shutdown, how long in-flight pages may take to commit before they are abandoned.
     pub shutdown_grace: Duration,
+    /// Work only on this job's tasks (a one-shot `backfill run`); `None` takes any job's.
+    pub only_job: Option<JobId>,
 }
 
 impl WorkerConfig {
     /// Defaults: 4 tasks at a time, 30 s leases with a heartbeat every second (so a
     /// cancellation is noticed within two seconds), an idle poll of 5 s, 5 attempts, retry
     /// waits from 5 s doubling to 5 min with full jitter, and 10 s for in-flight pages at
-    /// shutdown.
+    /// shutdown, any job's tasks.
     pub fn new(id: WorkerId) -> Self {
         Self {
             id,
@@ -44,6 +48,7 @@ impl WorkerConfig {
                 min: Duration::from_millis(500),
             },
             shutdown_grace: Duration::from_secs(10),
+            only_job: None,
         }
     }
 }

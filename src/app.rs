@@ -1,0 +1,158 @@
+//! Turning configuration into running parts: the storage backend, the market data client (or
+//! the built-in simulator), the worker configuration, logging and signals.
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use backfill_polygon::{PolygonClient, PolygonConfig};
+use backfill_polygon_sim::{RunningSimulator, SimConfig, Simulator};
+use backfill_storage::postgres::PgStorage;
+use backfill_storage::sqlite::SqliteStorage;
+use backfill_storage::Storage;
+use backfill_worker::{WorkerConfig, WorkerId};
+use secrecy::SecretString;
+use tracing_subscriber::EnvFilter;
+
+use crate::cli::{default_sqlite_path, DatabaseArgs, LogFormat, PolygonArgs, WorkerArgs};
+
+/// Logs go to standard error (standard output is for results), as text or JSON lines.
+/// `RUST_LOG` overrides the default level (`info`).
+pub(crate) fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,hyper=warn,reqwest=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+/// The storage backend and a description of it for people (never with a password).
+pub(crate) async fn open_storage(
+    args: &DatabaseArgs,
+    demo: bool,
+) -> anyhow::Result<(Arc<dyn Storage>, String)> {
+    match args.database_url.as_deref().map(str::trim) {
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            let storage = PgStorage::connect(url)
+                .await
+                .context("connecting to PostgreSQL (DATABASE_URL)")?;
+            storage
+                .migrate()
+                .await
+                .context("applying the PostgreSQL migrations")?;
+            Ok((Arc::new(storage), "PostgreSQL".to_owned()))
+        }
+        Some(url) if url.starts_with("sqlite:") => {
+            let storage = SqliteStorage::connect(url)
+                .await
+                .context("opening the SQLite database (DATABASE_URL)")?;
+            Ok((Arc::new(storage), format!("SQLite ({url})")))
+        }
+        Some("") | None => {
+            let path = default_sqlite_path(demo);
+            let storage = SqliteStorage::open(&path)
+                .await
+                .with_context(|| format!("opening the SQLite database {}", path.display()))?;
+            Ok((Arc::new(storage), format!("SQLite ({})", path.display())))
+        }
+        Some(url) => {
+            let scheme = url.split(':').next().unwrap_or_default();
+            bail!(
+                "DATABASE_URL must start with postgres://, postgresql:// or sqlite: (it starts with {scheme:?})"
+            )
+        }
+    }
+}
+
+/// The market data client, and the simulator it talks to in demo mode.
+pub(crate) struct Market {
+    pub(crate) client: PolygonClient,
+    /// Kept alive while the client is used.
+    pub(crate) simulator: Option<RunningSimulator>,
+}
+
+/// Builds the Polygon client, or starts the simulator and points the client at it with
+/// `--demo`. Without a key and without `--demo`, stops with one clear line.
+pub(crate) async fn market(args: &PolygonArgs) -> anyhow::Result<Market> {
+    let (config, simulator) = if args.demo {
+        let sim = Simulator::new(SimConfig::new().api_key("demo"))
+            .spawn("127.0.0.1:0")
+            .await
+            .context("starting the built-in Polygon simulator")?;
+        let config =
+            PolygonConfig::new(SecretString::from("demo".to_owned())).with_base_url(sim.base_url());
+        (config, Some(sim))
+    } else {
+        let key = match &args.polygon_api_key {
+            Some(key) => key.clone(),
+            None => match std::env::var("MASSIVE_API_KEY") {
+                Ok(key) if !key.trim().is_empty() => SecretString::from(key),
+                _ => bail!(
+                    "no Polygon API key: set POLYGON_API_KEY (or MASSIVE_API_KEY), or pass --demo to use the built-in simulator"
+                ),
+            },
+        };
+        let config = PolygonConfig::new(key).with_base_url(args.polygon_base_url.clone());
+        (config, None)
+    };
+    let mut config = config;
+    config.requests_per_minute = args.requests_per_minute;
+    let client = PolygonClient::new(config).context("configuring the Polygon client")?;
+    Ok(Market { client, simulator })
+}
+
+/// The worker's configuration from its flags.
+pub(crate) fn worker_config(args: &WorkerArgs) -> WorkerConfig {
+    let mut config = WorkerConfig::new(WorkerId::generate(&hostname()));
+    config.concurrency = usize::from(args.concurrency);
+    config.lease_ttl = Duration::from_secs(args.lease_seconds);
+    config.max_attempts = args.max_attempts;
+    config
+}
+
+fn hostname() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned())
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+pub(crate) async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}
+
+/// The peak resident memory of this process, in bytes (Linux; `None` elsewhere).
+pub(crate) fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}

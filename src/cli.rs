@@ -1,0 +1,203 @@
+//! The command line: every flag also reads an environment variable.
+
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::path::PathBuf;
+
+use backfill_domain::{BackfillMode, RangeBound, Symbol, Timeframe};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use secrecy::SecretString;
+
+/// Durable, resumable backfills of Polygon.io (Massive) aggregates into PostgreSQL or SQLite.
+#[derive(Parser)]
+#[command(name = "backfill", version, about)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+    #[command(flatten)]
+    pub(crate) log: LogArgs,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum Command {
+    /// Run a backfill in this process, with progress bars, and exit when it ends.
+    Run(RunArgs),
+    /// Run a worker that takes tasks from the shared database until SIGINT or SIGTERM.
+    Worker(WorkerCommand),
+    /// Apply the database migrations and exit.
+    Migrate(MigrateArgs),
+    /// Serve the Polygon simulator (deterministic data, for tests and demos).
+    Sim(SimArgs),
+    /// Validate a backfill and print the job it would create and the requests it needs.
+    Plan(PlanArgs),
+}
+
+#[derive(Args)]
+pub(crate) struct LogArgs {
+    /// Log format on standard error.
+    #[arg(long, global = true, env = "BACKFILL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub(crate) log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Args)]
+pub(crate) struct DatabaseArgs {
+    /// `postgres://...` for PostgreSQL, `sqlite://FILE` for SQLite; unset: the SQLite file
+    /// `./backfill.db` (`./backfill-demo.db` with --demo), created on first use.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub(crate) database_url: Option<String>,
+}
+
+#[derive(Args)]
+pub(crate) struct PolygonArgs {
+    /// Polygon.io / Massive API key (MASSIVE_API_KEY is read too). Sent only as a Bearer header.
+    #[arg(long, env = "POLYGON_API_KEY", hide_env_values = true, value_parser = parse_secret)]
+    pub(crate) polygon_api_key: Option<SecretString>,
+    /// The API's base URL (the legacy https://api.polygon.io works the same).
+    #[arg(
+        long,
+        env = "POLYGON_BASE_URL",
+        default_value = "https://api.massive.com"
+    )]
+    pub(crate) polygon_base_url: String,
+    /// Requests per minute allowed by the key's plan: 5 for a free key; unset for no limit.
+    #[arg(long, env = "POLYGON_REQUESTS_PER_MINUTE")]
+    pub(crate) requests_per_minute: Option<NonZeroU32>,
+    /// Fetch from a simulator started inside this process instead of Polygon, into a database
+    /// of its own, so that simulated candles never mix with real ones.
+    #[arg(long, env = "BACKFILL_DEMO")]
+    pub(crate) demo: bool,
+}
+
+#[derive(Args)]
+pub(crate) struct WorkerArgs {
+    /// Tasks (symbols) run at the same time; they share the rate limit.
+    #[arg(long, env = "BACKFILL_CONCURRENCY", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub(crate) concurrency: u16,
+    /// Seconds a task's lease lasts without a heartbeat; a dead worker's tasks move on after it.
+    #[arg(long, env = "BACKFILL_LEASE_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(3..=3600))]
+    pub(crate) lease_seconds: u64,
+    /// Attempts of a symbol before a transient failure fails it.
+    #[arg(long, env = "BACKFILL_MAX_ATTEMPTS", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub(crate) max_attempts: u32,
+}
+
+#[derive(Args)]
+pub(crate) struct WorkerCommand {
+    #[command(flatten)]
+    pub(crate) database: DatabaseArgs,
+    #[command(flatten)]
+    pub(crate) polygon: PolygonArgs,
+    #[command(flatten)]
+    pub(crate) worker: WorkerArgs,
+}
+
+#[derive(Args)]
+pub(crate) struct MigrateArgs {
+    #[command(flatten)]
+    pub(crate) database: DatabaseArgs,
+}
+
+#[derive(Args)]
+pub(crate) struct SimArgs {
+    /// Address to listen on.
+    #[arg(long, env = "BACKFILL_SIM_ADDR", default_value = "127.0.0.1:9090")]
+    pub(crate) addr: SocketAddr,
+    /// The key clients must send; unset: any non-empty key.
+    #[arg(long, env = "BACKFILL_SIM_API_KEY", hide_env_values = true)]
+    pub(crate) api_key: Option<String>,
+    /// Seed of the random walk: the same seed serves the same candles.
+    #[arg(long, default_value_t = 42)]
+    pub(crate) seed: u64,
+    /// Requests per minute before the simulator answers 429.
+    #[arg(long)]
+    pub(crate) requests_per_minute: Option<u32>,
+}
+
+#[derive(Args)]
+pub(crate) struct SpecArgs {
+    /// Tickers as Polygon spells them: AAPL, BRK.A, X:BTCUSD, C:EURUSD, I:SPX, O:SPY251219C00650000.
+    #[arg(required = true, value_parser = parse_symbol)]
+    pub(crate) symbols: Vec<Symbol>,
+    /// Bar size: 1s, 5m, 1h, 1d, 1w, 1mo, 1q or 1y.
+    #[arg(long, short = 't', default_value = "1d", value_parser = parse_timeframe)]
+    pub(crate) timeframe: Timeframe,
+    /// First day (YYYY-MM-DD, a New York date), Unix milliseconds or RFC 3339.
+    #[arg(long, value_parser = parse_bound)]
+    pub(crate) from: RangeBound,
+    /// Last day, inclusive (YYYY-MM-DD, a New York date), Unix milliseconds or RFC 3339.
+    #[arg(long, value_parser = parse_bound)]
+    pub(crate) to: RangeBound,
+    /// Split- and dividend-adjusted prices (Polygon's default); `false` for raw prices.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub(crate) adjusted: bool,
+    /// `missing` fetches only what is not stored yet; `full` fetches the whole range again.
+    #[arg(long, value_enum, default_value_t = Mode::Missing)]
+    pub(crate) mode: Mode,
+}
+
+#[derive(Args)]
+pub(crate) struct PlanArgs {
+    #[command(flatten)]
+    pub(crate) spec: SpecArgs,
+}
+
+#[derive(Args)]
+pub(crate) struct RunArgs {
+    #[command(flatten)]
+    pub(crate) spec: SpecArgs,
+    #[command(flatten)]
+    pub(crate) database: DatabaseArgs,
+    #[command(flatten)]
+    pub(crate) polygon: PolygonArgs,
+    #[command(flatten)]
+    pub(crate) worker: WorkerArgs,
+    /// Print a JSON summary on standard output when the backfill ends.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum Mode {
+    Missing,
+    Full,
+}
+
+impl From<Mode> for BackfillMode {
+    fn from(m: Mode) -> Self {
+        match m {
+            Mode::Missing => Self::Missing,
+            Mode::Full => Self::Full,
+        }
+    }
+}
+
+fn parse_symbol(s: &str) -> Result<Symbol, String> {
+    Symbol::parse(s).map_err(|e| e.to_string())
+}
+
+fn parse_timeframe(s: &str) -> Result<Timeframe, String> {
+    Timeframe::parse(s).map_err(|e| e.to_string())
+}
+
+fn parse_bound(s: &str) -> Result<RangeBound, String> {
+    RangeBound::parse(s).map_err(|e| e.to_string())
+}
+
+fn parse_secret(s: &str) -> Result<SecretString, String> {
+    Ok(SecretString::from(s.to_owned()))
+}
+
+/// Where the SQLite file goes when no DATABASE_URL is given.
+pub(crate) fn default_sqlite_path(demo: bool) -> PathBuf {
+    PathBuf::from(if demo {
+        "backfill-demo.db"
+    } else {
+        "backfill.db"
+    })
+}

@@ -1,0 +1,7 @@
+//! One module per subcommand.
+
+pub(crate) mod migrate;
+pub(crate) mod plan;
+pub(crate) mod run;
+pub(crate) mod sim;
+pub(crate) mod worker;

@@ -141,7 +141,7 @@ struct TempDb {
 
 impl TempDb {
     async fn create(admin_url: &str, tag: &str) -> Result<Self, BoxError> {
-        let name = format!("backfill_bench_{tag}_{}", std::process::id());
+        let name = format!("storage_ingest_bench_{tag}_{}", std::process::id());
         let options = PgConnectOptions::from_str(admin_url)?;
         let mut admin = PgConnection::connect_with(&options).await?;
         admin
@@ -179,7 +179,7 @@ async fn pg_ingest(
     data: &[(Symbol, Vec<Candle>)],
     method: PgIngestMethod,
     tag: &str,
-) -> Result<(f64, f64, u64), BoxError> {
+) -> Result<PgRun, BoxError> {
     let n: usize = data.iter().map(|(_, c)| c.len()).sum();
     let db = TempDb::create(admin_url, tag).await?;
     let s = PgStorage::connect_with(db.options.clone())
@@ -193,12 +193,31 @@ async fn pg_ingest(
     checkpoint(&db.options).await;
     let (again, o2) = ingest_all(&s, &claimed, data).await?;
     assert_eq!(o2.unchanged as usize, n, "second ingest changes nothing");
+    // What autovacuum does to a freshly loaded table: set hint bits and the visibility map.
+    sqlx::query("VACUUM candles").execute(s.pool()).await?;
+    checkpoint(&db.options).await;
+    let (vacuumed, o3) = ingest_all(&s, &claimed, data).await?;
+    assert_eq!(o3.unchanged as usize, n, "third ingest changes nothing");
     let size: i64 = sqlx::query_scalar("SELECT pg_total_relation_size('candles')")
         .fetch_one(s.pool())
         .await?;
     s.pool().close().await;
     db.drop_db().await?;
-    Ok((first, again, u64::try_from(size).unwrap_or(0)))
+    Ok(PgRun {
+        first,
+        again,
+        vacuumed,
+        bytes: u64::try_from(size).unwrap_or(0),
+    })
+}
+
+/// Seconds taken by one PostgreSQL ingest run.
+#[derive(Debug, Clone, Copy)]
+struct PgRun {
+    first: f64,
+    again: f64,
+    vacuumed: f64,
+    bytes: u64,
 }
 
 /// PostgreSQL's binary COPY encoding of the candles table's rows.
@@ -295,9 +314,14 @@ async fn pg_copy(
             } else {
                 copy_text(page, i as i32 + 1)
             };
-            let mut copy = conn.copy_in_raw(statement).await?;
-            copy.send(bytes).await?;
-            copy.finish().await?;
+            let page = async {
+                let mut copy = conn.copy_in_raw(statement).await?;
+                copy.send(bytes).await?;
+                copy.finish().await
+            };
+            tokio::time::timeout(Duration::from_secs(120), page)
+                .await
+                .map_err(|_| "a COPY of one page took more than two minutes")??;
         }
     }
     let secs = began.elapsed().as_secs_f64();
@@ -326,66 +350,92 @@ fn mib(bytes: u64) -> String {
     format!("{:.0} MiB", bytes as f64 / (1024.0 * 1024.0))
 }
 
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+fn line(label: &str, n: usize, secs: &[f64]) {
+    let all: Vec<String> = secs.iter().map(|s| format!("{s:.2}")).collect();
+    println!(
+        "{label:<44} {}  [runs: {} s]",
+        rate(n, median(secs.to_vec())),
+        all.join(", ")
+    );
+}
+
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
     let symbols = env_usize("BENCH_SYMBOLS", 20);
     let bars = env_usize("BENCH_BARS", 100_000);
+    let runs = env_usize("BENCH_RUNS", 3).max(1);
     let data = dataset(symbols, bars)?;
     let n = symbols * bars;
-    println!("ingest benchmark: {symbols} symbols x {bars} one-minute bars = {n} candles, pages of {PAGE}");
+    println!(
+        "ingest benchmark: {symbols} symbols x {bars} one-minute bars = {n} candles, \
+         pages of {PAGE}, median of {runs} runs"
+    );
 
     match std::env::var("DATABASE_URL") {
         Ok(url) if url.starts_with("postgres") => {
-            let (first, again, size) =
-                pg_ingest(&url, &data, PgIngestMethod::Unnest, "unnest").await?;
-            let (sfirst, sagain, _) =
-                pg_ingest(&url, &data, PgIngestMethod::CopyStaging, "staged").await?;
-            let copy_b = pg_copy(&url, &data, true).await?;
-            let copy_t = pg_copy(&url, &data, false).await?;
-            let copy = copy_b.min(copy_t);
+            let (mut copy_b, mut copy_t, mut diff) = (Vec::new(), Vec::new(), Vec::new());
+            for _ in 0..runs {
+                copy_b.push(pg_copy(&url, &data, true).await?);
+                diff.push(pg_ingest(&url, &data, PgIngestMethod::Diff, "diff").await?);
+                copy_t.push(pg_copy(&url, &data, false).await?);
+            }
+            let copy = median(copy_b.clone()).min(median(copy_t.clone()));
+            line("postgres COPY FROM STDIN (binary)", n, &copy_b);
+            line("postgres COPY FROM STDIN (text)", n, &copy_t);
+            let first: Vec<f64> = diff.iter().map(|r| r.first).collect();
+            let again: Vec<f64> = diff.iter().map(|r| r.again).collect();
+            let vacuumed: Vec<f64> = diff.iter().map(|r| r.vacuumed).collect();
+            line("postgres ingest_page (diff + COPY), first", n, &first);
+            line("postgres ingest_page (diff + COPY), again", n, &again);
+            line("  again after VACUUM", n, &vacuumed);
             println!(
-                "postgres ingest_page (UNNEST), first:       {}",
-                rate(n, first)
+                "  ratio to the faster COPY: {:.2} (first), {:.2} (again), {:.2} (after VACUUM)",
+                copy / median(first),
+                copy / median(again),
+                copy / median(vacuumed)
             );
             println!(
-                "postgres ingest_page (UNNEST), again:       {}",
-                rate(n, again)
+                "  candles table with its index: {}",
+                mib(diff.first().map_or(0, |r| r.bytes))
             );
-            println!(
-                "postgres ingest_page (COPY staging), first: {}",
-                rate(n, sfirst)
-            );
-            println!(
-                "postgres ingest_page (COPY staging), again: {}",
-                rate(n, sagain)
-            );
-            println!(
-                "postgres COPY FROM STDIN (binary):          {}",
-                rate(n, copy_b)
-            );
-            println!(
-                "postgres COPY FROM STDIN (text):            {}",
-                rate(n, copy_t)
-            );
-            println!(
-                "ratio ingest_page (UNNEST) / fastest COPY:  {:.2} (first), {:.2} (again)",
-                copy / first,
-                copy / again
-            );
-            println!("postgres candles table with index:          {}", mib(size));
+            if std::env::var("BENCH_ALL").is_ok() {
+                for (method, name) in [
+                    (PgIngestMethod::Unnest, "UNNEST upsert"),
+                    (PgIngestMethod::CopyStaging, "COPY staging"),
+                ] {
+                    let tag = format!("{method:?}").to_lowercase();
+                    let r = pg_ingest(&url, &data, method, &tag).await?;
+                    line(
+                        &format!("postgres ingest_page ({name}), first"),
+                        n,
+                        &[r.first],
+                    );
+                    line(
+                        &format!("postgres ingest_page ({name}), again"),
+                        n,
+                        &[r.again],
+                    );
+                    line("  again after VACUUM", n, &[r.vacuumed]);
+                }
+            }
         }
         _ => println!("postgres: skipped (set DATABASE_URL=postgres://...)"),
     }
 
-    let (first, again, size) = sqlite_ingest(&data).await?;
-    println!(
-        "sqlite ingest_page, first:                  {}",
-        rate(n, first)
-    );
-    println!(
-        "sqlite ingest_page, again:                  {}",
-        rate(n, again)
-    );
-    println!("sqlite database file:                       {}", mib(size));
+    let (mut first, mut again, mut size) = (Vec::new(), Vec::new(), 0);
+    for _ in 0..runs {
+        let (f, a, s) = sqlite_ingest(&data).await?;
+        first.push(f);
+        again.push(a);
+        size = s;
+    }
+    line("sqlite ingest_page, first", n, &first);
+    line("sqlite ingest_page, again", n, &again);
+    println!("  database file: {}", mib(size));
     Ok(())
 }

@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 
 use crate::error::{Error, Result};
 
+#[cfg(feature = "postgres")]
 /// The NOTIFY channel (PostgreSQL) on which storage announces that tasks became runnable.
 pub(crate) const WAKE_CHANNEL: &str = "backfill_tasks";
 

@@ -12,6 +12,10 @@
 //! mocks of the three traits are generated (`MockJobRepository`, `MockTaskQueue`,
 //! `MockCandleStore`).
 
+#[cfg_attr(
+    not(any(feature = "postgres", feature = "sqlite")),
+    expect(dead_code, reason = "the helpers serve the backends")
+)]
 mod common;
 mod error;
 mod traits;

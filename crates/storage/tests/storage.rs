@@ -67,6 +67,7 @@ suite!(
     job_status_settles_when_all_tasks_end,
     release_leases_requeues_at_once,
     wait_for_work_wakes_on_create,
+    concurrent_writers_of_one_series_store_each_candle_once,
 );
 
 mod postgres_only {
@@ -75,6 +76,25 @@ mod postgres_only {
 
     fn staged(pool: sqlx::PgPool) -> PgStorage {
         PgStorage::from_pool(pool).with_ingest_method(PgIngestMethod::CopyStaging)
+    }
+
+    fn unnest(pool: sqlx::PgPool) -> PgStorage {
+        PgStorage::from_pool(pool).with_ingest_method(PgIngestMethod::Unnest)
+    }
+
+    #[sqlx::test(migrator = "backfill_storage::postgres::MIGRATOR")]
+    async fn unnest_ingest_stores_nothing_new_twice(pool: sqlx::PgPool) {
+        crate::conformance::same_page_twice_stores_nothing_new(&unnest(pool)).await;
+    }
+
+    #[sqlx::test(migrator = "backfill_storage::postgres::MIGRATOR")]
+    async fn unnest_ingest_counts_one_update(pool: sqlx::PgPool) {
+        crate::conformance::a_changed_close_counts_as_one_update(&unnest(pool)).await;
+    }
+
+    #[sqlx::test(migrator = "backfill_storage::postgres::MIGRATOR")]
+    async fn unnest_ingest_dedupes(pool: sqlx::PgPool) {
+        crate::conformance::repeats_within_a_page_count_once_and_the_last_wins(&unnest(pool)).await;
     }
 
     #[sqlx::test(migrator = "backfill_storage::postgres::MIGRATOR")]

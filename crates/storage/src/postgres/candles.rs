@@ -1,7 +1,7 @@
 use async_trait::async_trait;
 use backfill_domain::{Candle, DateRange, JobStatus, Symbol, Timeframe};
 use chrono::{DateTime, Utc};
-use sqlx::PgConnection;
+use sqlx::{Connection, PgConnection};
 
 use super::queue::lock_lease;
 use super::{PgIngestMethod, PgStorage};
@@ -65,6 +65,7 @@ impl CandleStore for PgStorage {
             (0, 0)
         } else {
             match self.ingest {
+                PgIngestMethod::Diff => ingest_diff(&mut tx, held.series_id, &page).await?,
                 PgIngestMethod::Unnest => upsert_unnest(&mut tx, held.series_id, &page).await?,
                 PgIngestMethod::CopyStaging => {
                     upsert_staged(&mut tx, held.series_id, &page).await?
@@ -169,6 +170,17 @@ struct CandleRow {
 }
 
 impl CandleRow {
+    /// Whether the stored values equal the candle's (exact comparison, as the database makes).
+    fn same_as(&self, c: &Candle) -> bool {
+        self.open == c.open()
+            && self.high == c.high()
+            && self.low == c.low()
+            && self.close == c.close()
+            && self.volume == c.volume()
+            && self.vwap == c.vwap()
+            && self.trades == c.trades().and_then(|n| i64::try_from(n).ok())
+    }
+
     fn values(&self) -> CandleValues {
         CandleValues {
             ts: self.ts,
@@ -225,6 +237,109 @@ impl Columns {
     }
 }
 
+/// The default ingest: diff the page against the stored rows of its time span, COPY the new
+/// rows, UPDATE the changed ones.
+async fn ingest_diff(
+    conn: &mut PgConnection,
+    series_id: i32,
+    page: &[&Candle],
+) -> Result<(i64, i64)> {
+    let (Some(first), Some(last)) = (page.first(), page.last()) else {
+        return Ok((0, 0));
+    };
+    let stored: Vec<CandleRow> = sqlx::query_as(
+        "SELECT ts, open, high, low, close, volume, vwap, trades FROM candles \
+         WHERE series_id = $1 AND ts >= $2 AND ts <= $3 ORDER BY ts",
+    )
+    .bind(series_id)
+    .bind(first.ts())
+    .bind(last.ts())
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut fresh: Vec<&Candle> = Vec::new();
+    let mut changed: Vec<&Candle> = Vec::new();
+    let mut stored = stored.iter().peekable();
+    for &c in page {
+        while stored.next_if(|s| s.ts < c.ts()).is_some() {}
+        match stored.peek() {
+            Some(s) if s.ts == c.ts() => {
+                if !s.same_as(c) {
+                    changed.push(c);
+                }
+            }
+            _ => fresh.push(c),
+        }
+    }
+    if !fresh.is_empty() {
+        let mut savepoint = conn.begin().await?;
+        let copied = copy_rows(&mut savepoint, series_id, &fresh).await;
+        match copied {
+            Ok(()) => savepoint.commit().await?,
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                // Another writer stored some of these rows since they were read.
+                tracing::debug!(
+                    series_id,
+                    "concurrent insert of the same candles, upserting"
+                );
+                savepoint.rollback().await?;
+                return upsert_unnest(conn, series_id, page).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let updated = if changed.is_empty() {
+        0
+    } else {
+        update_rows(conn, series_id, &changed).await?
+    };
+    let inserted = i64::try_from(fresh.len()).unwrap_or(i64::MAX);
+    Ok((inserted, i64::try_from(updated).unwrap_or(i64::MAX)))
+}
+
+/// `COPY` of rows that are not stored yet straight into `candles`.
+async fn copy_rows(
+    conn: &mut PgConnection,
+    series_id: i32,
+    rows: &[&Candle],
+) -> Result<(), sqlx::Error> {
+    let mut copy = conn
+        .copy_in_raw(
+            "COPY candles (ts, open, high, low, close, volume, vwap, trades, series_id) \
+             FROM STDIN (FORMAT binary)",
+        )
+        .await?;
+    copy.send(encode_binary(rows, Some(series_id))).await?;
+    copy.finish().await?;
+    Ok(())
+}
+
+/// Replaces the values of stored rows that differ from `rows`; returns how many changed.
+async fn update_rows(conn: &mut PgConnection, series_id: i32, rows: &[&Candle]) -> Result<u64> {
+    let c = Columns::new(rows);
+    let done = sqlx::query(
+        "UPDATE candles AS c SET open = u.open, high = u.high, low = u.low, close = u.close, \
+             volume = u.volume, vwap = u.vwap, trades = u.trades \
+         FROM unnest($2::timestamptz[], $3::float8[], $4::float8[], $5::float8[], \
+             $6::float8[], $7::float8[], $8::float8[], $9::int8[]) \
+             AS u(ts, open, high, low, close, volume, vwap, trades) \
+         WHERE c.series_id = $1 AND c.ts = u.ts \
+           AND (c.open, c.high, c.low, c.close, c.volume, c.vwap, c.trades) \
+               IS DISTINCT FROM (u.open, u.high, u.low, u.close, u.volume, u.vwap, u.trades)",
+    )
+    .bind(series_id)
+    .bind(&c.ts)
+    .bind(&c.open)
+    .bind(&c.high)
+    .bind(&c.low)
+    .bind(&c.close)
+    .bind(&c.volume)
+    .bind(&c.vwap)
+    .bind(&c.trades)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected())
+}
+
 async fn upsert_unnest(
     conn: &mut PgConnection,
     series_id: i32,
@@ -261,7 +376,7 @@ async fn upsert_staged(
     let mut copy = conn
         .copy_in_raw("COPY candles_stage FROM STDIN (FORMAT binary)")
         .await?;
-    copy.send(encode_binary(page)).await?;
+    copy.send(encode_binary(page, None)).await?;
     copy.finish().await?;
     let counts = sqlx::query_as(UPSERT_STAGED)
         .bind(series_id)
@@ -270,8 +385,9 @@ async fn upsert_staged(
     Ok(counts)
 }
 
-/// PostgreSQL's binary COPY format of `candles_stage` rows.
-fn encode_binary(page: &[&Candle]) -> Vec<u8> {
+/// PostgreSQL's binary COPY format of candle rows: the columns of `candles_stage`, followed by
+/// `series_id` when given (the column order of `candles`).
+fn encode_binary(page: &[&Candle], series_id: Option<i32>) -> Vec<u8> {
     /// Microseconds from the Unix epoch to PostgreSQL's epoch, 2000-01-01.
     const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
     let mut buf = Vec::with_capacity(19 + page.len() * 96 + 2);
@@ -282,8 +398,9 @@ fn encode_binary(page: &[&Candle]) -> Vec<u8> {
         buf.extend_from_slice(&8i32.to_be_bytes());
         buf.extend_from_slice(&v.to_be_bytes());
     };
+    let fields: i16 = if series_id.is_some() { 9 } else { 8 };
     for c in page {
-        buf.extend_from_slice(&8i16.to_be_bytes());
+        buf.extend_from_slice(&fields.to_be_bytes());
         let micros = (c.ts() - DateTime::<Utc>::UNIX_EPOCH)
             .num_microseconds()
             .unwrap_or_else(|| c.ts().timestamp_millis().saturating_mul(1000));
@@ -302,6 +419,10 @@ fn encode_binary(page: &[&Candle]) -> Vec<u8> {
                 buf.extend_from_slice(&n.to_be_bytes());
             }
             None => buf.extend_from_slice(&(-1i32).to_be_bytes()),
+        }
+        if let Some(id) = series_id {
+            buf.extend_from_slice(&4i32.to_be_bytes());
+            buf.extend_from_slice(&id.to_be_bytes());
         }
     }
     buf.extend_from_slice(&(-1i16).to_be_bytes());

@@ -22,12 +22,19 @@ use crate::error::{Error, Result};
 /// The PostgreSQL schema migrations, embedded from `migrations/postgres`.
 pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/postgres");
 
-/// How [`crate::CandleStore::ingest_page`] sends a page to PostgreSQL. Both behave the same;
-/// they differ in speed (see docs/PERFORMANCE.md). The default is the faster one.
+/// How [`crate::CandleStore::ingest_page`] sends a page to PostgreSQL. All behave the same;
+/// they differ in speed (see docs/PERFORMANCE.md). The default is the fastest.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum PgIngestMethod {
-    /// One `INSERT ... SELECT FROM UNNEST($arrays) ON CONFLICT DO UPDATE` statement.
+    /// Reads the stored rows of the page's time span, then `COPY ... FROM STDIN (FORMAT binary)`
+    /// of the new rows straight into `candles` and one `UPDATE ... FROM UNNEST` of the changed
+    /// ones; unchanged rows are not written. Should a concurrent writer insert one of the new
+    /// rows first, the COPY is rolled back to a savepoint and the page goes through
+    /// [`PgIngestMethod::Unnest`].
     #[default]
+    Diff,
+    /// One `INSERT ... SELECT FROM UNNEST($arrays) ON CONFLICT DO UPDATE ... WHERE (values
+    /// differ)` statement.
     Unnest,
     /// `COPY ... FROM STDIN (FORMAT binary)` into a temporary staging table, then
     /// `INSERT ... SELECT FROM staging ON CONFLICT DO UPDATE`.

@@ -12,10 +12,12 @@ use crate::error::Result;
 use crate::traits::CandleStore;
 use crate::types::{CandlePage, CandleQuery, IngestOutcome, Lease};
 
-/// Rows per multi-row INSERT: few statement executions per page, one prepared statement.
-const CHUNK: usize = 256;
+/// Statement sizes, in rows, for multi-row INSERTs: a page goes in as few executions as
+/// possible, through at most four prepared (and cached) statements. Parameters are anonymous
+/// (`?`): SQLite looks numbered ones up by a linear scan, which makes large statements slow.
+const CHUNKS: [usize; 4] = [1000, 100, 10, 1];
 
-/// `INSERT` of `rows` candles of series `?1` that updates only rows whose values differ.
+/// `INSERT` of `rows` candles that updates only rows whose values differ.
 fn upsert_sql(rows: usize) -> String {
     let mut sql = String::from(
         "INSERT INTO candles (series_id, ts, open, high, low, close, volume, vwap, trades) VALUES ",
@@ -24,18 +26,7 @@ fn upsert_sql(rows: usize) -> String {
         if i > 0 {
             sql.push(',');
         }
-        let p = 2 + 8 * i;
-        sql.push_str(&format!(
-            "(?1, ?{}, ?{}, ?{}, ?{}, ?{}, ?{}, ?{}, ?{})",
-            p,
-            p + 1,
-            p + 2,
-            p + 3,
-            p + 4,
-            p + 5,
-            p + 6,
-            p + 7
-        ));
+        sql.push_str("(?, ?, ?, ?, ?, ?, ?, ?, ?)");
     }
     sql.push_str(
         " ON CONFLICT (series_id, ts) DO UPDATE SET open = excluded.open, high = excluded.high, \
@@ -48,8 +39,7 @@ fn upsert_sql(rows: usize) -> String {
     sql
 }
 
-static UPSERT_CHUNK: LazyLock<String> = LazyLock::new(|| upsert_sql(CHUNK));
-static UPSERT_ONE: LazyLock<String> = LazyLock::new(|| upsert_sql(1));
+static UPSERTS: LazyLock<[String; 4]> = LazyLock::new(|| CHUNKS.map(upsert_sql));
 
 #[async_trait]
 impl CandleStore for SqliteStorage {
@@ -67,12 +57,13 @@ impl CandleStore for SqliteStorage {
                 let span = (ms(first.ts()), ms(last.ts()));
                 let before = count_in(&mut w.tx, held.series_id, span).await?;
                 let mut written = 0;
-                let mut chunks = page.chunks_exact(CHUNK);
-                for chunk in &mut chunks {
-                    written += upsert(&mut w.tx, &UPSERT_CHUNK, held.series_id, chunk).await?;
-                }
-                for candle in chunks.remainder() {
-                    written += upsert(&mut w.tx, &UPSERT_ONE, held.series_id, &[candle]).await?;
+                let mut rest = &page[..];
+                for (size, sql) in CHUNKS.iter().zip(UPSERTS.iter()) {
+                    let mut chunks = rest.chunks_exact(*size);
+                    for chunk in &mut chunks {
+                        written += upsert(&mut w.tx, sql, held.series_id, chunk).await?;
+                    }
+                    rest = chunks.remainder();
                 }
                 let after = count_in(&mut w.tx, held.series_id, span).await?;
                 let inserted = count(after - before);
@@ -205,9 +196,10 @@ async fn upsert(
     series_id: i64,
     rows: &[&Candle],
 ) -> Result<u64> {
-    let mut q = sqlx::query(sql).bind(series_id);
+    let mut q = sqlx::query(sql);
     for c in rows {
         q = q
+            .bind(series_id)
             .bind(ms(c.ts()))
             .bind(c.open())
             .bind(c.high())

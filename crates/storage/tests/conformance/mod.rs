@@ -941,3 +941,26 @@ pub(crate) async fn wait_for_work_wakes_on_create(s: &dyn Storage) {
 pub(crate) async fn some_job(s: &dyn Storage) -> JobId {
     create(s, &["AAPL"]).await
 }
+
+pub(crate) async fn concurrent_writers_of_one_series_store_each_candle_once(s: &dyn Storage) {
+    // Two jobs for the same series, ingesting overlapping pages at the same time.
+    s.create_job(&spec(&["AAPL"]), None).await.unwrap();
+    s.create_job(&spec(&["AAPL"]), None).await.unwrap();
+    let claimed = claim_all(s, "w1", LONG).await;
+    assert_eq!(claimed.len(), 2);
+    let mut inserted = 0;
+    for round in 0..5 {
+        let page = bars("AAPL", round * 1000, 1500);
+        let (a, b) = tokio::join!(
+            s.ingest_page(&claimed[0].lease, &page, minute(round * 1000 + 1499)),
+            s.ingest_page(&claimed[1].lease, &page, minute(round * 1000 + 1499)),
+        );
+        let (a, b) = (a.unwrap(), b.unwrap());
+        assert_eq!(a.updated + b.updated, 0);
+        assert_eq!(a.inserted + a.unchanged, 1500);
+        assert_eq!(b.inserted + b.unchanged, 1500);
+        inserted += a.inserted + b.inserted;
+    }
+    assert_eq!(inserted, 5500, "each candle is new exactly once");
+    assert_eq!(all_candles(s, "AAPL", true).await, bars("AAPL", 0, 5500));
+}

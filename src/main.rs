@@ -14,6 +14,12 @@ use clap::Parser;
 
 use crate::cli::{Cli, Command};
 
+/// jemalloc keeps a long backfill's memory flat: pages of candles are allocated and freed on
+/// several threads, which fragments glibc's per-thread arenas (measured in docs/PERFORMANCE.md).
+#[cfg(all(unix, not(target_env = "musl")))]
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {

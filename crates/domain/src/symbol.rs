@@ -1,4 +1,5 @@
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -9,11 +10,13 @@ use crate::error::{excerpt, Error, Result};
 ///
 /// Only ASCII letters, digits and `.`, `:`, `-`, `_` are accepted, so that a symbol is always safe
 /// to put in a URL path, a log line, a file name or an HTML page.
+///
+/// Cloning is cheap (a shared string), so every candle of a page can carry its symbol.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[cfg_attr(feature = "openapi", schema(value_type = String, example = "AAPL"))]
-pub struct Symbol(String);
+pub struct Symbol(Arc<str>);
 
 impl Symbol {
     /// The longest symbol accepted, in characters.
@@ -47,7 +50,7 @@ impl Symbol {
         if !input.starts_with(|c: char| c.is_ascii_alphanumeric()) {
             return Err(reject("must start with a letter or a digit"));
         }
-        Ok(Self(input.to_ascii_uppercase()))
+        Ok(Self(input.to_ascii_uppercase().into()))
     }
 
     /// The normalised ticker.
@@ -78,7 +81,7 @@ impl TryFrom<String> for Symbol {
 
 impl From<Symbol> for String {
     fn from(s: Symbol) -> Self {
-        s.0
+        s.0.as_ref().to_owned()
     }
 }
 

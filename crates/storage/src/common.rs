@@ -9,6 +9,7 @@ use backfill_domain::{
 use chrono::{DateTime, Utc};
 
 use crate::error::{Error, Result};
+use crate::types::{CandlePage, CandleQuery, ClaimedTask, JobDetails, JobSummary, Lease};
 
 #[cfg(feature = "postgres")]
 /// The NOTIFY channel (PostgreSQL) on which storage announces that tasks became runnable.
@@ -278,6 +279,22 @@ pub(crate) fn settle(
     Some((status, error))
 }
 
+/// The status of a running task after a failed attempt: queued again when a retry time is
+/// given and attempts remain, cancelled when its job was cancelled meanwhile, failed otherwise.
+pub(crate) fn after_failure(
+    job: JobStatus,
+    attempts: i64,
+    retry_at: Option<DateTime<Utc>>,
+    max_attempts: u32,
+) -> Result<TaskStatus> {
+    let next = match retry_at {
+        _ if job == JobStatus::Cancelled => TaskStatus::Cancelled,
+        Some(_) if attempts < i64::from(max_attempts) => TaskStatus::Queued,
+        _ => TaskStatus::Failed,
+    };
+    Ok(TaskStatus::Running.transition(next)?)
+}
+
 /// Per-job aggregates of its tasks, computed by the database for listings.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub(crate) struct TaskTotals {
@@ -343,6 +360,100 @@ pub(crate) fn order_tasks(job: &BackfillJob, mut tasks: Vec<SymbolTask>) -> Vec<
         .collect();
     tasks.sort_by_key(|t| (position.get(&t.symbol).copied().unwrap_or(usize::MAX), t.id));
     tasks
+}
+
+/// A job's details: its tasks in the order of its symbols and the progress derived from them.
+pub(crate) fn job_details(job: BackfillJob, tasks: Vec<SymbolTask>) -> JobDetails {
+    let tasks = order_tasks(&job, tasks);
+    let progress = JobProgress::derive(&job, &tasks, Utc::now());
+    JobDetails {
+        job,
+        tasks,
+        progress,
+    }
+}
+
+/// The task aggregates of one listed job, as both backends' listing queries return them.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct TotalsRow {
+    n_queued: i64,
+    n_running: i64,
+    n_succeeded: i64,
+    n_failed: i64,
+    n_cancelled: i64,
+    sum_stored: i64,
+    sum_fetched: i64,
+    sum_pages: i64,
+    covered: f64,
+}
+
+impl TotalsRow {
+    /// The listed job with its progress as of `now`.
+    pub(crate) fn summary(self, job: BackfillJob, now: DateTime<Utc>) -> Result<JobSummary> {
+        let n = |v: i64| non_negative::<usize>(v, "task count");
+        let totals = TaskTotals {
+            counts: StatusCounts {
+                queued: n(self.n_queued)?,
+                running: n(self.n_running)?,
+                succeeded: n(self.n_succeeded)?,
+                failed: n(self.n_failed)?,
+                cancelled: n(self.n_cancelled)?,
+            },
+            candles_stored: count(self.sum_stored),
+            candles_fetched: count(self.sum_fetched),
+            pages: count(self.sum_pages),
+            covered: self.covered,
+        };
+        let progress = progress_from_totals(&job, &totals, now);
+        Ok(JobSummary { job, progress })
+    }
+}
+
+/// Pairs claimed tasks (with their new fencing tokens) with their jobs, oldest job first.
+pub(crate) fn claimed_tasks(
+    worker_id: &str,
+    tasks: Vec<(SymbolTask, i64)>,
+    jobs: Vec<BackfillJob>,
+) -> Result<Vec<ClaimedTask>> {
+    let jobs: HashMap<JobId, BackfillJob> = jobs.into_iter().map(|j| (j.id, j)).collect();
+    let mut claimed = tasks
+        .into_iter()
+        .map(|(task, token)| {
+            let job = jobs
+                .get(&task.job_id)
+                .cloned()
+                .ok_or_else(|| Error::InvalidData(format!("task {} has no job", task.id)))?;
+            let lease = Lease {
+                task_id: task.id,
+                worker_id: worker_id.to_owned(),
+                token,
+            };
+            Ok(ClaimedTask { lease, task, job })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    claimed.sort_by_key(|c| (c.job.created_at, c.task.id));
+    Ok(claimed)
+}
+
+/// A page of candles from up to `limit + 1` rows read in time order: the extra row only tells
+/// that there is a next page.
+pub(crate) fn candle_page(mut rows: Vec<CandleValues>, query: &CandleQuery) -> Result<CandlePage> {
+    let limit = query.limit as usize;
+    let more = rows.len() > limit;
+    rows.truncate(limit);
+    let next_cursor = if more {
+        rows.last().map(|r| r.ts)
+    } else {
+        None
+    };
+    let candles = rows
+        .into_iter()
+        .map(|r| r.into_candle(&query.symbol, query.timeframe))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(CandlePage {
+        candles,
+        next_cursor,
+    })
 }
 
 /// Fails with [`Error::InvalidInput`] unless `1 <= limit <= MAX_LIMIT`.

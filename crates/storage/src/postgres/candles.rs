@@ -5,7 +5,9 @@ use sqlx::{Connection, PgConnection};
 
 use super::queue::lock_lease;
 use super::{PgIngestMethod, PgStorage};
-use crate::common::{check_limit, count, parse_job_status, prepare_page, CandleValues};
+use crate::common::{
+    candle_page, check_limit, count, parse_job_status, prepare_page, CandleValues,
+};
 use crate::error::Result;
 use crate::traits::CandleStore;
 use crate::types::{CandlePage, CandleQuery, IngestOutcome, Lease};
@@ -116,22 +118,8 @@ impl CandleStore for PgStorage {
         if let Some(after) = query.after {
             q = q.bind(after);
         }
-        let mut rows = q.fetch_all(&self.pool).await?;
-        let more = rows.len() > query.limit as usize;
-        rows.truncate(query.limit as usize);
-        let next_cursor = if more {
-            rows.last().map(|r| r.ts)
-        } else {
-            None
-        };
-        let candles = rows
-            .into_iter()
-            .map(|r| r.values().into_candle(&query.symbol, query.timeframe))
-            .collect::<Result<Vec<_>>>()?;
-        Ok(CandlePage {
-            candles,
-            next_cursor,
-        })
+        let rows = q.fetch_all(&self.pool).await?;
+        candle_page(rows.iter().map(CandleRow::values).collect(), query)
     }
 
     async fn coverage(
@@ -169,18 +157,30 @@ struct CandleRow {
     trades: Option<i64>,
 }
 
-impl CandleRow {
-    /// Whether the stored values equal the candle's (exact comparison, as the database makes).
-    fn same_as(&self, c: &Candle) -> bool {
-        self.open == c.open()
-            && self.high == c.high()
-            && self.low == c.low()
-            && self.close == c.close()
-            && self.volume == c.volume()
-            && self.vwap == c.vwap()
-            && self.trades == c.trades().and_then(|n| i64::try_from(n).ok())
-    }
+/// A stored candle as `ts, open, high, low, close, volume, vwap, trades`.
+type StoredTuple = (
+    DateTime<Utc>,
+    f64,
+    f64,
+    f64,
+    f64,
+    f64,
+    Option<f64>,
+    Option<i64>,
+);
 
+/// Whether the stored values equal the candle's (exact comparison, as the database makes).
+fn same_values(s: &StoredTuple, c: &Candle) -> bool {
+    s.1 == c.open()
+        && s.2 == c.high()
+        && s.3 == c.low()
+        && s.4 == c.close()
+        && s.5 == c.volume()
+        && s.6 == c.vwap()
+        && s.7 == c.trades().and_then(|n| i64::try_from(n).ok())
+}
+
+impl CandleRow {
     fn values(&self) -> CandleValues {
         CandleValues {
             ts: self.ts,
@@ -247,7 +247,8 @@ async fn ingest_diff(
     let (Some(first), Some(last)) = (page.first(), page.last()) else {
         return Ok((0, 0));
     };
-    let stored: Vec<CandleRow> = sqlx::query_as(
+    // Decoded as tuples (by position): looking columns up by name per row costs more here.
+    let stored: Vec<StoredTuple> = sqlx::query_as(
         "SELECT ts, open, high, low, close, volume, vwap, trades FROM candles \
          WHERE series_id = $1 AND ts >= $2 AND ts <= $3 ORDER BY ts",
     )
@@ -260,10 +261,10 @@ async fn ingest_diff(
     let mut changed: Vec<&Candle> = Vec::new();
     let mut stored = stored.iter().peekable();
     for &c in page {
-        while stored.next_if(|s| s.ts < c.ts()).is_some() {}
+        while stored.next_if(|s| s.0 < c.ts()).is_some() {}
         match stored.peek() {
-            Some(s) if s.ts == c.ts() => {
-                if !s.same_as(c) {
+            Some(s) if s.0 == c.ts() => {
+                if !same_values(s, c) {
                     changed.push(c);
                 }
             }

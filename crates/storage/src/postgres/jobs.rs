@@ -1,14 +1,11 @@
 use async_trait::async_trait;
-use backfill_domain::{BackfillJob, JobId, JobProgress, JobSpec, JobStatus, Symbol};
+use backfill_domain::{BackfillJob, JobId, JobSpec, JobStatus, Symbol};
 use chrono::Utc;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::{job_columns, job_not_found, notify, task_columns, JobRow, PgStorage, TaskRow};
-use crate::common::{
-    key_reused, mode_str, order_tasks, parse_job_status, progress_from_totals, StatusCounts,
-    TaskTotals,
-};
+use crate::common::{job_details, key_reused, mode_str, parse_job_status, StatusCounts, TotalsRow};
 use crate::error::{Error, Result};
 use crate::traits::JobRepository;
 use crate::types::{CreatedJob, JobDetails, JobSummary};
@@ -48,37 +45,8 @@ const LIST_TAIL: &str = " LIMIT $1) j
 struct SummaryRow {
     #[sqlx(flatten)]
     job: JobRow,
-    n_queued: i64,
-    n_running: i64,
-    n_succeeded: i64,
-    n_failed: i64,
-    n_cancelled: i64,
-    sum_stored: i64,
-    sum_fetched: i64,
-    sum_pages: i64,
-    covered: f64,
-}
-
-impl SummaryRow {
-    fn into_summary(self, now: chrono::DateTime<Utc>) -> Result<JobSummary> {
-        let counts = StatusCounts::from_rows(vec![
-            ("queued".into(), self.n_queued),
-            ("running".into(), self.n_running),
-            ("succeeded".into(), self.n_succeeded),
-            ("failed".into(), self.n_failed),
-            ("cancelled".into(), self.n_cancelled),
-        ])?;
-        let totals = TaskTotals {
-            counts,
-            candles_stored: crate::common::count(self.sum_stored),
-            candles_fetched: crate::common::count(self.sum_fetched),
-            pages: crate::common::count(self.sum_pages),
-            covered: self.covered,
-        };
-        let job = self.job.into_job()?;
-        let progress = progress_from_totals(&job, &totals, now);
-        Ok(JobSummary { job, progress })
-    }
+    #[sqlx(flatten)]
+    totals: TotalsRow,
 }
 
 #[async_trait]
@@ -179,13 +147,7 @@ impl JobRepository for PgStorage {
             .into_iter()
             .map(TaskRow::into_task)
             .collect::<Result<Vec<_>>>()?;
-        let tasks = order_tasks(&job, tasks);
-        let progress = JobProgress::derive(&job, &tasks, Utc::now());
-        Ok(JobDetails {
-            job,
-            tasks,
-            progress,
-        })
+        Ok(job_details(job, tasks))
     }
 
     async fn list_jobs(&self, limit: u32, status: Option<JobStatus>) -> Result<Vec<JobSummary>> {
@@ -202,7 +164,9 @@ impl JobRepository for PgStorage {
         }
         let rows = query.fetch_all(&self.pool).await?;
         let now = Utc::now();
-        rows.into_iter().map(|r| r.into_summary(now)).collect()
+        rows.into_iter()
+            .map(|r| r.totals.summary(r.job.into_job()?, now))
+            .collect()
     }
 
     async fn cancel_job(&self, id: JobId) -> Result<BackfillJob> {

@@ -2,14 +2,14 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use backfill_domain::{DateRange, JobStatus, TaskId, TaskStatus};
+use backfill_domain::{DateRange, TaskStatus};
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::jobs::settle_job;
 use super::{job_columns, micros, notify, task_columns, JobRow, PgStorage, TaskRow};
-use crate::common::{parse_job_status, WAKE_CHANNEL};
+use crate::common::{after_failure, claimed_tasks, parse_job_status, WAKE_CHANNEL};
 use crate::error::{Error, Result};
 use crate::traits::TaskQueue;
 use crate::types::{ClaimedTask, HeartbeatReport, Lease};
@@ -107,27 +107,16 @@ impl TaskQueue for PgStorage {
         tx.commit().await?;
         let jobs = jobs
             .into_iter()
-            .map(|r| r.into_job().map(|j| (j.id.as_uuid(), j)))
-            .collect::<Result<HashMap<_, _>>>()?;
-        let mut claimed = Vec::with_capacity(rows.len());
-        for row in rows {
-            let job = jobs
-                .get(&row.job_id)
-                .cloned()
-                .ok_or_else(|| Error::InvalidData(format!("task {} has no job", row.id)))?;
-            let lease = Lease {
-                task_id: TaskId(row.id),
-                worker_id: worker_id.to_owned(),
-                token: row.lease_token,
-            };
-            claimed.push(ClaimedTask {
-                lease,
-                task: row.into_task()?,
-                job,
-            });
-        }
-        claimed.sort_by_key(|c| (c.job.created_at, c.task.id));
-        Ok(claimed)
+            .map(JobRow::into_job)
+            .collect::<Result<Vec<_>>>()?;
+        let tasks = rows
+            .into_iter()
+            .map(|r| {
+                let token = r.lease_token;
+                Ok((r.into_task()?, token))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        claimed_tasks(worker_id, tasks, jobs)
     }
 
     async fn heartbeat(
@@ -188,14 +177,12 @@ impl TaskQueue for PgStorage {
     ) -> Result<TaskStatus> {
         let mut tx = self.pool.begin().await?;
         let held = lock_lease(&mut tx, lease).await?;
-        let job_cancelled = parse_job_status(&held.job_status)? == JobStatus::Cancelled;
-        let attempts = u32::try_from(held.attempts).unwrap_or(0);
-        let next = match retry_at {
-            _ if job_cancelled => TaskStatus::Cancelled,
-            Some(_) if attempts < max_attempts => TaskStatus::Queued,
-            _ => TaskStatus::Failed,
-        };
-        TaskStatus::Running.transition(next)?;
+        let next = after_failure(
+            parse_job_status(&held.job_status)?,
+            i64::from(held.attempts),
+            retry_at,
+            max_attempts,
+        )?;
         sqlx::query(
             "UPDATE tasks SET status = $2, last_error = $3, worker_id = NULL, \
              lease_expires_at = NULL, next_attempt_at = $4, \

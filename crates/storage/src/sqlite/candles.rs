@@ -7,7 +7,9 @@ use sqlx::SqliteConnection;
 
 use super::queue::check_lease;
 use super::{dt, ms, now_ms, SqliteStorage};
-use crate::common::{check_limit, count, parse_job_status, prepare_page, CandleValues};
+use crate::common::{
+    candle_page, check_limit, count, parse_job_status, prepare_page, CandleValues,
+};
 use crate::error::Result;
 use crate::traits::CandleStore;
 use crate::types::{CandlePage, CandleQuery, IngestOutcome, Lease};
@@ -55,6 +57,9 @@ impl CandleStore for SqliteStorage {
         let (inserted, updated) = match (page.first(), page.last()) {
             (Some(first), Some(last)) => {
                 let span = (ms(first.ts()), ms(last.ts()));
+                // Inserted rows are told apart from updated ones by counting the stored rows of
+                // the page's span before and after. An empty span (a first ingest) needs no
+                // count, and a page that wrote nothing (a re-ingest) needs no second one.
                 let before = count_in(&mut w.tx, held.series_id, span).await?;
                 let mut written = 0;
                 let mut rest = &page[..];
@@ -65,8 +70,13 @@ impl CandleStore for SqliteStorage {
                     }
                     rest = chunks.remainder();
                 }
-                let after = count_in(&mut w.tx, held.series_id, span).await?;
-                let inserted = count(after - before);
+                let inserted = if before == 0 {
+                    written
+                } else if written == 0 {
+                    0
+                } else {
+                    count(count_in(&mut w.tx, held.series_id, span).await? - before)
+                };
                 (inserted, written.saturating_sub(inserted))
             }
             _ => (0, 0),
@@ -94,7 +104,7 @@ impl CandleStore for SqliteStorage {
 
     async fn candles(&self, query: &CandleQuery) -> Result<CandlePage> {
         check_limit(query.limit)?;
-        let mut rows: Vec<CandleRow> = sqlx::query_as(
+        let rows: Vec<CandleRow> = sqlx::query_as(
             "SELECT ts, open, high, low, close, volume, vwap, trades FROM candles \
              WHERE series_id = (SELECT id FROM series \
                  WHERE symbol = ?1 AND timeframe = ?2 AND adjusted = ?3) \
@@ -109,16 +119,10 @@ impl CandleStore for SqliteStorage {
         .bind(i64::from(query.limit) + 1)
         .fetch_all(&self.pool)
         .await?;
-        let more = rows.len() > query.limit as usize;
-        rows.truncate(query.limit as usize);
-        let next_cursor = match rows.last() {
-            Some(r) if more => Some(dt(r.ts)?),
-            _ => None,
-        };
-        let candles = rows
+        let rows = rows
             .into_iter()
             .map(|r| {
-                CandleValues {
+                Ok(CandleValues {
                     ts: dt(r.ts)?,
                     open: r.open,
                     high: r.high,
@@ -127,14 +131,10 @@ impl CandleStore for SqliteStorage {
                     volume: r.volume,
                     vwap: r.vwap,
                     trades: r.trades,
-                }
-                .into_candle(&query.symbol, query.timeframe)
+                })
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(CandlePage {
-            candles,
-            next_cursor,
-        })
+        candle_page(rows, query)
     }
 
     async fn coverage(
@@ -172,7 +172,8 @@ struct CandleRow {
     trades: Option<i64>,
 }
 
-/// How many candles of a series lie in `[from, to]` (milliseconds).
+/// How many candles of a series lie in `[from, to]` (milliseconds); a page's worth at most
+/// is scanned in the primary key.
 async fn count_in(
     conn: &mut SqliteConnection,
     series_id: i64,

@@ -1,13 +1,10 @@
 use async_trait::async_trait;
-use backfill_domain::{BackfillJob, JobId, JobProgress, JobSpec, JobStatus, Symbol};
+use backfill_domain::{BackfillJob, JobId, JobSpec, JobStatus, Symbol};
 use chrono::Utc;
 use sqlx::SqliteConnection;
 
 use super::{job_columns, job_not_found, ms, now_ms, task_columns, JobRow, SqliteStorage, TaskRow};
-use crate::common::{
-    count, key_reused, mode_str, order_tasks, parse_job_status, progress_from_totals, StatusCounts,
-    TaskTotals,
-};
+use crate::common::{job_details, key_reused, mode_str, parse_job_status, StatusCounts, TotalsRow};
 use crate::error::{Error, Result};
 use crate::traits::JobRepository;
 use crate::types::{CreatedJob, JobDetails, JobSummary};
@@ -21,15 +18,8 @@ const LIST_TAIL: &str = " LIMIT ?1) j
 struct SummaryRow {
     #[sqlx(flatten)]
     job: JobRow,
-    n_queued: i64,
-    n_running: i64,
-    n_succeeded: i64,
-    n_failed: i64,
-    n_cancelled: i64,
-    sum_stored: i64,
-    sum_fetched: i64,
-    sum_pages: i64,
-    covered: f64,
+    #[sqlx(flatten)]
+    totals: TotalsRow,
 }
 
 #[async_trait]
@@ -130,13 +120,7 @@ impl JobRepository for SqliteStorage {
             .into_iter()
             .map(TaskRow::into_task)
             .collect::<Result<Vec<_>>>()?;
-        let tasks = order_tasks(&job, tasks);
-        let progress = JobProgress::derive(&job, &tasks, Utc::now());
-        Ok(JobDetails {
-            job,
-            tasks,
-            progress,
-        })
+        Ok(job_details(job, tasks))
     }
 
     async fn list_jobs(&self, limit: u32, status: Option<JobStatus>) -> Result<Vec<JobSummary>> {
@@ -174,25 +158,7 @@ impl JobRepository for SqliteStorage {
         let rows = query.fetch_all(&self.pool).await?;
         let now = Utc::now();
         rows.into_iter()
-            .map(|r| {
-                let counts = StatusCounts::from_rows(vec![
-                    ("queued".into(), r.n_queued),
-                    ("running".into(), r.n_running),
-                    ("succeeded".into(), r.n_succeeded),
-                    ("failed".into(), r.n_failed),
-                    ("cancelled".into(), r.n_cancelled),
-                ])?;
-                let totals = TaskTotals {
-                    counts,
-                    candles_stored: count(r.sum_stored),
-                    candles_fetched: count(r.sum_fetched),
-                    pages: count(r.sum_pages),
-                    covered: r.covered,
-                };
-                let job = r.job.into_job()?;
-                let progress = progress_from_totals(&job, &totals, now);
-                Ok(JobSummary { job, progress })
-            })
+            .map(|r| r.totals.summary(r.job.into_job()?, now))
             .collect()
     }
 

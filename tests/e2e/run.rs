@@ -159,3 +159,53 @@ fn worker_shuts_down_gracefully_on_sigterm() {
         "{rest:?}"
     );
 }
+
+#[test]
+fn run_works_only_on_its_own_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    // Another job waits in the same database, for a `backfill worker` to take.
+    let other = rt.block_on(async {
+        use backfill_domain::{BackfillMode, JobSpec};
+        use backfill_storage::JobRepository;
+        let db = backfill_storage::sqlite::SqliteStorage::open(dir.path().join("backfill-demo.db"))
+            .await
+            .unwrap();
+        let range = DateRange::new(
+            RangeBound::parse("2024-01-02").unwrap(),
+            RangeBound::parse("2024-01-03").unwrap(),
+        )
+        .unwrap();
+        let spec = JobSpec::new(
+            vec![Symbol::parse("MSFT").unwrap()],
+            Timeframe::parse("1h").unwrap(),
+            range,
+            true,
+            BackfillMode::Missing,
+        )
+        .unwrap();
+        db.create_job(&spec, None).await.unwrap().job.id
+    });
+    let out = backfill(dir.path())
+        .args([
+            "run",
+            "AAPL",
+            "--from",
+            "2024-01-02",
+            "--to",
+            "2024-01-05",
+            "--demo",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let status = rt.block_on(async {
+        use backfill_storage::JobRepository;
+        let db = backfill_storage::sqlite::SqliteStorage::open(dir.path().join("backfill-demo.db"))
+            .await
+            .unwrap();
+        db.get_job(other).await.unwrap().job.status
+    });
+    assert_eq!(status, backfill_domain::JobStatus::Queued);
+}

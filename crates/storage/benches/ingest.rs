@@ -98,7 +98,9 @@ async fn claim(
     data: &[(Symbol, Vec<Candle>)],
 ) -> Result<Vec<ClaimedTask>, BoxError> {
     s.create_job(&spec(data)?, None).await?;
-    let mut claimed = s.claim_tasks("bench", data.len() as u32, LEASE).await?;
+    let mut claimed = s
+        .claim_tasks("bench", data.len() as u32, LEASE, None)
+        .await?;
     claimed.sort_by_key(|c| {
         data.iter()
             .position(|(sym, _)| *sym == c.task.symbol)

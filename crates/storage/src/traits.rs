@@ -87,7 +87,8 @@ pub trait TaskQueue: Send + Sync {
     ///
     /// Runnable: queued and due (no retry time, or one that has passed), or running with an
     /// expired lease (its worker died). A task waiting for its retry time is not runnable.
-    /// Concurrent claims never return the same task. Each claim increments the task's
+    /// With `only_job`, only that job's tasks are claimed (a one-shot run that must not pick
+    /// up other jobs). Concurrent claims never return the same task. Each claim increments the task's
     /// attempts and its fencing token, and puts a queued job in `running`.
     ///
     /// # Errors
@@ -97,6 +98,7 @@ pub trait TaskQueue: Send + Sync {
         worker_id: &str,
         max: u32,
         lease_ttl: Duration,
+        only_job: Option<JobId>,
     ) -> Result<Vec<ClaimedTask>>;
 
     /// Extends the leases still held by `worker_id` to `lease_ttl` from now, and reports the

@@ -54,6 +54,7 @@ suite!(
     a_page_of_another_symbol_is_rejected,
     a_write_after_the_lease_expired_is_rejected,
     concurrent_claims_never_share_a_task,
+    a_claim_for_one_job_takes_only_its_tasks,
     an_expired_lease_is_reclaimed,
     heartbeat_extends_leases_and_reports_cancellation,
     cancel_and_retry_follow_the_state_machine,

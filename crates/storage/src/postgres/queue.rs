@@ -2,7 +2,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use backfill_domain::{DateRange, TaskStatus};
+use backfill_domain::{DateRange, JobId, TaskStatus};
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -52,6 +52,7 @@ impl TaskQueue for PgStorage {
         worker_id: &str,
         max: u32,
         lease_ttl: Duration,
+        only_job: Option<JobId>,
     ) -> Result<Vec<ClaimedTask>> {
         if max == 0 {
             return Ok(Vec::new());
@@ -71,6 +72,7 @@ impl TaskQueue for PgStorage {
             "WITH picked AS (
                 SELECT t.id AS pick_id FROM tasks t JOIN jobs j ON j.id = t.job_id
                 WHERE j.status IN ('queued', 'running')
+                  AND ($4::uuid IS NULL OR t.job_id = $4)
                   AND ((t.status = 'queued'
                         AND (t.next_attempt_at IS NULL OR t.next_attempt_at <= now()))
                     OR (t.status = 'running' AND t.lease_expires_at <= now()))
@@ -89,6 +91,7 @@ impl TaskQueue for PgStorage {
         .bind(worker_id)
         .bind(i64::from(max))
         .bind(micros(lease_ttl))
+        .bind(only_job.map(|j| j.as_uuid()))
         .fetch_all(&mut *tx)
         .await?;
         if rows.is_empty() {

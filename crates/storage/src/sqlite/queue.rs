@@ -1,7 +1,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use backfill_domain::{DateRange, TaskStatus};
+use backfill_domain::{DateRange, JobId, TaskStatus};
 use chrono::{DateTime, Utc};
 use sqlx::SqliteConnection;
 
@@ -52,6 +52,7 @@ impl TaskQueue for SqliteStorage {
         worker_id: &str,
         max: u32,
         lease_ttl: Duration,
+        only_job: Option<JobId>,
     ) -> Result<Vec<ClaimedTask>> {
         if max == 0 {
             return Ok(Vec::new());
@@ -74,6 +75,7 @@ impl TaskQueue for SqliteStorage {
              WHERE id IN (
                 SELECT t.id FROM tasks t JOIN jobs j ON j.id = t.job_id
                 WHERE j.status IN ('queued', 'running')
+                  AND (?5 IS NULL OR t.job_id = ?5)
                   AND ((t.status = 'queued' AND coalesce(t.next_attempt_at, ?1) <= ?1)
                     OR (t.status = 'running' AND t.lease_expires_at <= ?1))
                 ORDER BY j.created_at, t.id
@@ -85,6 +87,7 @@ impl TaskQueue for SqliteStorage {
         .bind(worker_id)
         .bind(duration_ms(lease_ttl))
         .bind(i64::from(max))
+        .bind(only_job.map(|j| j.to_string()))
         .fetch_all(&mut *w.tx)
         .await?;
         if rows.is_empty() {

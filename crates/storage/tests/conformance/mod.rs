@@ -85,11 +85,11 @@ async fn create(s: &dyn Storage, symbols: &[&str]) -> JobId {
 }
 
 async fn claim_all(s: &dyn Storage, worker: &str, ttl: Duration) -> Vec<ClaimedTask> {
-    s.claim_tasks(worker, 100, ttl).await.unwrap()
+    s.claim_tasks(worker, 100, ttl, None).await.unwrap()
 }
 
 async fn claim_one(s: &dyn Storage, worker: &str, ttl: Duration) -> ClaimedTask {
-    let mut claimed = s.claim_tasks(worker, 1, ttl).await.unwrap();
+    let mut claimed = s.claim_tasks(worker, 1, ttl, None).await.unwrap();
     assert_eq!(claimed.len(), 1, "expected one runnable task");
     claimed.remove(0)
 }
@@ -324,7 +324,8 @@ pub(crate) async fn concurrent_claims_never_share_a_task(s: &dyn Storage) {
     let symbols: Vec<&str> = symbols.iter().map(String::as_str).collect();
     create(s, &symbols).await;
     let workers: Vec<String> = (0..8).map(|i| format!("worker-{i}")).collect();
-    let claims = futures::future::join_all(workers.iter().map(|w| s.claim_tasks(w, 3, LONG))).await;
+    let claims =
+        futures::future::join_all(workers.iter().map(|w| s.claim_tasks(w, 3, LONG, None))).await;
     let mut seen = HashSet::new();
     let mut total = 0;
     for (worker, claimed) in workers.iter().zip(claims) {
@@ -338,7 +339,33 @@ pub(crate) async fn concurrent_claims_never_share_a_task(s: &dyn Storage) {
         }
     }
     assert_eq!(total, 20);
-    assert!(s.claim_tasks("late", 5, LONG).await.unwrap().is_empty());
+    assert!(s
+        .claim_tasks("late", 5, LONG, None)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+pub(crate) async fn a_claim_for_one_job_takes_only_its_tasks(s: &dyn Storage) {
+    let older = create(s, &["AAPL", "MSFT"]).await;
+    let mine = create(s, &["NVDA", "TSLA"]).await;
+    let claimed = s.claim_tasks("w1", 10, LONG, Some(mine)).await.unwrap();
+    assert_eq!(claimed.len(), 2);
+    assert!(claimed
+        .iter()
+        .all(|c| c.job.id == mine && c.task.job_id == mine));
+    assert!(s
+        .claim_tasks("w1", 10, LONG, Some(mine))
+        .await
+        .unwrap()
+        .is_empty());
+    // The older job's tasks were left for others.
+    assert_eq!(
+        task_status(s, older).await,
+        [TaskStatus::Queued, TaskStatus::Queued]
+    );
+    let rest = s.claim_tasks("w2", 10, LONG, None).await.unwrap();
+    assert!(rest.len() == 2 && rest.iter().all(|c| c.job.id == older));
 }
 
 pub(crate) async fn an_expired_lease_is_reclaimed(s: &dyn Storage) {
@@ -364,7 +391,7 @@ pub(crate) async fn an_expired_lease_is_reclaimed(s: &dyn Storage) {
         .unwrap();
     assert!(report.lost.is_empty() && report.cancelled.is_empty());
     // A held lease is not runnable.
-    assert!(s.claim_tasks("w3", 1, LONG).await.unwrap().is_empty());
+    assert!(s.claim_tasks("w3", 1, LONG, None).await.unwrap().is_empty());
     let details = s.get_job(job).await.unwrap();
     assert_eq!(details.tasks[0].worker_id.as_deref(), Some("w2"));
 }
@@ -457,7 +484,11 @@ pub(crate) async fn cancel_and_retry_follow_the_state_machine(s: &dyn Storage) {
         Err(Error::Conflict(msg)) => assert!(msg.contains("cancelled"), "{msg}"),
         other => panic!("expected Conflict, got {other:?}"),
     }
-    assert!(s.claim_tasks("w1", 10, LONG).await.unwrap().is_empty());
+    assert!(s
+        .claim_tasks("w1", 10, LONG, None)
+        .await
+        .unwrap()
+        .is_empty());
 
     // Retry puts it back in the queue.
     let retried = s.retry_job(job).await.unwrap();
@@ -785,7 +816,11 @@ pub(crate) async fn a_transient_failure_waits_for_its_retry_time(s: &dyn Storage
     );
     assert_eq!(details.job.status, JobStatus::Running);
     // Not due yet: nobody can claim it.
-    assert!(s.claim_tasks("w2", 10, LONG).await.unwrap().is_empty());
+    assert!(s
+        .claim_tasks("w2", 10, LONG, None)
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 pub(crate) async fn max_attempts_leads_to_failed(s: &dyn Storage) {
@@ -815,7 +850,7 @@ pub(crate) async fn max_attempts_leads_to_failed(s: &dyn Storage) {
     assert_eq!(details.tasks[0].next_attempt_at, None);
     assert_eq!(details.job.status, JobStatus::Failed);
     assert!(details.job.finished_at.is_some());
-    assert!(s.claim_tasks("w1", 1, LONG).await.unwrap().is_empty());
+    assert!(s.claim_tasks("w1", 1, LONG, None).await.unwrap().is_empty());
 }
 
 pub(crate) async fn job_status_settles_when_all_tasks_end(s: &dyn Storage) {

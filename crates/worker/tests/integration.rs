@@ -77,4 +77,5 @@ scenarios!(
     cancel_keeps_what_was_stored_and_retry_finishes_the_rest,
     shutdown_releases_leases_for_another_worker_at_once,
     a_rejected_key_fails_every_symbol_with_a_clear_message,
+    random_upstream_faults_still_store_exactly_the_simulators_candles,
 );

@@ -12,7 +12,7 @@ use backfill_domain::{
 use backfill_polygon::{
     AggregatesRequest, MarketData, Page, PageCursor, PolygonClient, PolygonConfig,
 };
-use backfill_polygon_sim::{RunningSimulator, SimConfig, Simulator};
+use backfill_polygon_sim::{Fault, RunningSimulator, SimConfig, Simulator};
 use backfill_storage::{CandleQuery, Storage};
 use backfill_worker::{
     Backoff, ProgressBus, ProgressEvent, Worker, WorkerConfig, WorkerDeps, WorkerId,
@@ -630,4 +630,77 @@ pub(crate) async fn a_rejected_key_fails_every_symbol_with_a_clear_message(db: D
     }
     assert_eq!(sim.stats().with_status(401), 2);
     w.stop().await;
+}
+
+pub(crate) async fn random_upstream_faults_still_store_exactly_the_simulators_candles(db: Db) {
+    // About 10 % 5xx, 5 % 429, 2 % responses slower than the client's timeout and 3 % broken
+    // bodies, at seeded random.
+    let mut faults = vec![
+        Fault::Status(500),
+        Fault::Status(502),
+        Fault::Status(503),
+        Fault::GatewayTimeoutHtml,
+    ];
+    faults = faults.into_iter().cycle().take(10).collect();
+    let rate_limited = Fault::RateLimited {
+        retry_after: Some(0),
+    };
+    faults.extend(std::iter::repeat_n(rate_limited, 5));
+    faults.extend(std::iter::repeat_n(Fault::Slow(Duration::from_secs(5)), 2));
+    faults.extend([Fault::TruncatedJson, Fault::AbortedBody, Fault::NullResults]);
+    let sim = Simulator::new(
+        SimConfig::new()
+            .api_key(KEY)
+            .max_page_size(400)
+            .random_faults(0.20, faults)
+            .fault_seed(2026),
+    )
+    .spawn("127.0.0.1:0")
+    .await
+    .unwrap();
+    let mut config =
+        PolygonConfig::new(SecretString::from(KEY.to_owned())).with_base_url(sim.base_url());
+    config.initial_backoff = Duration::from_millis(1);
+    config.max_backoff = Duration::from_millis(5);
+    config.rate_limit_cooldown = Duration::from_millis(5);
+    config.request_timeout = Duration::from_millis(300);
+    config.max_retries = 4;
+    let client = PolygonClient::new(config).unwrap();
+    let market: Arc<dyn MarketData> = Arc::new(client.clone());
+    let storage = db.open().await;
+    let w = start(&storage, market, config_with_attempts("w", 6));
+    let mut ev = events(&[&w]);
+    let spec = spec(
+        &["AAPL", "X:BTCUSD", "MSFT"],
+        "1m",
+        "2024-04-01",
+        "2024-04-05",
+        BackfillMode::Missing,
+    );
+    let job = storage.create_job(&spec, None).await.unwrap().job;
+    ev.job_finished(job.id).await;
+    let d = storage.get_job(job.id).await.unwrap();
+    assert_eq!(d.job.status, JobStatus::Succeeded, "{:?}", d.tasks);
+    let total = assert_exact(&storage, &sim, &spec).await;
+    assert_eq!(d.progress.candles_stored, total as u64);
+
+    let stats = sim.stats();
+    let faulted = stats.total() - stats.with_status(200);
+    assert!(faulted > 0, "faults were served: {stats:?}");
+    let client_stats = client.stats();
+    // Every page needed one successful request; each failure cost one retry at most, and no
+    // request was retried more than the client's budget allows.
+    assert!(client_stats.retries > 0);
+    assert!(client_stats.retries <= client_stats.requests);
+    assert!(client_stats.retries <= u64::from(client_stats.pages) * 4 + 3 * 6 * 4);
+    for t in &d.tasks {
+        assert!(t.attempts <= 6, "{t:?}");
+    }
+    w.stop().await;
+}
+
+fn config_with_attempts(name: &str, attempts: u32) -> WorkerConfig {
+    let mut c = config(name, 4, Duration::from_secs(30));
+    c.max_attempts = attempts;
+    c
 }

@@ -1,0 +1,13 @@
+//! Handler tests: the real router over mock repositories, one request at a time through
+//! `tower::ServiceExt::oneshot`. No network, no database.
+
+mod auth;
+mod candles;
+mod events;
+mod health;
+mod helpers;
+mod jobs;
+mod logs;
+mod openapi;
+mod routing;
+mod telemetry;

@@ -12,7 +12,9 @@ use backfill_storage::postgres::PgStorage;
 use backfill_storage::sqlite::SqliteStorage;
 use backfill_storage::Storage;
 use backfill_worker::{WorkerConfig, WorkerId};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use secrecy::SecretString;
+use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
 use crate::cli::{default_sqlite_path, DatabaseArgs, LogFormat, PolygonArgs, WorkerArgs};
@@ -155,4 +157,39 @@ pub(crate) fn peak_rss_bytes() -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)
+}
+
+/// Installs the Prometheus recorder for the `metrics` facade that every crate reports to, and
+/// returns the handle that renders `/metrics`.
+pub(crate) fn install_metrics() -> anyhow::Result<PrometheusHandle> {
+    PrometheusBuilder::new()
+        .install_recorder()
+        .context("installing the metrics recorder")
+}
+
+/// Copies the Polygon client's counters into metrics every few seconds, until `stop`.
+pub(crate) fn export_client_metrics(client: PolygonClient, stop: CancellationToken) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(2));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = stop.cancelled() => break,
+            }
+            let s = client.stats();
+            for (status, n) in &s.responses {
+                metrics::counter!("backfill_polygon_responses_total", "status" => status.to_string())
+                    .absolute(*n);
+            }
+            metrics::counter!("backfill_polygon_requests_total").absolute(s.requests);
+            metrics::counter!("backfill_polygon_retries_total").absolute(s.retries);
+            metrics::counter!("backfill_polygon_timeouts_total").absolute(s.timeouts);
+            metrics::counter!("backfill_polygon_transport_errors_total")
+                .absolute(s.transport_errors);
+            metrics::gauge!("backfill_polygon_rate_limit_wait_seconds_total")
+                .set(s.rate_limiter_wait.as_secs_f64());
+            metrics::gauge!("backfill_polygon_backoff_wait_seconds_total")
+                .set(s.backoff_wait.as_secs_f64());
+        }
+    });
 }

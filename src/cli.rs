@@ -20,6 +20,8 @@ pub(crate) struct Cli {
 
 #[derive(Subcommand)]
 pub(crate) enum Command {
+    /// Serve the REST API and the dashboard, with a worker in the same process.
+    Serve(ServeArgs),
     /// Run a backfill in this process, with progress bars, and exit when it ends.
     Run(RunArgs),
     /// Run a worker that takes tasks from the shared database until SIGINT or SIGTERM.
@@ -89,6 +91,29 @@ pub(crate) struct WorkerArgs {
 
 #[derive(Args)]
 pub(crate) struct WorkerCommand {
+    #[command(flatten)]
+    pub(crate) database: DatabaseArgs,
+    #[command(flatten)]
+    pub(crate) polygon: PolygonArgs,
+    #[command(flatten)]
+    pub(crate) worker: WorkerArgs,
+}
+
+#[derive(Args)]
+pub(crate) struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, env = "BACKFILL_BIND", default_value = "127.0.0.1:8080")]
+    pub(crate) bind: SocketAddr,
+    /// Serve the API only; `backfill worker` processes do the work.
+    #[arg(long, env = "BACKFILL_NO_WORKER")]
+    pub(crate) no_worker: bool,
+    /// Require `Authorization: Bearer <token>` on every /api/v1 route.
+    #[arg(long, env = "BACKFILL_API_TOKEN", hide_env_values = true, value_parser = parse_secret)]
+    pub(crate) api_token: Option<SecretString>,
+    /// Origins allowed to call the API from a browser, comma-separated (`*` for any); CORS is
+    /// off when unset.
+    #[arg(long, env = "BACKFILL_CORS_ORIGINS", value_delimiter = ',')]
+    pub(crate) cors_origins: Vec<String>,
     #[command(flatten)]
     pub(crate) database: DatabaseArgs,
     #[command(flatten)]

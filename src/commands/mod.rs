@@ -3,5 +3,6 @@
 pub(crate) mod migrate;
 pub(crate) mod plan;
 pub(crate) mod run;
+pub(crate) mod serve;
 pub(crate) mod sim;
 pub(crate) mod worker;

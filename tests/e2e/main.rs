@@ -1,5 +1,7 @@
 //! End-to-end tests of the `backfill` binary and its services, in one test binary.
 
+mod api;
 mod cli;
+mod faults;
 mod helpers;
 mod run;

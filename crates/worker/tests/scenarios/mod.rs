@@ -692,7 +692,7 @@ pub(crate) async fn random_upstream_faults_still_store_exactly_the_simulators_ca
     // request was retried more than the client's budget allows.
     assert!(client_stats.retries > 0);
     assert!(client_stats.retries <= client_stats.requests);
-    assert!(client_stats.retries <= u64::from(client_stats.pages) * 4 + 3 * 6 * 4);
+    assert!(client_stats.retries <= client_stats.pages * 4 + 3 * 6 * 4);
     for t in &d.tasks {
         assert!(t.attempts <= 6, "{t:?}");
     }

@@ -1,5 +1,6 @@
 //! Backfill jobs: submit, status, recent, cancel and retry.
 
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -342,9 +343,21 @@ pub(crate) async fn create_backfill(
 pub(crate) async fn job_status(
     State(state): State<AppState>,
     AppPath(job_id): AppPath<String>,
-) -> Result<Json<JobStatusBody>, ApiError> {
+) -> Result<Response, ApiError> {
     let id = parse_job_id(&job_id)?;
-    Ok(Json(status_body(&state, id).await?))
+    // Many clients may poll one job: they share one read per cache interval.
+    let reader = state.clone();
+    let body = state
+        .status_cache()
+        .get_or_load(id, move || async move {
+            let body = status_body(&reader, id).await?;
+            serde_json::to_vec(&body).map(Bytes::from).map_err(|e| {
+                ApiError::new(ErrorCode::InternalError, "could not serialise the job")
+                    .with_source(e)
+            })
+        })
+        .await?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 /// Recent jobs, newest first.
@@ -403,6 +416,7 @@ pub(crate) async fn cancel_job(
 ) -> Result<Json<JobStatusBody>, ApiError> {
     let id = parse_job_id(&job_id)?;
     state.jobs().cancel_job(id).await?;
+    state.status_cache().invalidate(id);
     tracing::info!(job_id = %id, "job cancelled");
     Ok(Json(status_body(&state, id).await?))
 }
@@ -429,6 +443,7 @@ pub(crate) async fn retry_job(
 ) -> Result<Json<JobStatusBody>, ApiError> {
     let id = parse_job_id(&job_id)?;
     state.jobs().retry_job(id).await?;
+    state.status_cache().invalidate(id);
     tracing::info!(job_id = %id, "job retried");
     Ok(Json(status_body(&state, id).await?))
 }

@@ -14,6 +14,7 @@
 //! dashboard page (a 404 in the error shape for now).
 
 mod auth;
+mod cache;
 mod candles;
 mod error;
 mod events;

@@ -10,6 +10,7 @@ use backfill_storage::{CandleStore, JobRepository};
 use backfill_worker::ProgressBus;
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::cache::StatusCache;
 use crate::error::{Error, Result};
 
 /// Renders the process's metrics in the Prometheus text format, for `GET /metrics`.
@@ -39,6 +40,7 @@ pub struct ApiConfig {
     sse_keep_alive: Duration,
     body_limit: usize,
     redact: Vec<SecretString>,
+    status_cache_ttl: Duration,
 }
 
 impl ApiConfig {
@@ -51,6 +53,8 @@ impl ApiConfig {
     pub const DEFAULT_SSE_KEEP_ALIVE: Duration = Duration::from_secs(15);
     /// The largest request body accepted: 1 MiB.
     pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
+    /// How long one read of a job's status serves every client asking for it.
+    pub const DEFAULT_STATUS_CACHE_TTL: Duration = Duration::from_millis(200);
 
     /// Requires `Authorization: Bearer <token>` on every `/api/v1` route. `None` leaves the API
     /// open.
@@ -139,6 +143,13 @@ impl ApiConfig {
         self
     }
 
+    /// How long one read of a job serves every `GET /status` of it (default 200 ms; zero turns
+    /// the cache off). Cancel and retry through this process are seen at once.
+    pub fn with_status_cache_ttl(mut self, ttl: Duration) -> Self {
+        self.status_cache_ttl = ttl;
+        self
+    }
+
     /// A secret (such as the Polygon API key) that must never be sent to a client: it is
     /// replaced by `[redacted]` wherever a job's or task's error text would carry it.
     pub fn with_redacted_secret(mut self, secret: SecretString) -> Self {
@@ -195,6 +206,7 @@ impl Default for ApiConfig {
             sse_keep_alive: Self::DEFAULT_SSE_KEEP_ALIVE,
             body_limit: Self::DEFAULT_BODY_LIMIT,
             redact: Vec::new(),
+            status_cache_ttl: Self::DEFAULT_STATUS_CACHE_TTL,
         }
     }
 }
@@ -209,6 +221,7 @@ impl fmt::Debug for ApiConfig {
             .field("sse_keep_alive", &self.sse_keep_alive)
             .field("body_limit", &self.body_limit)
             .field("redacted_secrets", &self.redact.len())
+            .field("status_cache_ttl", &self.status_cache_ttl)
             .finish()
     }
 }
@@ -221,6 +234,7 @@ pub struct AppState {
     progress: Option<ProgressBus>,
     metrics: Option<MetricsRenderer>,
     config: Arc<ApiConfig>,
+    status_cache: Arc<StatusCache>,
 }
 
 impl AppState {
@@ -235,6 +249,7 @@ impl AppState {
             candles,
             progress: None,
             metrics: None,
+            status_cache: Arc::new(StatusCache::new(config.status_cache_ttl)),
             config: Arc::new(config),
         }
     }
@@ -254,6 +269,10 @@ impl AppState {
     ) -> Self {
         self.metrics = Some(Arc::new(render));
         self
+    }
+
+    pub(crate) fn status_cache(&self) -> &StatusCache {
+        &self.status_cache
     }
 
     pub(crate) fn jobs(&self) -> &dyn JobRepository {

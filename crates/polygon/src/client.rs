@@ -205,14 +205,27 @@ impl PolygonClient {
             "polygon response"
         );
         let key = self.inner.config.api_key.expose_secret();
-        let page = decode_aggregates(
-            status,
-            retry_after,
-            &body,
-            &request.symbol,
-            request.timeframe,
-        )
-        .map_err(|e| e.redact(key))?;
+        let decoded = if body.len() > BLOCKING_DECODE_ABOVE {
+            // A full page is megabytes of JSON: decode it off the async threads, so that the
+            // rest of the process (an API on the same runtime, say) keeps answering.
+            let (symbol, timeframe) = (request.symbol.clone(), request.timeframe);
+            tokio::task::spawn_blocking(move || {
+                decode_aggregates(status, retry_after, &body, &symbol, timeframe)
+            })
+            .await
+            .map_err(|e| Error::Decode {
+                message: format!("the decoding task failed: {e}"),
+            })?
+        } else {
+            decode_aggregates(
+                status,
+                retry_after,
+                &body,
+                &request.symbol,
+                request.timeframe,
+            )
+        };
+        let page = decoded.map_err(|e| e.redact(key))?;
         if let Some(adjusted) = page.adjusted.filter(|a| *a != request.adjusted) {
             return Err(Error::Decode {
                 message: format!(
@@ -249,6 +262,9 @@ impl PolygonClient {
         }
     }
 }
+
+/// Bodies larger than this are decoded on tokio's blocking threads.
+const BLOCKING_DECODE_ABOVE: usize = 64 * 1024;
 
 #[async_trait]
 impl MarketData for PolygonClient {

@@ -578,3 +578,34 @@ async fn storage_failures_answer_generic_5xx_messages() {
     assert_eq!(error["message"], "internal server error");
     assert!(error.get("details").is_none());
 }
+
+#[tokio::test]
+async fn clients_polling_one_job_share_a_read_and_see_a_cancel_at_once() {
+    let mut jobs = MockJobRepository::new();
+    let mut seq = mockall::Sequence::new();
+    // Twenty polls within the cache interval read storage once.
+    jobs.expect_get_job()
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_| Ok(details(JobStatus::Running, TaskStatus::Running, 10)));
+    jobs.expect_cancel_job()
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_| Ok(job(JobStatus::Cancelled)));
+    // The cancel answer and the polls after it read the new state.
+    jobs.expect_get_job()
+        .times(2)
+        .in_sequence(&mut seq)
+        .returning(|_| Ok(details(JobStatus::Cancelled, TaskStatus::Cancelled, 10)));
+    let app = app(jobs, MockCandleStore::new());
+    let uri = format!("/api/v1/backfill/status/{JOB_ID}");
+    let polls = futures::future::join_all((0..20).map(|_| send(&app, get(&uri)))).await;
+    for response in polls {
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(body_json(response).await["job"]["status"], "running");
+    }
+    let response = send(&app, post(&format!("/api/v1/backfill/{JOB_ID}/cancel"))).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let after = body_json(send(&app, get(&uri)).await).await;
+    assert_eq!(after["job"]["status"], "cancelled");
+}

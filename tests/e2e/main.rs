@@ -2,6 +2,7 @@
 
 mod api;
 mod cli;
+mod dashboard;
 mod faults;
 mod helpers;
 mod run;

@@ -10,12 +10,14 @@
 //!   `error.rs` is the one place that picks error statuses.
 //!
 //! `/api/v1/*` requires `Authorization: Bearer <token>` when a token is configured;
-//! `/healthz`, `/readyz`, `/metrics` and `/api/openapi.json` stay open. `/` is left free for a
-//! dashboard page (a 404 in the error shape for now).
+//! `/healthz`, `/readyz`, `/metrics` and `/api/openapi.json` stay open, and so do the dashboard
+//! page at `/` and its files under `/assets/` (compiled in; the page's API calls carry the
+//! token).
 
 mod auth;
 mod cache;
 mod candles;
+mod dashboard;
 mod error;
 mod events;
 mod extract;
@@ -39,6 +41,7 @@ use tracing::Level;
 use utoipa_axum::router::OpenApiRouter;
 
 pub use candles::{CandleRow, CandlesBody, CoverageBody};
+pub use dashboard::{InfoBody, CONTENT_SECURITY_POLICY};
 pub use error::{ApiError, Error, ErrorBody, ErrorCode, ErrorDetail, Result};
 pub use health::HealthBody;
 pub use jobs::{
@@ -74,6 +77,7 @@ pub fn router(state: AppState) -> Router {
     let config = state.config();
     let mut app = protected
         .merge(open)
+        .merge(dashboard::routes())
         .fallback(error::route_not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(Extension(openapi::OpenApiJson(Arc::from(doc_json))))
@@ -126,6 +130,7 @@ fn parts() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(jobs::routes())
         .merge(events::routes())
         .merge(candles::routes())
+        .merge(dashboard::api_routes())
         .split_for_parts();
     let (open, open_doc) = health::routes().merge(openapi::routes()).split_for_parts();
     doc.merge(open_doc);

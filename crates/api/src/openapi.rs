@@ -33,6 +33,7 @@ const BEARER: &str = "bearer";
         (name = "jobs", description = "Backfill jobs: submit, follow, cancel, retry"),
         (name = "candles", description = "Stored candles and their coverage"),
         (name = "operations", description = "Probes, metrics and this document (never behind the token)"),
+        (name = "server", description = "What this server is: its version, and whether its data is simulated"),
     ),
     components(schemas(ErrorBody, ErrorCode))
 )]
@@ -89,7 +90,7 @@ pub(crate) fn finish(doc: &mut Document) {
     );
     for (path, item) in doc.paths.paths.iter_mut() {
         let protected = path.starts_with("/api/v1/");
-        let stored = protected || path == "/readyz";
+        let stored = (protected && path != crate::dashboard::INFO_PATH) || path == "/readyz";
         for operation in operations(item) {
             if protected {
                 operation.security =

@@ -41,6 +41,7 @@ pub struct ApiConfig {
     body_limit: usize,
     redact: Vec<SecretString>,
     status_cache_ttl: Duration,
+    demo: bool,
 }
 
 impl ApiConfig {
@@ -159,6 +160,13 @@ impl ApiConfig {
         self
     }
 
+    /// Says that the data is simulated (`serve --demo`): `GET /api/v1/info` answers
+    /// `"demo": true` and the dashboard shows it on every page. Off by default.
+    pub fn with_demo(mut self, demo: bool) -> Self {
+        self.demo = demo;
+        self
+    }
+
     pub(crate) fn api_token(&self) -> Option<&SecretString> {
         self.api_token.as_ref()
     }
@@ -183,6 +191,10 @@ impl ApiConfig {
         self.body_limit
     }
 
+    pub(crate) fn demo(&self) -> bool {
+        self.demo
+    }
+
     /// Replaces every secret given to [`ApiConfig::with_redacted_secret`] in `text` with
     /// `[redacted]`.
     pub(crate) fn redact(&self, text: &mut String) {
@@ -196,7 +208,7 @@ impl ApiConfig {
 }
 
 impl Default for ApiConfig {
-    /// No token, CORS off, the default stream timings and a 1 MiB body limit.
+    /// No token, CORS off, the default stream timings, a 1 MiB body limit, real data.
     fn default() -> Self {
         Self {
             api_token: None,
@@ -207,6 +219,7 @@ impl Default for ApiConfig {
             body_limit: Self::DEFAULT_BODY_LIMIT,
             redact: Vec::new(),
             status_cache_ttl: Self::DEFAULT_STATUS_CACHE_TTL,
+            demo: false,
         }
     }
 }
@@ -221,6 +234,7 @@ impl fmt::Debug for ApiConfig {
             .field("sse_keep_alive", &self.sse_keep_alive)
             .field("body_limit", &self.body_limit)
             .field("redacted_secrets", &self.redact.len())
+            .field("demo", &self.demo)
             .field("status_cache_ttl", &self.status_cache_ttl)
             .finish()
     }

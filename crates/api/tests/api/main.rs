@@ -3,6 +3,7 @@
 
 mod auth;
 mod candles;
+mod dashboard;
 mod events;
 mod health;
 mod helpers;

@@ -10,7 +10,8 @@ use serde_json::Value;
 
 use crate::helpers::*;
 
-/// Every route and method the router serves.
+/// Every route and method the router serves (besides the dashboard page and its assets,
+/// which are not API).
 const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/backfill"),
     ("get", "/api/v1/backfill/status/{job_id}"),
@@ -20,6 +21,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/backfill/{job_id}/events"),
     ("get", "/api/v1/candles/{symbol}"),
     ("get", "/api/v1/candles/{symbol}/coverage"),
+    ("get", "/api/v1/info"),
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),

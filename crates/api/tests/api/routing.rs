@@ -11,7 +11,6 @@ use crate::helpers::*;
 async fn unknown_routes_are_404s_in_the_error_shape() {
     let app = idle_app();
     for uri in [
-        "/",
         "/index.html",
         "/api",
         "/api/v1",

@@ -1,0 +1,1093 @@
+// The backfill dashboard. No framework, no build step: plain DOM built with createElement and
+// textContent, never from HTML strings, so nothing a user or an upstream sends can run as
+// markup. Progress streams are read with fetch() and parsed here, because the browser's own
+// event-stream client cannot send the Authorization header.
+'use strict';
+
+(() => {
+  const TOKEN_KEY = 'backfill.apiToken';
+  const TERMINAL = new Set(['succeeded', 'completed_with_errors', 'failed', 'cancelled']);
+  const STATUS_LABEL = {
+    queued: 'queued',
+    running: 'running',
+    succeeded: 'succeeded',
+    completed_with_errors: 'completed with errors',
+    failed: 'failed',
+    cancelled: 'cancelled',
+  };
+  // Browsers open at most six HTTP/1.1 connections to one server: keep room for the API calls.
+  const MAX_STREAMS = 3;
+  const RECENT_LIMIT = 15;
+  const REFRESH_MS = 5000;
+  const CHART_PAGE = 5000;
+  const CHART_MAX = 20000;
+  const SVG_NS = 'http://www.w3.org/2000/svg';
+
+  const $ = (id) => document.getElementById(id);
+
+  const state = {
+    jobs: new Map(), // id -> {job, progress}, newest first
+    rows: new Map(), // id -> row elements
+    selected: null, // id of the job shown in detail
+    detail: null, // its last status body
+    detailRows: new Map(), // symbol -> task row elements
+    streams: new Map(), // id -> AbortController
+    refreshTimer: null,
+    chart: null, // {candles, symbol, timeframe, capped}
+    chartSeq: 0,
+    authWaiting: false,
+  };
+
+  // ---------------------------------------------------------------- DOM helpers
+
+  /** An element with attributes and children; strings become text nodes. */
+  function h(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    setAttrs(node, attrs);
+    for (const child of children.flat()) {
+      if (child === null || child === undefined || child === false) continue;
+      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    }
+    return node;
+  }
+
+  function s(tag, attrs) {
+    const node = document.createElementNS(SVG_NS, tag);
+    setAttrs(node, attrs);
+    return node;
+  }
+
+  function setAttrs(node, attrs) {
+    if (!attrs) return;
+    for (const [key, value] of Object.entries(attrs)) {
+      if (value === null || value === undefined || value === false) continue;
+      if (key === 'text') node.textContent = String(value);
+      else if (key.startsWith('on') && typeof value === 'function') {
+        node.addEventListener(key.slice(2), value);
+      } else node.setAttribute(key, value === true ? '' : String(value));
+    }
+  }
+
+  function show(node, visible) {
+    node.hidden = !visible;
+  }
+
+  function setText(node, text) {
+    if (node.textContent !== text) node.textContent = text;
+  }
+
+  // ---------------------------------------------------------------- formatting
+
+  const intFmt = new Intl.NumberFormat(undefined, { maximumFractionDigits: 0 });
+  const compactFmt = new Intl.NumberFormat(undefined, { notation: 'compact', maximumFractionDigits: 1 });
+  const dateTimeFmt = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'medium' });
+  const shortFmt = new Intl.DateTimeFormat(undefined, {
+    month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit',
+  });
+  const nyDateFmt = new Intl.DateTimeFormat('en-CA', {
+    timeZone: 'America/New_York', year: 'numeric', month: '2-digit', day: '2-digit',
+  });
+
+  function fmtInt(n) {
+    return n === null || n === undefined ? '—' : intFmt.format(n);
+  }
+
+  function fmtPrice(p) {
+    if (!Number.isFinite(p)) return '—';
+    const abs = Math.abs(p);
+    const digits = abs >= 1000 ? 2 : abs >= 1 ? 2 : abs >= 0.01 ? 4 : 6;
+    return p.toLocaleString(undefined, { minimumFractionDigits: digits, maximumFractionDigits: digits });
+  }
+
+  function fmtTime(iso) {
+    if (!iso) return '—';
+    const d = new Date(iso);
+    return Number.isNaN(d.getTime()) ? String(iso) : dateTimeFmt.format(d);
+  }
+
+  function fmtShortTime(iso) {
+    const d = new Date(iso);
+    return Number.isNaN(d.getTime()) ? String(iso) : shortFmt.format(d);
+  }
+
+  function fmtAgo(iso) {
+    const d = new Date(iso);
+    const secs = Math.round((Date.now() - d.getTime()) / 1000);
+    if (!Number.isFinite(secs)) return '';
+    if (secs < 45) return 'just now';
+    if (secs < 3600) return `${Math.round(secs / 60)} min ago`;
+    if (secs < 86400) return `${Math.round(secs / 3600)} h ago`;
+    return `${Math.round(secs / 86400)} d ago`;
+  }
+
+  function fmtDuration(secs) {
+    if (secs === null || secs === undefined || !Number.isFinite(secs)) return '—';
+    const s = Math.max(0, Math.round(secs));
+    if (s < 60) return `${s} s`;
+    if (s < 3600) return `${Math.floor(s / 60)} min ${s % 60} s`;
+    return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
+  }
+
+  /** The New York trading date of an instant, as YYYY-MM-DD. */
+  function nyDate(iso) {
+    const d = new Date(iso);
+    return Number.isNaN(d.getTime()) ? '' : nyDateFmt.format(d);
+  }
+
+  function localDate(d) {
+    const pad = (n) => String(n).padStart(2, '0');
+    return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
+  }
+
+  /** Percent for display and for aria-valuenow: floored, so 100 means done. */
+  function pct(progress) {
+    const p = Number(progress && progress.percent);
+    return Number.isFinite(p) ? Math.min(100, Math.max(0, Math.floor(p * 10) / 10)) : 0;
+  }
+
+  function symbolsSummary(symbols, max) {
+    if (symbols.length <= max) return symbols.join(', ');
+    return `${symbols.slice(0, max).join(', ')} +${symbols.length - max} more`;
+  }
+
+  // ---------------------------------------------------------------- API
+
+  class ApiError extends Error {
+    constructor(status, code, message, details) {
+      super(message);
+      this.status = status;
+      this.code = code;
+      this.details = details;
+    }
+  }
+
+  function token() {
+    try {
+      return sessionStorage.getItem(TOKEN_KEY);
+    } catch {
+      return null;
+    }
+  }
+
+  function authHeaders(extra) {
+    const headers = new Headers(extra || {});
+    const t = token();
+    if (t) headers.set('Authorization', `Bearer ${t}`);
+    return headers;
+  }
+
+  async function readError(res) {
+    let body = null;
+    try {
+      body = await res.json();
+    } catch {
+      body = null;
+    }
+    const e = body && typeof body === 'object' ? body.error : null;
+    if (e && typeof e.message === 'string') {
+      return new ApiError(res.status, String(e.code || `http_${res.status}`), e.message, e.details);
+    }
+    return new ApiError(res.status, `http_${res.status}`, `${res.status} ${res.statusText || 'error'}`);
+  }
+
+  /** Calls the API; answers the JSON body or throws an ApiError (a 401 also asks for a token). */
+  async function api(path, options = {}) {
+    const headers = authHeaders(options.headers);
+    headers.set('Accept', 'application/json');
+    let res;
+    try {
+      res = await fetch(path, { ...options, headers, cache: 'no-store' });
+    } catch (err) {
+      setServerState('offline');
+      throw new ApiError(0, 'network', `the server does not answer (${err.message})`);
+    }
+    setServerState('online');
+    if (!res.ok) {
+      const err = await readError(res);
+      if (res.status === 401) askForToken(err);
+      throw err;
+    }
+    return res.json();
+  }
+
+  function setServerState(which) {
+    const node = $('server-state');
+    node.dataset.state = which;
+    setText(node, which === 'online' ? 'connected' : which === 'offline' ? 'server unreachable' : which);
+  }
+
+  // ---------------------------------------------------------------- token
+
+  function askForToken(err) {
+    const hadToken = Boolean(token());
+    const message = $('auth-error');
+    if (hadToken) {
+      setText(message, `The server refused the token: ${err.message}`);
+      show(message, true);
+    } else {
+      show(message, false);
+    }
+    if (!state.authWaiting) {
+      state.authWaiting = true;
+      stopAll();
+      show($('auth'), true);
+      $('main').setAttribute('inert', '');
+      $('auth-token').focus();
+    }
+  }
+
+  function onTokenSubmit(event) {
+    event.preventDefault();
+    const value = $('auth-token').value.trim();
+    if (!value) {
+      setText($('auth-error'), 'Enter the token the server was started with (BACKFILL_API_TOKEN).');
+      show($('auth-error'), true);
+      return;
+    }
+    try {
+      sessionStorage.setItem(TOKEN_KEY, value);
+    } catch {
+      // Without session storage the token lives until the page is closed.
+    }
+    $('auth-token').value = '';
+    state.authWaiting = false;
+    show($('auth'), false);
+    $('main').removeAttribute('inert');
+    start();
+  }
+
+  function forgetToken() {
+    try {
+      sessionStorage.removeItem(TOKEN_KEY);
+    } catch {
+      // Nothing stored.
+    }
+    window.location.reload();
+  }
+
+  // ---------------------------------------------------------------- start-up
+
+  async function start() {
+    show($('forget-token'), Boolean(token()));
+    try {
+      const info = await api('/api/v1/info');
+      setText($('version'), `v${info.version}`);
+      show($('demo-banner'), info.demo === true);
+      document.body.classList.toggle('is-demo', info.demo === true);
+    } catch (err) {
+      if (err.status === 401) return;
+    }
+    await refreshJobs();
+    scheduleRefresh();
+  }
+
+  function stopAll() {
+    clearTimeout(state.refreshTimer);
+    state.refreshTimer = null;
+    for (const ctrl of state.streams.values()) ctrl.abort();
+    state.streams.clear();
+  }
+
+  function scheduleRefresh() {
+    clearTimeout(state.refreshTimer);
+    state.refreshTimer = setTimeout(async () => {
+      if (!document.hidden && !state.authWaiting) await refreshJobs();
+      if (!state.authWaiting) scheduleRefresh();
+    }, REFRESH_MS);
+  }
+
+  // ---------------------------------------------------------------- recent jobs
+
+  async function refreshJobs() {
+    let body;
+    try {
+      body = await api(`/api/v1/backfill/recent?limit=${RECENT_LIMIT}`);
+    } catch (err) {
+      if (err.status !== 401) {
+        setText($('jobs-error'), `Could not load the jobs: ${err.message}`);
+        show($('jobs-error'), true);
+      }
+      return;
+    }
+    show($('jobs-error'), false);
+    const next = new Map();
+    for (const summary of body.jobs) {
+      const known = state.jobs.get(summary.job.id);
+      // A stream may have seen a newer state than this list.
+      next.set(summary.job.id, known && isNewer(known, summary) ? known : summary);
+    }
+    // Keep a just-submitted job that the list does not show yet.
+    for (const [id, summary] of state.jobs) {
+      if (!next.has(id) && id === state.selected) next.set(id, summary);
+    }
+    state.jobs = new Map([...next.entries()].sort((a, b) => cmpCreated(b[1], a[1])));
+    renderJobs();
+    ensureStreams();
+  }
+
+  function cmpCreated(a, b) {
+    return String(a.job.created_at).localeCompare(String(b.job.created_at));
+  }
+
+  function isNewer(a, b) {
+    if (TERMINAL.has(a.job.status) && !TERMINAL.has(b.job.status)) return true;
+    return pct(a.progress) > pct(b.progress) && a.job.status === b.job.status;
+  }
+
+  function renderJobs() {
+    const list = $('job-list');
+    show($('jobs-empty'), state.jobs.size === 0);
+    for (const [id, row] of state.rows) {
+      if (!state.jobs.has(id)) {
+        row.li.remove();
+        state.rows.delete(id);
+      }
+    }
+    for (const [id, summary] of state.jobs) {
+      let row = state.rows.get(id);
+      if (!row) {
+        row = createJobRow(id);
+        state.rows.set(id, row);
+      }
+      updateJobRow(row, summary);
+      list.append(row.li);
+    }
+  }
+
+  function createJobRow(id) {
+    const status = h('span', { class: 'pill' });
+    const symbols = h('span', { class: 'job-symbols' });
+    const timeframe = h('span', { class: 'tag' });
+    const range = h('span', { class: 'muted' });
+    const created = h('span', { class: 'muted' });
+    const fill = h('span', { class: 'bar-fill' });
+    const bar = h('span', {
+      class: 'bar', role: 'progressbar', 'aria-valuemin': '0', 'aria-valuemax': '100', 'aria-valuenow': '0',
+    }, fill);
+    const percent = h('span', { class: 'bar-label' });
+    const counts = h('span', { class: 'muted job-counts' });
+    const button = h('button', { type: 'button', class: 'job-open', onclick: () => selectJob(id) },
+      h('span', { class: 'job-line' }, status, symbols, timeframe),
+      h('span', { class: 'job-line' }, range, created),
+      h('span', { class: 'job-progress' }, bar, percent),
+      counts);
+    const li = h('li', { class: 'job', 'data-job-id': id }, button);
+    return { li, button, status, symbols, timeframe, range, created, bar, fill, percent, counts };
+  }
+
+  function updateJobRow(row, summary) {
+    const { job, progress } = summary;
+    const p = pct(progress);
+    row.li.dataset.status = job.status;
+    row.li.classList.toggle('selected', job.id === state.selected);
+    row.button.setAttribute('aria-pressed', job.id === state.selected ? 'true' : 'false');
+    row.status.className = `pill st-${job.status}`;
+    setText(row.status, STATUS_LABEL[job.status] || job.status);
+    setText(row.symbols, symbolsSummary(job.symbols, 4));
+    row.symbols.title = job.symbols.join(', ');
+    setText(row.timeframe, job.timeframe);
+    setText(row.range, `${nyDate(job.range.from)} → ${nyDate(job.range.to)}`);
+    setText(row.created, fmtAgo(job.created_at));
+    row.created.title = fmtTime(job.created_at);
+    setBar(row.bar, row.fill, p, job.status);
+    row.bar.setAttribute('aria-label', `Progress of the job on ${symbolsSummary(job.symbols, 3)}`);
+    setText(row.percent, `${Math.floor(p)} %`);
+    setText(row.counts, `${fmtInt(progress.symbols_done)}/${fmtInt(progress.symbols_total)} symbols`
+      + `${progress.symbols_failed ? ` · ${fmtInt(progress.symbols_failed)} failed` : ''}`
+      + ` · ${fmtInt(progress.candles_stored)} candles`);
+  }
+
+  function setBar(bar, fill, p, status) {
+    bar.setAttribute('aria-valuenow', String(p));
+    bar.dataset.status = status;
+    fill.style.width = `${p}%`;
+  }
+
+  // ---------------------------------------------------------------- progress streams
+
+  function isActive(id) {
+    const summary = state.jobs.get(id) || (state.detail && state.detail.job.id === id ? state.detail : null);
+    return Boolean(summary) && !TERMINAL.has(summary.job.status);
+  }
+
+  /** Streams the selected job and the newest running ones, closing the others. */
+  function ensureStreams() {
+    if (state.authWaiting) return;
+    const wanted = [];
+    if (state.selected && isActive(state.selected)) wanted.push(state.selected);
+    for (const id of state.jobs.keys()) {
+      if (wanted.length >= MAX_STREAMS) break;
+      if (!wanted.includes(id) && isActive(id)) wanted.push(id);
+    }
+    for (const [id, ctrl] of state.streams) {
+      if (!wanted.includes(id)) {
+        ctrl.abort();
+        state.streams.delete(id);
+      }
+    }
+    for (const id of wanted) {
+      if (!state.streams.has(id)) followJob(id);
+    }
+  }
+
+  async function followJob(id) {
+    const ctrl = new AbortController();
+    state.streams.set(id, ctrl);
+    let delay = 1000;
+    let ended = false;
+    try {
+      while (!ctrl.signal.aborted && !ended) {
+        try {
+          const res = await fetch(`/api/v1/backfill/${encodeURIComponent(id)}/events`, {
+            headers: authHeaders({ Accept: 'text/event-stream' }),
+            signal: ctrl.signal,
+            cache: 'no-store',
+          });
+          if (!res.ok) {
+            const err = await readError(res);
+            if (res.status === 401) askForToken(err);
+            if (res.status < 500) return;
+            throw err;
+          }
+          setServerState('online');
+          await readEvents(res.body, (event) => {
+            if (event.event === 'progress' || event.event === 'done') {
+              delay = 1000;
+              onStatus(JSON.parse(event.data));
+              countEvent(id, event.event);
+              if (event.event === 'done') ended = true;
+            } else if (event.event === 'error') {
+              ended = true;
+              let message = 'the job can no longer be read';
+              try {
+                message = JSON.parse(event.data).error.message || message;
+              } catch {
+                // Keep the generic message.
+              }
+              if (id === state.selected) showDetailError(message);
+            }
+          });
+        } catch (err) {
+          if (ctrl.signal.aborted) return;
+          if (err instanceof ApiError === false) setServerState('offline');
+        }
+        if (!ended && !ctrl.signal.aborted) {
+          await sleep(delay, ctrl.signal);
+          delay = Math.min(delay * 2, 15000);
+        }
+      }
+    } finally {
+      if (state.streams.get(id) === ctrl) state.streams.delete(id);
+      if (ended) {
+        refreshJobs();
+      }
+    }
+  }
+
+  /** Counts a job's stream events on its row (data-stream-events, data-stream-done). */
+  function countEvent(id, name) {
+    const row = state.rows.get(id);
+    if (!row) return;
+    row.li.dataset.streamEvents = String(Number(row.li.dataset.streamEvents || 0) + 1);
+    if (name === 'done') row.li.dataset.streamDone = 'true';
+  }
+
+  function sleep(ms, signal) {
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      signal.addEventListener('abort', () => {
+        clearTimeout(timer);
+        resolve();
+      }, { once: true });
+    });
+  }
+
+  /**
+   * Reads a text/event-stream body and calls onEvent({event, data}) for every complete event
+   * (the framing of the HTML standard: lines, "field: value", a blank line ends an event).
+   */
+  async function readEvents(body, onEvent) {
+    const reader = body.getReader();
+    const decoder = new TextDecoder();
+    let buffer = '';
+    let eventName = '';
+    let data = [];
+    const line = (text) => {
+      if (text === '') {
+        if (data.length > 0) onEvent({ event: eventName || 'message', data: data.join('\n') });
+        eventName = '';
+        data = [];
+        return;
+      }
+      if (text.startsWith(':')) return;
+      const colon = text.indexOf(':');
+      const field = colon < 0 ? text : text.slice(0, colon);
+      let value = colon < 0 ? '' : text.slice(colon + 1);
+      if (value.startsWith(' ')) value = value.slice(1);
+      if (field === 'event') eventName = value;
+      else if (field === 'data') data.push(value);
+    };
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buffer += decoder.decode(value, { stream: true });
+      for (;;) {
+        const match = /\r\n|\r|\n/.exec(buffer);
+        if (!match) break;
+        // A lone CR at the end may be the first half of CRLF: wait for more.
+        if (match[0] === '\r' && match.index === buffer.length - 1) break;
+        line(buffer.slice(0, match.index));
+        buffer = buffer.slice(match.index + match[0].length);
+      }
+    }
+  }
+
+  /** A status body from a stream, a submission, a cancel or a retry. */
+  function onStatus(body) {
+    const id = body.job.id;
+    const summary = { job: body.job, progress: body.progress };
+    state.jobs.set(id, summary);
+    const row = state.rows.get(id);
+    if (row) updateJobRow(row, summary);
+    else {
+      state.jobs = new Map([...state.jobs.entries()].sort((a, b) => cmpCreated(b[1], a[1])));
+      renderJobs();
+    }
+    if (id === state.selected) renderDetail(body);
+  }
+
+  // ---------------------------------------------------------------- job detail
+
+  async function selectJob(id) {
+    if (state.selected !== id) {
+      state.selected = id;
+      state.detail = null;
+      state.detailRows.clear();
+      $('detail-body').replaceChildren();
+      show($('detail-error'), false);
+    }
+    for (const [rowId, row] of state.rows) {
+      row.li.classList.toggle('selected', rowId === id);
+      row.button.setAttribute('aria-pressed', rowId === id ? 'true' : 'false');
+    }
+    const section = $('job-detail');
+    section.dataset.jobId = id;
+    show(section, true);
+    try {
+      const body = await api(`/api/v1/backfill/status/${encodeURIComponent(id)}`);
+      if (state.selected === id) onStatus(body);
+    } catch (err) {
+      if (state.selected === id && err.status !== 401) showDetailError(`Could not load the job: ${err.message}`);
+    }
+    ensureStreams();
+  }
+
+  function closeDetail() {
+    state.selected = null;
+    state.detail = null;
+    state.detailRows.clear();
+    show($('job-detail'), false);
+    delete $('job-detail').dataset.jobId;
+    for (const row of state.rows.values()) {
+      row.li.classList.remove('selected');
+      row.button.setAttribute('aria-pressed', 'false');
+    }
+    ensureStreams();
+  }
+
+  function showDetailError(message) {
+    setText($('detail-error'), message);
+    show($('detail-error'), true);
+  }
+
+  function renderDetail(body) {
+    const { job, progress, tasks } = body;
+    const container = $('detail-body');
+    let view = state.detail && state.detail.view;
+    if (!view || view.id !== job.id) view = buildDetail(container, job);
+    state.detail = { ...body, view };
+    const p = pct(progress);
+
+    setText($('detail-title'), `Job ${job.id.slice(0, 8)}`);
+    $('detail-title').title = job.id;
+    view.status.className = `pill st-${job.status}`;
+    setText(view.status, STATUS_LABEL[job.status] || job.status);
+    setText(view.spec, [
+      symbolsSummary(job.symbols, 8),
+      job.timeframe,
+      `${nyDate(job.range.from)} → ${nyDate(job.range.to)}`,
+      job.adjusted ? 'adjusted' : 'raw prices',
+      `mode ${job.mode}`,
+    ].join(' · '));
+    setText(view.times, `created ${fmtTime(job.created_at)}`
+      + (job.started_at ? ` · started ${fmtTime(job.started_at)}` : '')
+      + (job.finished_at ? ` · finished ${fmtTime(job.finished_at)}` : ''));
+    setText(view.jobError, job.error || '');
+    show(view.jobError, Boolean(job.error));
+    setBar(view.bar, view.fill, p, job.status);
+    setText(view.percent, `${Math.floor(p)} %`);
+
+    const stats = [
+      `${fmtInt(progress.symbols_done)} / ${fmtInt(progress.symbols_total)}`,
+      fmtInt(progress.symbols_failed),
+      `${fmtInt(progress.symbols_running)} / ${fmtInt(progress.symbols_queued)}`,
+      fmtInt(progress.candles_stored),
+      fmtInt(progress.pages),
+      progress.candles_per_second ? `${compactFmt.format(progress.candles_per_second)}/s` : '—',
+      fmtDuration(progress.elapsed_seconds),
+      TERMINAL.has(job.status) ? '—' : fmtDuration(progress.eta_seconds),
+    ];
+    stats.forEach((value, i) => setText(view.stats[i], value));
+    view.statsBox.classList.toggle('has-failures', progress.symbols_failed > 0);
+
+    const seen = new Set();
+    for (const task of tasks) {
+      seen.add(task.symbol);
+      let row = state.detailRows.get(task.symbol);
+      if (!row) {
+        row = createTaskRow(task.symbol, job);
+        state.detailRows.set(task.symbol, row);
+      }
+      updateTaskRow(row, task);
+      view.tbody.append(row.tr);
+    }
+    for (const [symbol, row] of state.detailRows) {
+      if (!seen.has(symbol)) {
+        row.tr.remove();
+        state.detailRows.delete(symbol);
+      }
+    }
+  }
+
+  function buildDetail(container, job) {
+    state.detailRows.clear();
+    const status = h('span', { class: 'pill' });
+    const spec = h('p', { class: 'detail-spec' });
+    const times = h('p', { class: 'muted small-text' });
+    const jobError = h('p', { class: 'error-text', hidden: true });
+    const fill = h('span', { class: 'bar-fill' });
+    const bar = h('span', {
+      class: 'bar bar-lg', role: 'progressbar', 'aria-valuemin': '0', 'aria-valuemax': '100',
+      'aria-valuenow': '0', 'aria-label': 'Progress of this job',
+    }, fill);
+    const percent = h('span', { class: 'bar-label' });
+    const labels = ['Symbols done', 'Failed', 'Running / queued', 'Candles stored', 'Pages', 'Rate', 'Elapsed', 'ETA'];
+    const stats = labels.map(() => h('dd'));
+    const statsBox = h('dl', { class: 'stats' },
+      labels.map((label, i) => h('div', { class: 'stat' }, h('dt', { text: label }), stats[i])));
+    const tbody = h('tbody');
+    const table = h('div', { class: 'table-wrap' }, h('table', { class: 'tasks' },
+      h('caption', { class: 'sr-only', text: 'Symbols of this job' }),
+      h('thead', null, h('tr', null,
+        ['Symbol', 'Status', 'Candles', 'Pages', 'Attempts', 'Stored through', 'Last error', '']
+          .map((t, i) => h('th', { scope: 'col', class: i >= 2 && i <= 4 ? 'num' : null, text: t })))),
+      tbody));
+    container.replaceChildren(
+      h('div', { class: 'detail-head' }, status, spec),
+      times,
+      jobError,
+      h('div', { class: 'job-progress' }, bar, percent),
+      statsBox,
+      table,
+    );
+    return { id: job.id, status, spec, times, jobError, bar, fill, percent, stats, statsBox, tbody };
+  }
+
+  function createTaskRow(symbol, job) {
+    const status = h('span', { class: 'pill' });
+    const cells = {
+      candles: h('td', { class: 'num' }),
+      pages: h('td', { class: 'num' }),
+      attempts: h('td', { class: 'num' }),
+      checkpoint: h('td', { class: 'muted' }),
+      error: h('td', { class: 'task-error' }),
+    };
+    const chart = h('button', {
+      type: 'button',
+      class: 'secondary small',
+      'data-symbol': symbol,
+      'aria-label': `Chart of ${symbol}`,
+      onclick: () => openChart(symbol, job),
+    }, 'Chart');
+    const tr = h('tr', { 'data-symbol': symbol },
+      h('th', { scope: 'row', class: 'mono', text: symbol }),
+      h('td', null, status),
+      cells.candles, cells.pages, cells.attempts, cells.checkpoint, cells.error,
+      h('td', { class: 'cell-actions' }, chart));
+    return { tr, status, ...cells };
+  }
+
+  function updateTaskRow(row, task) {
+    row.tr.dataset.status = task.status;
+    row.status.className = `pill st-${task.status}`;
+    setText(row.status, STATUS_LABEL[task.status] || task.status);
+    setText(row.candles, fmtInt(task.candles_stored));
+    setText(row.pages, fmtInt(task.pages));
+    setText(row.attempts, fmtInt(task.attempts));
+    setText(row.checkpoint, task.checkpoint ? fmtShortTime(task.checkpoint) : '—');
+    row.checkpoint.title = task.checkpoint ? fmtTime(task.checkpoint) : '';
+    let error = task.last_error || '';
+    if (task.next_attempt_at && task.status === 'queued') {
+      error = `${error}${error ? ' · ' : ''}next attempt ${fmtTime(task.next_attempt_at)}`;
+    }
+    setText(row.error, error || '—');
+    row.error.title = task.last_error || '';
+    row.error.classList.toggle('has-error', Boolean(task.last_error));
+  }
+
+  async function jobAction(action) {
+    const id = state.selected;
+    if (!id) return;
+    const button = action === 'cancel' ? $('d-cancel') : $('d-retry');
+    button.disabled = true;
+    show($('detail-error'), false);
+    try {
+      const body = await api(`/api/v1/backfill/${encodeURIComponent(id)}/${action}`, { method: 'POST' });
+      onStatus(body);
+      ensureStreams();
+      refreshJobs();
+    } catch (err) {
+      if (err.status !== 401) showDetailError(`Could not ${action} the job: ${err.message}`);
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  // ---------------------------------------------------------------- submission
+
+  async function onSubmit(event) {
+    event.preventDefault();
+    const button = $('f-submit');
+    const errorBox = $('form-error');
+    show(errorBox, false);
+    show($('form-ok'), false);
+    const symbols = $('f-symbols').value.split(/[,;\r\n]+/).map((x) => x.trim()).filter(Boolean);
+    const request = {
+      symbols,
+      timeframe: $('f-timeframe').value,
+      from: $('f-from').value,
+      to: $('f-to').value,
+      adjusted: $('f-adjusted').checked,
+      mode: $('f-mode').value,
+    };
+    button.disabled = true;
+    setText(button, 'Starting…');
+    try {
+      const body = await api('/api/v1/backfill', {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify(request),
+      });
+      const ok = $('form-ok');
+      setText(ok, `Job ${body.job.id.slice(0, 8)} queued: ${body.job.symbols.length} `
+        + `symbol${body.job.symbols.length === 1 ? '' : 's'} at ${body.job.timeframe}.`);
+      ok.dataset.jobId = body.job.id;
+      show(ok, true);
+      onStatus(body);
+      await selectJob(body.job.id);
+    } catch (err) {
+      if (err.status !== 401) showFormError(err);
+    } finally {
+      button.disabled = false;
+      setText(button, 'Start backfill');
+    }
+  }
+
+  function showFormError(err) {
+    const box = $('form-error');
+    const parts = [h('p', { class: 'form-error-title' },
+      h('strong', { text: err.status ? `Rejected (${err.status} ${err.code})` : 'Not sent' })),
+    h('p', { class: 'form-error-message', text: err.message })];
+    const bad = err.details && Array.isArray(err.details.symbols) ? err.details.symbols : [];
+    if (bad.length > 0) {
+      parts.push(h('ul', { class: 'form-error-list' }, bad.map((item) => h('li', null,
+        h('code', { text: String(item.input) }), ` — ${String(item.reason)}`))));
+    }
+    box.dataset.code = err.code;
+    box.replaceChildren(...parts);
+    show(box, true);
+  }
+
+  // ---------------------------------------------------------------- chart
+
+  function openChart(symbol, job) {
+    $('c-symbol').value = symbol;
+    const tf = $('c-timeframe');
+    if (![...tf.options].some((o) => o.value === job.timeframe)) {
+      tf.append(h('option', { value: job.timeframe, text: job.timeframe }));
+    }
+    tf.value = job.timeframe;
+    $('c-from').value = nyDate(job.range.from);
+    $('c-to').value = nyDate(job.range.to);
+    $('c-adjusted').checked = job.adjusted;
+    loadChart();
+    $('chart-card').scrollIntoView({ behavior: 'smooth', block: 'start' });
+  }
+
+  async function loadChart() {
+    const seq = ++state.chartSeq;
+    const symbol = $('c-symbol').value.trim();
+    const timeframe = $('c-timeframe').value;
+    const box = $('chart');
+    show($('chart-error'), false);
+    if (!symbol) {
+      setText($('chart-error'), 'Enter a symbol.');
+      show($('chart-error'), true);
+      return;
+    }
+    const query = new URLSearchParams({ timeframe, adjusted: String($('c-adjusted').checked), limit: String(CHART_PAGE) });
+    if ($('c-from').value) query.set('from', $('c-from').value);
+    if ($('c-to').value) query.set('to', $('c-to').value);
+    box.dataset.state = 'loading';
+    box.setAttribute('aria-busy', 'true');
+    setText($('chart-meta'), `Loading ${symbol} ${timeframe}…`);
+    const candles = [];
+    let capped = false;
+    let cursor = null;
+    try {
+      do {
+        if (cursor) query.set('cursor', cursor);
+        const page = await api(`/api/v1/candles/${encodeURIComponent(symbol)}?${query}`);
+        if (seq !== state.chartSeq) return;
+        for (const c of page.candles) candles.push(c);
+        cursor = page.next_cursor;
+        if (cursor && candles.length >= CHART_MAX) capped = true;
+      } while (cursor && !capped);
+    } catch (err) {
+      if (seq !== state.chartSeq) return;
+      box.dataset.state = 'error';
+      box.removeAttribute('aria-busy');
+      setText($('chart-meta'), '');
+      if (err.status !== 401) {
+        setText($('chart-error'), `Could not load the candles: ${err.message}`);
+        show($('chart-error'), true);
+      }
+      return;
+    }
+    state.chart = { candles, symbol: symbol.toUpperCase(), timeframe, capped };
+    drawChart();
+  }
+
+  function drawChart() {
+    const box = $('chart');
+    const chart = state.chart;
+    if (!chart) return;
+    box.removeAttribute('aria-busy');
+    const { candles, symbol, timeframe, capped } = chart;
+    if (candles.length === 0) {
+      box.dataset.state = 'empty';
+      box.replaceChildren(h('p', { class: 'empty' },
+        `No ${timeframe} candles of ${symbol} are stored in this range. Run a backfill first.`));
+      setText($('chart-meta'), `${symbol} · ${timeframe} · no candles`);
+      return;
+    }
+    const first = candles[0];
+    const last = candles[candles.length - 1];
+    const change = first.open ? ((last.close - first.open) / first.open) * 100 : 0;
+    setText($('chart-meta'), `${symbol} · ${timeframe} · ${fmtInt(candles.length)} candles`
+      + `${capped ? ` (first ${fmtInt(CHART_MAX)} only)` : ''} · last ${fmtPrice(last.close)}`
+      + ` (${change >= 0 ? '+' : ''}${change.toFixed(2)} %)`);
+
+    const width = Math.max(320, Math.floor(box.clientWidth || 800));
+    const height = width < 640 ? 320 : 440;
+    const m = { top: 14, right: 72, bottom: 30, left: 12 };
+    const plotW = width - m.left - m.right;
+    const volH = Math.round((height - m.top - m.bottom) * 0.18);
+    const priceH = height - m.top - m.bottom - volH - 8;
+    const volTop = m.top + priceH + 8;
+
+    let lo = Infinity;
+    let hi = -Infinity;
+    let maxVol = 0;
+    for (const c of candles) {
+      lo = Math.min(lo, c.low, c.open, c.close);
+      hi = Math.max(hi, c.high, c.open, c.close);
+      maxVol = Math.max(maxVol, c.volume);
+    }
+    if (hi === lo) {
+      hi += Math.abs(hi) * 0.01 || 1;
+      lo -= Math.abs(lo) * 0.01 || 1;
+    }
+    const pad = (hi - lo) * 0.04;
+    hi += pad;
+    lo -= pad;
+    const ticks = niceTicks(lo, hi, priceH < 260 ? 4 : 6).filter((t) => t >= lo && t <= hi);
+    const y = (p) => m.top + ((hi - p) / (hi - lo)) * priceH;
+    const step = plotW / candles.length;
+    const x = (i) => m.left + (i + 0.5) * step;
+    const bodyW = Math.max(1, Math.min(step * 0.7, 18));
+
+    const root = s('svg', {
+      class: 'chart-svg', width, height, viewBox: `0 0 ${width} ${height}`, role: 'img',
+      'aria-label': `Candlestick chart of ${symbol} at ${timeframe}: ${candles.length} candles from `
+        + `${fmtTime(first.ts)} to ${fmtTime(last.ts)}`,
+    });
+    const grid = s('g', { class: 'grid' });
+    const axis = s('g', { class: 'axis' });
+    const lastY = y(last.close);
+    for (const t of ticks) {
+      const ty = Math.round(y(t)) + 0.5;
+      grid.append(s('line', { x1: m.left, x2: m.left + plotW, y1: ty, y2: ty }));
+      // The last close's tag covers labels next to it.
+      if (Math.abs(ty - lastY) < 14) continue;
+      const label = s('text', { x: m.left + plotW + 8, y: ty + 4, class: 'tick' });
+      label.textContent = fmtPrice(t);
+      axis.append(label);
+    }
+    const xTicks = timeTicks(candles, Math.max(2, Math.floor(plotW / 120)));
+    for (const i of xTicks) {
+      const tx = Math.round(x(i)) + 0.5;
+      grid.append(s('line', { x1: tx, x2: tx, y1: m.top, y2: volTop + volH, class: 'vgrid' }));
+      const label = s('text', { x: tx, y: height - 10, class: 'tick', 'text-anchor': 'middle' });
+      label.textContent = fmtAxisTime(candles[i].ts, candles);
+      axis.append(label);
+    }
+    axis.append(s('line', { x1: m.left, x2: m.left + plotW, y1: volTop + volH + 0.5, y2: volTop + volH + 0.5, class: 'baseline' }));
+    root.append(grid);
+
+    const volumes = s('g', { class: 'volumes' });
+    const bodies = s('g', { class: 'candles' });
+    candles.forEach((c, i) => {
+      const up = c.close >= c.open;
+      const cx = x(i);
+      const g = s('g', { class: `candle ${up ? 'up' : 'down'}` });
+      g.append(s('line', { class: 'wick', x1: cx, x2: cx, y1: y(c.high), y2: y(c.low) }));
+      const top = y(Math.max(c.open, c.close));
+      const bottom = y(Math.min(c.open, c.close));
+      g.append(s('rect', {
+        class: 'body', x: cx - bodyW / 2, y: top, width: bodyW, height: Math.max(1, bottom - top),
+      }));
+      bodies.append(g);
+      if (maxVol > 0) {
+        const vh = (c.volume / maxVol) * volH;
+        volumes.append(s('rect', {
+          class: `vol ${up ? 'up' : 'down'}`, x: cx - bodyW / 2, y: volTop + volH - vh, width: bodyW, height: Math.max(0.5, vh),
+        }));
+      }
+    });
+    root.append(volumes, bodies);
+
+    // The last close, marked on the price axis.
+    const ly = lastY;
+    const lastUp = last.close >= last.open;
+    root.append(s('line', { class: `last-line ${lastUp ? 'up' : 'down'}`, x1: m.left, x2: m.left + plotW, y1: ly, y2: ly }));
+    const tag = s('g', { class: `last-tag ${lastUp ? 'up' : 'down'}` });
+    tag.append(s('rect', { x: m.left + plotW + 2, y: ly - 9, width: m.right - 4, height: 18, rx: 3 }));
+    const tagText = s('text', { x: m.left + plotW + 8, y: ly + 4 });
+    tagText.textContent = fmtPrice(last.close);
+    tag.append(tagText);
+    root.append(axis, tag);
+
+    // Crosshair and tooltip.
+    const cross = s('line', { class: 'crosshair', y1: m.top, y2: volTop + volH, x1: 0, x2: 0, visibility: 'hidden' });
+    root.append(cross);
+    const overlay = s('rect', { class: 'overlay', x: m.left, y: m.top, width: plotW, height: volTop + volH - m.top });
+    root.append(overlay);
+    const tip = h('div', { class: 'chart-tip', hidden: true });
+    const move = (event) => {
+      const rect = root.getBoundingClientRect();
+      const px = ((event.clientX - rect.left) / rect.width) * width;
+      const i = Math.min(candles.length - 1, Math.max(0, Math.floor((px - m.left) / step)));
+      const c = candles[i];
+      cross.setAttribute('x1', x(i));
+      cross.setAttribute('x2', x(i));
+      cross.setAttribute('visibility', 'visible');
+      tip.replaceChildren(
+        h('div', { class: 'tip-time', text: fmtTime(c.ts) }),
+        h('div', { class: 'tip-grid' },
+          ['O', fmtPrice(c.open), 'H', fmtPrice(c.high), 'L', fmtPrice(c.low), 'C', fmtPrice(c.close),
+            'V', compactFmt.format(c.volume)].map((t, k) => h('span', { class: k % 2 ? 'v' : 'k', text: t }))),
+      );
+      show(tip, true);
+      const left = (x(i) / width) * rect.width;
+      tip.style.left = `${left > rect.width / 2 ? left - tip.offsetWidth - 12 : left + 12}px`;
+      tip.style.top = '12px';
+    };
+    overlay.addEventListener('pointermove', move);
+    overlay.addEventListener('pointerleave', () => {
+      cross.setAttribute('visibility', 'hidden');
+      show(tip, false);
+    });
+
+    box.replaceChildren(root, tip);
+    box.dataset.state = 'ready';
+    box.dataset.candles = String(candles.length);
+    box.dataset.width = String(width);
+  }
+
+  function niceTicks(lo, hi, count) {
+    const span = hi - lo;
+    const raw = span / Math.max(1, count);
+    const mag = 10 ** Math.floor(Math.log10(raw));
+    const norm = raw / mag;
+    const step = (norm >= 5 ? 10 : norm >= 2 ? 5 : norm >= 1 ? 2 : 1) * mag;
+    const start = Math.floor(lo / step) * step;
+    const ticks = [];
+    for (let t = start; t <= hi + step * 0.5 && ticks.length < 50; t += step) {
+      ticks.push(Number(t.toPrecision(12)));
+    }
+    return ticks;
+  }
+
+  function timeTicks(candles, count) {
+    const n = candles.length;
+    if (n <= count) return candles.map((_, i) => i);
+    const every = Math.ceil(n / count);
+    const out = [];
+    for (let i = Math.floor(every / 2); i < n; i += every) out.push(i);
+    return out;
+  }
+
+  function fmtAxisTime(iso, candles) {
+    const d = new Date(iso);
+    const spanMs = new Date(candles[candles.length - 1].ts) - new Date(candles[0].ts);
+    const pad = (v) => String(v).padStart(2, '0');
+    const months = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+    const day = `${months[d.getUTCMonth()]} ${d.getUTCDate()}`;
+    if (spanMs > 400 * 86400000) return `${months[d.getUTCMonth()]} ${d.getUTCFullYear()}`;
+    if (spanMs > 20 * 86400000) return day;
+    if (spanMs > 86400000) return `${day} ${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}`;
+    return `${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}`;
+  }
+
+  // ---------------------------------------------------------------- wiring
+
+  function init() {
+    const today = new Date();
+    const weekAgo = new Date(today.getTime() - 7 * 86400000);
+    $('f-from').value = localDate(weekAgo);
+    $('f-to').value = localDate(today);
+    $('c-from').value = localDate(weekAgo);
+    $('c-to').value = localDate(today);
+    // The chart offers the form's timeframes, by their short names.
+    $('c-timeframe').replaceChildren(...[...$('f-timeframe').options].map((o) => h('option', {
+      value: o.value, text: o.value, selected: o.defaultSelected,
+    })));
+
+    $('backfill-form').addEventListener('submit', onSubmit);
+    $('auth-form').addEventListener('submit', onTokenSubmit);
+    $('forget-token').addEventListener('click', forgetToken);
+    $('jobs-refresh').addEventListener('click', () => refreshJobs());
+    $('d-cancel').addEventListener('click', () => jobAction('cancel'));
+    $('d-retry').addEventListener('click', () => jobAction('retry'));
+    $('d-close').addEventListener('click', closeDetail);
+    $('chart-form').addEventListener('submit', (event) => {
+      event.preventDefault();
+      loadChart();
+    });
+    let lastWidth = 0;
+    new ResizeObserver(() => {
+      const width = Math.floor($('chart').clientWidth);
+      if (state.chart && Math.abs(width - lastWidth) > 8) {
+        lastWidth = width;
+        requestAnimationFrame(drawChart);
+      }
+    }).observe($('chart'));
+    document.addEventListener('visibilitychange', () => {
+      if (!document.hidden && !state.authWaiting) refreshJobs();
+    });
+    start();
+  }
+
+  init();
+})();

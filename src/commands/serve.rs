@@ -29,7 +29,8 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .with_api_token(args.api_token.clone())
         .context("BACKFILL_API_TOKEN")?
         .with_cors_origins(&args.cors_origins)
-        .context("BACKFILL_CORS_ORIGINS")?;
+        .context("BACKFILL_CORS_ORIGINS")?
+        .with_demo(args.polygon.demo);
     if let Some(key) = &args.polygon.polygon_api_key {
         config = config.with_redacted_secret(key.clone());
     }

@@ -165,3 +165,58 @@ fn a_worker_reconnects_after_the_database_cuts_its_connections() {
         db.drop_db().await;
     });
 }
+
+#[test]
+fn a_restart_of_serve_mid_job_resumes_from_the_checkpoints() {
+    use crate::helpers::ServeProcess;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let db = TestDb::create().await;
+        let sim = sim().await;
+        let storage = PgStorage::connect(&db.url).await.unwrap();
+        storage.migrate().await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let envs = [
+            ("DATABASE_URL", db.url.as_str()),
+            ("POLYGON_API_KEY", "e2e-key"),
+            ("POLYGON_BASE_URL", sim.base_url()),
+            // Four requests a second, so that the job is still running at the restart.
+            ("POLYGON_REQUESTS_PER_MINUTE", "240"),
+        ];
+        let first = ServeProcess::spawn(dir.path(), &envs, &[]);
+        let client = reqwest::Client::new();
+        let body = serde_json::json!({
+            "symbols": ["AAPL", "MSFT", "X:BTCUSD", "NVDA"],
+            "timeframe": "1m", "from": "2024-04-01", "to": "2024-04-04",
+        });
+        let created: serde_json::Value = client
+            .post(first.url("/api/v1/backfill"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let job: JobId = created["job"]["id"].as_str().unwrap().parse().unwrap();
+        let stored_before = eventually(60, "the first server to store pages", || async {
+            let d = storage.get_job(job).await.ok()?;
+            (d.progress.candles_stored > 0).then_some(d.progress.candles_stored)
+        })
+        .await;
+        first.terminate();
+        let paused = storage.get_job(job).await.unwrap();
+        assert!(!paused.job.status.is_terminal(), "the restart came mid-job");
+        assert!(paused.progress.candles_stored >= stored_before);
+        assert!(
+            paused.tasks.iter().all(|t| t.worker_id.is_none()),
+            "leases were released"
+        );
+
+        let second = ServeProcess::spawn(dir.path(), &envs, &[]);
+        assert_finished_exactly(&storage, &sim, job, &spec()).await;
+        second.terminate();
+        storage.pool().close().await;
+        db.drop_db().await;
+    });
+}

@@ -24,6 +24,8 @@ pub(crate) enum Command {
     Serve(ServeArgs),
     /// Run a backfill in this process, with progress bars, and exit when it ends.
     Run(RunArgs),
+    /// Talk to a running `backfill serve`: list jobs, show, cancel or retry one.
+    Jobs(JobsArgs),
     /// Run a worker that takes tasks from the shared database until SIGINT or SIGTERM.
     Worker(WorkerCommand),
     /// Apply the database migrations and exit.
@@ -120,6 +122,45 @@ pub(crate) struct ServeArgs {
     pub(crate) polygon: PolygonArgs,
     #[command(flatten)]
     pub(crate) worker: WorkerArgs,
+}
+
+#[derive(Args)]
+pub(crate) struct JobsArgs {
+    #[command(subcommand)]
+    pub(crate) action: JobsAction,
+    /// The server's base URL.
+    #[arg(
+        long,
+        global = true,
+        env = "BACKFILL_SERVER",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub(crate) server: String,
+    /// The server's API token, if it requires one.
+    #[arg(long, global = true, env = "BACKFILL_API_TOKEN", hide_env_values = true, value_parser = parse_secret)]
+    pub(crate) api_token: Option<SecretString>,
+    /// Print the server's JSON answer.
+    #[arg(long, global = true, env = "BACKFILL_JSON")]
+    pub(crate) json: bool,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum JobsAction {
+    /// The most recent jobs, newest first.
+    List {
+        /// How many (1 to 100).
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        /// Only jobs in this status (queued, running, succeeded, completed_with_errors, failed, cancelled).
+        #[arg(long)]
+        status: Option<String>,
+    },
+    /// A job with its progress and every symbol.
+    Status { id: String },
+    /// Cancel a queued or running job (stored candles are kept).
+    Cancel { id: String },
+    /// Run a job's failed and cancelled symbols again.
+    Retry { id: String },
 }
 
 #[derive(Args)]

@@ -31,6 +31,9 @@ fn main() -> ExitCode {
                 Ok(rt) => rt.block_on(async move {
                     match command {
                         Command::Run(args) => commands::run::run(args).await,
+                        Command::Jobs(args) => {
+                            commands::jobs::run(args).await.map(|()| ExitCode::SUCCESS)
+                        }
                         Command::Serve(args) => {
                             commands::serve::run(args).await.map(|()| ExitCode::SUCCESS)
                         }

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub(crate) mod jobs;
 pub(crate) mod migrate;
 pub(crate) mod plan;
 pub(crate) mod run;

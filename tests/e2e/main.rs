@@ -5,4 +5,5 @@ mod cli;
 mod dashboard;
 mod faults;
 mod helpers;
+mod jobs_cli;
 mod run;

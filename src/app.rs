@@ -193,3 +193,28 @@ pub(crate) fn export_client_metrics(client: PolygonClient, stop: CancellationTok
         }
     });
 }
+
+/// Sets `backfill_jobs{status}` from storage every few seconds, until `stop`.
+pub(crate) fn export_job_metrics(storage: Arc<dyn Storage>, stop: CancellationToken) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = stop.cancelled() => break,
+            }
+            match storage.count_jobs().await {
+                Ok(counts) => {
+                    for status in backfill_domain::JobStatus::ALL {
+                        let n = counts
+                            .iter()
+                            .find(|(s, _)| s == status)
+                            .map_or(0, |(_, n)| *n);
+                        metrics::gauge!("backfill_jobs", "status" => status.as_str()).set(n as f64);
+                    }
+                }
+                Err(err) => tracing::debug!(error = %err, "could not count jobs for metrics"),
+            }
+        }
+    });
+}

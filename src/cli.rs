@@ -149,10 +149,10 @@ pub(crate) enum JobsAction {
     /// The most recent jobs, newest first.
     List {
         /// How many (1 to 100).
-        #[arg(long, default_value_t = 20)]
+        #[arg(long, env = "BACKFILL_LIMIT", default_value_t = 20)]
         limit: u32,
         /// Only jobs in this status (queued, running, succeeded, completed_with_errors, failed, cancelled).
-        #[arg(long)]
+        #[arg(long, env = "BACKFILL_STATUS")]
         status: Option<String>,
     },
     /// A job with its progress and every symbol.
@@ -178,10 +178,10 @@ pub(crate) struct SimArgs {
     #[arg(long, env = "BACKFILL_SIM_API_KEY", hide_env_values = true)]
     pub(crate) api_key: Option<String>,
     /// Seed of the random walk: the same seed serves the same candles.
-    #[arg(long, default_value_t = 42)]
+    #[arg(long, env = "BACKFILL_SIM_SEED", default_value_t = 42)]
     pub(crate) seed: u64,
     /// Requests per minute before the simulator answers 429.
-    #[arg(long)]
+    #[arg(long, env = "BACKFILL_SIM_REQUESTS_PER_MINUTE")]
     pub(crate) requests_per_minute: Option<u32>,
 }
 
@@ -191,19 +191,19 @@ pub(crate) struct SpecArgs {
     #[arg(required = true, value_parser = parse_symbol)]
     pub(crate) symbols: Vec<Symbol>,
     /// Bar size: 1s, 5m, 1h, 1d, 1w, 1mo, 1q or 1y.
-    #[arg(long, short = 't', default_value = "1d", value_parser = parse_timeframe)]
+    #[arg(long, short = 't', env = "BACKFILL_TIMEFRAME", default_value = "1d", value_parser = parse_timeframe)]
     pub(crate) timeframe: Timeframe,
     /// First day (YYYY-MM-DD, a New York date), Unix milliseconds or RFC 3339.
-    #[arg(long, value_parser = parse_bound)]
+    #[arg(long, env = "BACKFILL_FROM", value_parser = parse_bound)]
     pub(crate) from: RangeBound,
     /// Last day, inclusive (YYYY-MM-DD, a New York date), Unix milliseconds or RFC 3339.
-    #[arg(long, value_parser = parse_bound)]
+    #[arg(long, env = "BACKFILL_TO", value_parser = parse_bound)]
     pub(crate) to: RangeBound,
     /// Split- and dividend-adjusted prices (Polygon's default); `false` for raw prices.
-    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(long, env = "BACKFILL_ADJUSTED", default_value_t = true, action = clap::ArgAction::Set)]
     pub(crate) adjusted: bool,
     /// `missing` fetches only what is not stored yet; `full` fetches the whole range again.
-    #[arg(long, value_enum, default_value_t = Mode::Missing)]
+    #[arg(long, env = "BACKFILL_MODE", value_enum, default_value_t = Mode::Missing)]
     pub(crate) mode: Mode,
 }
 
@@ -224,7 +224,7 @@ pub(crate) struct RunArgs {
     #[command(flatten)]
     pub(crate) worker: WorkerArgs,
     /// Print a JSON summary on standard output when the backfill ends.
-    #[arg(long)]
+    #[arg(long, env = "BACKFILL_JSON")]
     pub(crate) json: bool,
 }
 

@@ -38,6 +38,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .with_metrics_renderer(move || metrics.render());
 
     let shutdown = CancellationToken::new();
+    app::export_job_metrics(storage.clone(), shutdown.clone());
     let mut worker_task = None;
     let mut simulator = None;
     if let Some(market) = market {

@@ -264,6 +264,24 @@ async fn scenario(envs: &[(&str, &str)], sim: &RunningSimulator) {
     assert_matches_openapi(&doc, "/api/v1/backfill", "post", 400, &err);
     assert_eq!(err["error"]["code"], "invalid_symbol");
 
+    // Prometheus metrics of the whole process: jobs by status, the worker's and the API's.
+    let metrics = client
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for name in [
+        "backfill_jobs{status=\"succeeded\"}",
+        "backfill_candles_stored_total",
+        "backfill_pages_stored_total",
+        "backfill_task_duration_seconds",
+    ] {
+        assert!(metrics.contains(name), "{name} missing from /metrics");
+    }
+
     // The Polygon key never appears in any answer or log line.
     let everything = format!("{created}{status}{recent}{:?}", server.log());
     assert!(!everything.contains(KEY));

@@ -89,3 +89,27 @@ fn plan_names_the_bad_value() {
         assert!(stderr.contains(needle), "{args:?}: {stderr}");
     }
 }
+
+#[test]
+fn flags_can_come_from_the_environment() {
+    let out = Command::new(env!("CARGO_BIN_EXE_backfill"))
+        .args(["plan", "AAPL"])
+        .env("BACKFILL_TIMEFRAME", "1h")
+        .env("BACKFILL_FROM", "2024-01-02")
+        .env("BACKFILL_TO", "2024-01-03")
+        .env("BACKFILL_ADJUSTED", "false")
+        .env("BACKFILL_MODE", "full")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["job"]["timeframe"], "1h");
+    assert_eq!(v["job"]["adjusted"], false);
+    assert_eq!(v["job"]["mode"], "full");
+    // Two New York days of minute bases.
+    assert_eq!(v["per_symbol"]["base_aggregates_at_most"], 2 * 24 * 60);
+}

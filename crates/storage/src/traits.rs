@@ -71,6 +71,12 @@ pub trait JobRepository: Send + Sync {
     /// is queued, running or succeeded) or when no task is failed or cancelled.
     async fn retry_job(&self, id: JobId) -> Result<BackfillJob>;
 
+    /// How many jobs are in each status (statuses without jobs are left out), for metrics.
+    ///
+    /// # Errors
+    /// Only database errors.
+    async fn count_jobs(&self) -> Result<Vec<(JobStatus, u64)>>;
+
     /// Checks that the database answers, for readiness probes.
     ///
     /// # Errors

@@ -60,6 +60,7 @@ suite!(
     cancel_and_retry_follow_the_state_machine,
     retry_keeps_checkpoints_and_counters,
     recent_jobs_are_ordered_limited_and_filtered,
+    jobs_are_counted_by_status,
     listed_progress_matches_the_job_details,
     keyset_pagination_returns_every_candle_once,
     coverage_merges_adjacent_and_overlapping_intervals,

@@ -232,6 +232,21 @@ impl JobRepository for PgStorage {
         row.into_job()
     }
 
+    async fn count_jobs(&self) -> Result<Vec<(JobStatus, u64)>> {
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT status, count(*) FROM jobs GROUP BY status ORDER BY status")
+                .fetch_all(&self.pool)
+                .await?;
+        rows.into_iter()
+            .map(|(status, n)| {
+                let status = status
+                    .parse::<JobStatus>()
+                    .map_err(|e| Error::InvalidData(e.to_string()))?;
+                Ok((status, n.max(0).unsigned_abs()))
+            })
+            .collect()
+    }
+
     async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())

@@ -574,6 +574,26 @@ pub(crate) async fn retry_keeps_checkpoints_and_counters(s: &dyn Storage) {
     );
 }
 
+pub(crate) async fn jobs_are_counted_by_status(s: &dyn Storage) {
+    assert!(s.count_jobs().await.unwrap().is_empty());
+    let a = create(s, &["AAPL"]).await;
+    create(s, &["MSFT"]).await;
+    create(s, &["NVDA"]).await;
+    s.cancel_job(a).await.unwrap();
+    claim_one(s, "w1", LONG).await;
+    let counts = s.count_jobs().await.unwrap();
+    let get = |status| {
+        counts
+            .iter()
+            .find(|(st, _)| *st == status)
+            .map_or(0, |(_, n)| *n)
+    };
+    assert_eq!(get(JobStatus::Cancelled), 1);
+    assert_eq!(get(JobStatus::Running), 1);
+    assert_eq!(get(JobStatus::Queued), 1);
+    assert_eq!(counts.iter().map(|(_, n)| n).sum::<u64>(), 3);
+}
+
 pub(crate) async fn recent_jobs_are_ordered_limited_and_filtered(s: &dyn Storage) {
     let mut ids = Vec::new();
     for i in 0..5 {

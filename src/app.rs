@@ -43,7 +43,8 @@ pub(crate) async fn open_storage(
         Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
             let storage = PgStorage::connect(url)
                 .await
-                .context("connecting to PostgreSQL (DATABASE_URL)")?;
+                .context("connecting to PostgreSQL (DATABASE_URL)")?
+                .with_simulated_jobs(demo);
             storage
                 .migrate()
                 .await
@@ -53,14 +54,16 @@ pub(crate) async fn open_storage(
         Some(url) if url.starts_with("sqlite:") => {
             let storage = SqliteStorage::connect(url)
                 .await
-                .context("opening the SQLite database (DATABASE_URL)")?;
+                .context("opening the SQLite database (DATABASE_URL)")?
+                .with_simulated_jobs(demo);
             Ok((Arc::new(storage), format!("SQLite ({url})")))
         }
         Some("") | None => {
             let path = default_sqlite_path(demo);
             let storage = SqliteStorage::open(&path)
                 .await
-                .with_context(|| format!("opening the SQLite database {}", path.display()))?;
+                .with_context(|| format!("opening the SQLite database {}", path.display()))?
+                .with_simulated_jobs(demo);
             Ok((Arc::new(storage), format!("SQLite ({})", path.display())))
         }
         Some(url) => {
@@ -127,27 +130,37 @@ fn hostname() -> String {
         .unwrap_or_else(|| "localhost".to_owned())
 }
 
-/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
-pub(crate) async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM. The handlers are installed when this is called, not
+/// when the future is first polled, so a signal that arrives in between is not lost (and does
+/// not kill the process with the default action). Call it inside the runtime, early.
+pub(crate) fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let interrupt = signal(SignalKind::interrupt()).ok();
+        let terminate = signal(SignalKind::terminate()).ok();
+        async move {
+            let wait = |s: Option<tokio::signal::unix::Signal>| async move {
+                match s {
+                    Some(mut s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                () = wait(interrupt) => {}
+                () = wait(terminate) => {}
             }
-            Err(_) => std::future::pending::<()>().await,
         }
-    };
+    }
     #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = terminate => {}
+    {
+        async {
+            if tokio::signal::ctrl_c().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
     }
 }
 

@@ -22,6 +22,7 @@ use crate::cli::RunArgs;
 use crate::commands::plan;
 
 pub(crate) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let signal = app::shutdown_signal();
     let spec = plan::spec(args.spec)?;
     let market = app::market(&args.polygon).await?;
     let (storage, backend) = app::open_storage(&args.database, args.polygon.demo).await?;
@@ -49,7 +50,6 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 
     let mut ui = Ui::new(spec.symbols().len());
     let mut tick = tokio::time::interval(Duration::from_millis(250));
-    let signal = app::shutdown_signal();
     tokio::pin!(signal);
     let mut interrupted = false;
     loop {
@@ -105,6 +105,7 @@ fn summary(details: &JobDetails) -> serde_json::Value {
     json!({
         "job_id": details.job.id,
         "status": details.job.status,
+        "simulated": details.job.simulated,
         "symbols_total": p.symbols_total,
         "symbols_done": p.symbols_done,
         "symbols_failed": p.symbols_failed,

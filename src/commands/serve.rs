@@ -16,6 +16,7 @@ use crate::cli::ServeArgs;
 const DRAIN: Duration = Duration::from_secs(5);
 
 pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let signal = app::shutdown_signal();
     let metrics = app::install_metrics()?;
     backfill_api::describe_metrics();
     let market = if args.no_worker {
@@ -74,7 +75,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
 
     let stop = shutdown.clone();
     tokio::spawn(async move {
-        app::shutdown_signal().await;
+        signal.await;
         info!("signal received; shutting down");
         stop.cancel();
     });

@@ -8,6 +8,7 @@ use crate::app;
 use crate::cli::SimArgs;
 
 pub(crate) async fn run(args: SimArgs) -> anyhow::Result<()> {
+    let signal = app::shutdown_signal();
     let mut config = SimConfig::new().seed(args.seed);
     if let Some(key) = args.api_key {
         config = config.api_key(key);
@@ -23,7 +24,7 @@ pub(crate) async fn run(args: SimArgs) -> anyhow::Result<()> {
         base_url = sim.base_url(),
         "Polygon simulator serving; Ctrl-C stops it"
     );
-    app::shutdown_signal().await;
+    signal.await;
     sim.shutdown().await.context("stopping the simulator")?;
     Ok(())
 }

@@ -8,6 +8,7 @@ use crate::app;
 use crate::cli::WorkerCommand;
 
 pub(crate) async fn run(args: WorkerCommand) -> anyhow::Result<()> {
+    let signal = app::shutdown_signal();
     let market = app::market(&args.polygon).await?;
     let (storage, backend) = app::open_storage(&args.database, args.polygon.demo).await?;
     let config = app::worker_config(&args.worker);
@@ -20,11 +21,11 @@ pub(crate) async fn run(args: WorkerCommand) -> anyhow::Result<()> {
     };
     let worker = Worker::new(deps, ProgressBus::new(1024), config);
     let shutdown = CancellationToken::new();
-    let signal = shutdown.clone();
+    let stop = shutdown.clone();
     tokio::spawn(async move {
-        app::shutdown_signal().await;
+        signal.await;
         info!("signal received; finishing in-flight pages and releasing leases");
-        signal.cancel();
+        stop.cancel();
     });
     worker.run(shutdown).await?;
     drop(market.simulator);

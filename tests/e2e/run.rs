@@ -28,6 +28,10 @@ fn run_demo_stores_exactly_the_simulated_candles_and_prints_a_summary() {
     assert!(out.status.success(), "{}", stderr(&out));
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(summary["status"], "succeeded");
+    assert_eq!(
+        summary["simulated"], true,
+        "the job record says the data is simulated"
+    );
     let sim = Simulator::new(SimConfig::new());
     let range = DateRange::new(
         RangeBound::parse("2024-02-01").unwrap(),
@@ -107,6 +111,7 @@ fn a_failed_symbol_makes_run_exit_non_zero_with_the_reason() {
     assert_eq!(out.status.code(), Some(1));
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(summary["status"], "failed");
+    assert_eq!(summary["simulated"], false);
     let error = summary["symbols"][0]["error"].as_str().unwrap();
     assert!(error.contains("401"), "{error}");
     let all = format!("{}{}", stderr(&out), String::from_utf8_lossy(&out.stdout));

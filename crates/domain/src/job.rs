@@ -316,6 +316,9 @@ pub struct BackfillJob {
     pub finished_at: Option<DateTime<Utc>>,
     /// Why the job failed or was cancelled, for people.
     pub error: Option<String>,
+    /// The candles come from the built-in simulator (a server in demo mode), not the market.
+    #[serde(default)]
+    pub simulated: bool,
 }
 
 /// One symbol's share of a job: what was fetched and stored, and where it stands.
@@ -512,6 +515,7 @@ mod tests {
             started_at: None,
             finished_at: None,
             error: None,
+            simulated: false,
         };
         let json = serde_json::to_value(&job).unwrap();
         assert_eq!(json["symbols"][0], "AAPL");

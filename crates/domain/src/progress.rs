@@ -114,6 +114,7 @@ mod tests {
             started_at: Some(t0()),
             finished_at: None,
             error: None,
+            simulated: false,
         };
         let tasks = symbols
             .into_iter()

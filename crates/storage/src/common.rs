@@ -55,6 +55,7 @@ pub(crate) struct JobParts {
     pub(crate) started_at: Option<DateTime<Utc>>,
     pub(crate) finished_at: Option<DateTime<Utc>>,
     pub(crate) error: Option<String>,
+    pub(crate) simulated: bool,
 }
 
 impl JobParts {
@@ -79,6 +80,7 @@ impl JobParts {
             started_at: self.started_at,
             finished_at: self.finished_at,
             error: self.error,
+            simulated: self.simulated,
         })
     }
 }
@@ -583,6 +585,7 @@ mod tests {
             started_at: Some(t0),
             finished_at: None,
             error: None,
+            simulated: false,
         };
         let statuses = [
             (TaskStatus::Succeeded, None),

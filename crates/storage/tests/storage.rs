@@ -76,6 +76,13 @@ mod postgres_only {
     use backfill_storage::postgres::{PgIngestMethod, PgStorage};
     use backfill_storage::{Error, JobRepository};
 
+    #[sqlx::test(migrator = "backfill_storage::postgres::MIGRATOR")]
+    async fn jobs_of_a_demo_handle_say_they_are_simulated(pool: sqlx::PgPool) {
+        let demo = PgStorage::from_pool(pool.clone()).with_simulated_jobs(true);
+        let real = PgStorage::from_pool(pool);
+        crate::conformance::jobs_of_a_demo_handle_say_they_are_simulated(&demo, &real).await;
+    }
+
     fn staged(pool: sqlx::PgPool) -> PgStorage {
         PgStorage::from_pool(pool).with_ingest_method(PgIngestMethod::CopyStaging)
     }
@@ -142,6 +149,13 @@ mod postgres_only {
 mod sqlite_only {
     use backfill_storage::sqlite::SqliteStorage;
     use backfill_storage::{Error, JobRepository};
+
+    #[tokio::test]
+    async fn jobs_of_a_demo_handle_say_they_are_simulated() {
+        let db = crate::TempSqlite::new().await;
+        let demo = db.storage.clone().with_simulated_jobs(true);
+        crate::conformance::jobs_of_a_demo_handle_say_they_are_simulated(&demo, &db.storage).await;
+    }
 
     #[tokio::test]
     async fn open_creates_and_reopens_the_file() {

@@ -47,6 +47,7 @@ fn job(mode: BackfillMode, status: JobStatus) -> BackfillJob {
         started_at: Some(at(T0)),
         finished_at: None,
         error: None,
+        simulated: false,
     }
 }
 

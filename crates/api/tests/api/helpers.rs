@@ -53,6 +53,7 @@ pub(crate) fn job(status: JobStatus) -> BackfillJob {
         started_at: (status != JobStatus::Queued).then_some(t0()),
         finished_at: status.is_terminal().then(|| t0() + TimeDelta::seconds(30)),
         error: None,
+        simulated: false,
     }
 }
 

@@ -61,7 +61,8 @@ impl JobRepository for PgStorage {
         let mut tx = self.pool.begin().await?;
         let inserted: Option<JobRow> = sqlx::query_as(concat!(
             "INSERT INTO jobs (id, symbols, timeframe, range_from, range_to, adjusted, mode, \
-             status, idempotency_key) VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', $8) \
+             status, idempotency_key, simulated) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', $8, $9) \
              ON CONFLICT (idempotency_key) DO NOTHING RETURNING ",
             job_columns!()
         ))
@@ -73,6 +74,7 @@ impl JobRepository for PgStorage {
         .bind(spec.adjusted())
         .bind(mode_str(spec.mode()))
         .bind(idempotency_key)
+        .bind(self.simulated)
         .fetch_optional(&mut *tx)
         .await?;
         let Some(row) = inserted else {

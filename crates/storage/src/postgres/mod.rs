@@ -49,6 +49,8 @@ pub struct PgStorage {
     ingest: PgIngestMethod,
     /// The connection that LISTENs for wake-ups, opened on the first wait.
     listener: Arc<Mutex<Option<PgListener>>>,
+    /// Jobs created through this handle are marked simulated.
+    simulated: bool,
 }
 
 impl PgStorage {
@@ -79,7 +81,15 @@ impl PgStorage {
             pool,
             ingest: PgIngestMethod::default(),
             listener: Arc::new(Mutex::new(None)),
+            simulated: false,
         }
+    }
+
+    /// Marks every job created through this handle as simulated (a server in demo mode, whose
+    /// market data comes from the built-in simulator).
+    pub fn with_simulated_jobs(mut self, simulated: bool) -> Self {
+        self.simulated = simulated;
+        self
     }
 
     /// Chooses how pages are sent (for benchmarks; the default is the faster method).
@@ -108,7 +118,7 @@ impl PgStorage {
 macro_rules! job_columns {
     () => {
         "id, symbols, timeframe, range_from, range_to, adjusted, mode, status, created_at, \
-         started_at, finished_at, error"
+         started_at, finished_at, error, simulated"
     };
 }
 
@@ -137,6 +147,7 @@ struct JobRow {
     started_at: Option<DateTime<Utc>>,
     finished_at: Option<DateTime<Utc>>,
     error: Option<String>,
+    simulated: bool,
 }
 
 impl JobRow {
@@ -154,6 +165,7 @@ impl JobRow {
             started_at: self.started_at,
             finished_at: self.finished_at,
             error: self.error,
+            simulated: self.simulated,
         }
         .into_job()
     }

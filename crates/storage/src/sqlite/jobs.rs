@@ -57,8 +57,8 @@ impl JobRepository for SqliteStorage {
         let now = now_ms();
         let row: JobRow = sqlx::query_as(concat!(
             "INSERT INTO jobs (id, symbols, timeframe, range_from, range_to, adjusted, mode, \
-             status, idempotency_key, created_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'queued', ?8, ?9) RETURNING ",
+             status, idempotency_key, created_at, simulated) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'queued', ?8, ?9, ?10) RETURNING ",
             job_columns!()
         ))
         .bind(JobId::new().to_string())
@@ -70,6 +70,7 @@ impl JobRepository for SqliteStorage {
         .bind(mode_str(spec.mode()))
         .bind(idempotency_key)
         .bind(now)
+        .bind(self.simulated)
         .fetch_one(&mut *w.tx)
         .await?;
         for symbol in &symbols {

@@ -35,6 +35,8 @@ pub struct SqliteStorage {
     pool: SqlitePool,
     write: Arc<Mutex<()>>,
     wake: Arc<Notify>,
+    /// Jobs created through this handle are marked simulated.
+    simulated: bool,
 }
 
 /// A write transaction holding the in-process write lock until it ends.
@@ -98,7 +100,15 @@ impl SqliteStorage {
             pool,
             write: Arc::new(Mutex::new(())),
             wake: Arc::new(Notify::new()),
+            simulated: false,
         }
+    }
+
+    /// Marks every job created through this handle as simulated (a server in demo mode, whose
+    /// market data comes from the built-in simulator).
+    pub fn with_simulated_jobs(mut self, simulated: bool) -> Self {
+        self.simulated = simulated;
+        self
     }
 
     /// Applies the pending migrations of [`MIGRATOR`].
@@ -132,7 +142,7 @@ impl SqliteStorage {
 macro_rules! job_columns {
     () => {
         "id, symbols, timeframe, range_from, range_to, adjusted, mode, status, created_at, \
-         started_at, finished_at, error"
+         started_at, finished_at, error, simulated"
     };
 }
 
@@ -191,6 +201,7 @@ struct JobRow {
     started_at: Option<i64>,
     finished_at: Option<i64>,
     error: Option<String>,
+    simulated: bool,
 }
 
 impl JobRow {
@@ -210,6 +221,7 @@ impl JobRow {
             started_at: opt_dt(self.started_at)?,
             finished_at: opt_dt(self.finished_at)?,
             error: self.error,
+            simulated: self.simulated,
         }
         .into_job()
     }

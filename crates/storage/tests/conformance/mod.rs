@@ -1019,3 +1019,21 @@ pub(crate) async fn concurrent_writers_of_one_series_store_each_candle_once(s: &
     assert_eq!(inserted, 5500, "each candle is new exactly once");
     assert_eq!(all_candles(s, "AAPL", true).await, bars("AAPL", 0, 5500));
 }
+
+/// `s` marks the jobs it creates as simulated, `real` (the same database) does not.
+pub(crate) async fn jobs_of_a_demo_handle_say_they_are_simulated(
+    s: &dyn Storage,
+    real: &dyn Storage,
+) {
+    let demo = create(s, &["AAPL"]).await;
+    let other = create(real, &["MSFT"]).await;
+    assert!(s.get_job(demo).await.unwrap().job.simulated);
+    assert!(
+        real.get_job(demo).await.unwrap().job.simulated,
+        "the mark is stored"
+    );
+    assert!(!s.get_job(other).await.unwrap().job.simulated);
+    let listed = real.list_jobs(10, None).await.unwrap();
+    let flags: Vec<bool> = listed.iter().map(|j| j.job.simulated).collect();
+    assert_eq!(flags, [false, true]);
+}

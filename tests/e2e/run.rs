@@ -65,7 +65,7 @@ fn run_demo_stores_exactly_the_simulated_candles_and_prints_a_summary() {
 #[test]
 fn run_without_a_key_or_demo_stops_with_one_clear_line() {
     let dir = tempfile::tempdir().unwrap();
-    for command in ["run", "worker"] {
+    for command in ["run", "worker", "serve"] {
         let mut cmd = backfill(dir.path());
         cmd.arg(command);
         if command == "run" {

@@ -281,6 +281,13 @@ pub(crate) fn settle(
     Some((status, error))
 }
 
+/// Rows of `SELECT status, count(*) FROM jobs GROUP BY status`, as domain statuses.
+pub(crate) fn job_counts(rows: Vec<(String, i64)>) -> Result<Vec<(JobStatus, u64)>> {
+    rows.into_iter()
+        .map(|(status, n)| Ok((parse_job_status(&status)?, n.max(0).unsigned_abs())))
+        .collect()
+}
+
 /// The status of a running task after a failed attempt: queued again when a retry time is
 /// given and attempts remain, cancelled when its job was cancelled meanwhile, failed otherwise.
 pub(crate) fn after_failure(

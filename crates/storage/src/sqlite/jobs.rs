@@ -231,14 +231,7 @@ impl JobRepository for SqliteStorage {
             sqlx::query_as("SELECT status, count(*) FROM jobs GROUP BY status ORDER BY status")
                 .fetch_all(&self.pool)
                 .await?;
-        rows.into_iter()
-            .map(|(status, n)| {
-                let status = status
-                    .parse::<JobStatus>()
-                    .map_err(|e| Error::InvalidData(e.to_string()))?;
-                Ok((status, n.max(0).unsigned_abs()))
-            })
-            .collect()
+        crate::common::job_counts(rows)
     }
 
     async fn ping(&self) -> Result<()> {

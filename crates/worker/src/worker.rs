@@ -131,11 +131,16 @@ impl Worker {
                 _ = tokio::time::sleep(pause.unwrap_or_default()), if pause.is_some() => {
                     trouble.resume();
                 }
-                woke = queue.wait_for_work(cfg.idle_poll), if want_work && pause.is_none() => {
+                woke = queue.wait_for_work(cfg.idle_poll),
+                    if want_work && pause.is_none() && cfg.only_job.is_none() => {
                     if let Err(err) = woke {
                         trouble.note("waiting for work", &err);
                     }
                 }
+                // Wake-ups announce any job's work, and other jobs' tasks would wake a worker
+                // bound to one job again and again: it polls instead.
+                _ = tokio::time::sleep(ONE_JOB_POLL),
+                    if want_work && pause.is_none() && cfg.only_job.is_some() => {}
             }
             metrics::gauge!("backfill_leases_held").set(running.tasks.len() as f64);
         }
@@ -237,6 +242,9 @@ impl Worker {
         }
     }
 }
+
+/// How often a worker bound to one job looks for its tasks when it has free slots.
+const ONE_JOB_POLL: Duration = Duration::from_millis(250);
 
 /// The tasks in flight, by task id and by the id of the tokio task running each.
 #[derive(Debug, Default)]

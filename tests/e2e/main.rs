@@ -4,6 +4,7 @@ mod api;
 mod cli;
 mod dashboard;
 mod faults;
+mod fuzz;
 mod helpers;
 mod jobs_cli;
 mod run;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use backfill_domain::{JobStatus, Symbol, TaskStatus};
-use backfill_storage::{JobDetails, Storage};
+use backfill_storage::JobDetails;
 use backfill_worker::{ProgressBus, ProgressEvent, Worker, WorkerDeps};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
@@ -92,7 +92,7 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         serde_json::to_writer_pretty(&mut out, &summary(&details))?;
         writeln!(out)?;
     }
-    report(&details, interrupted, storage.as_ref()).await;
+    report(&details, interrupted);
     Ok(match (interrupted, details.job.status) {
         (true, _) => ExitCode::from(130),
         (false, JobStatus::Succeeded) => ExitCode::SUCCESS,
@@ -125,7 +125,7 @@ fn summary(details: &JobDetails) -> serde_json::Value {
     })
 }
 
-async fn report(details: &JobDetails, interrupted: bool, _storage: &dyn Storage) {
+fn report(details: &JobDetails, interrupted: bool) {
     let p = &details.progress;
     if interrupted {
         warn!(

@@ -221,7 +221,11 @@ impl Session {
             "the job's progress bar to reach 100 %",
             &format!("{row}?.querySelector('[role=progressbar]').getAttribute('aria-valuenow') === '100'"),
         );
-        assert_eq!(self.text(&format!("{row}.dataset.status")), "succeeded");
+        // A symbol's bar reaches its end a moment before the job settles: wait for that too.
+        self.wait_for(
+            "the job to be shown as succeeded",
+            &format!("{row}?.dataset.status === 'succeeded'"),
+        );
         assert_eq!(
             self.text(&format!("{row}.querySelector('.bar-label').textContent")),
             "100 %"

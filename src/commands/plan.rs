@@ -1,12 +1,10 @@
 use std::io::Write;
 
 use backfill_domain::{DateRange, JobSpec};
+use backfill_polygon::{requests_needed, Session};
 use serde_json::json;
 
 use crate::cli::{PlanArgs, SpecArgs};
-
-/// The most base aggregates Polygon reads for one request.
-const POLYGON_BASE_LIMIT: u64 = 50_000;
 
 /// Validates the arguments into a job spec, with messages that name the bad value.
 pub(crate) fn spec(args: SpecArgs) -> anyhow::Result<JobSpec> {
@@ -30,14 +28,30 @@ pub(crate) fn run(args: PlanArgs) -> anyhow::Result<()> {
         .num_milliseconds()
         .unsigned_abs();
     let base_bars = range.len_ms().unsigned_abs().div_ceil(base);
-    let requests = base_bars.div_ceil(POLYGON_BASE_LIMIT);
+    let per_symbol: Vec<_> = spec
+        .symbols()
+        .iter()
+        .map(|symbol| {
+            let session = Session::of(symbol);
+            json!({
+                "symbol": symbol,
+                "session": match session {
+                    Session::AroundTheClock => "around_the_clock",
+                    Session::ExtendedHours => "extended_hours",
+                },
+                "requests": requests_needed(&range, spec.timeframe(), session),
+            })
+        })
+        .collect();
+    let requests: u64 = per_symbol
+        .iter()
+        .filter_map(|s| s["requests"].as_u64())
+        .sum();
     let plan = json!({
         "job": spec,
-        "per_symbol": {
-            "base_aggregates_at_most": base_bars,
-            "requests_at_least": requests,
-        },
-        "requests_at_least": requests * spec.symbols().len() as u64,
+        "base_aggregates_at_most_per_symbol": base_bars,
+        "per_symbol": per_symbol,
+        "requests": requests,
     });
     let mut out = std::io::stdout().lock();
     serde_json::to_writer_pretty(&mut out, &plan)?;

@@ -35,12 +35,19 @@ fn plan_prints_the_validated_job_and_its_request_count() {
     assert_eq!(v["job"]["mode"], "missing");
     // 91 New York days, one hour shorter for the change to daylight saving time.
     let minutes: u64 = 91 * 24 * 60 - 60;
-    assert_eq!(v["per_symbol"]["base_aggregates_at_most"], minutes);
+    assert_eq!(v["base_aggregates_at_most_per_symbol"], minutes);
+    // Crypto trades round the clock: 130,980 minutes in three requests of at most 50,000.
+    assert_eq!(v["per_symbol"][1]["symbol"], "X:BTCUSD");
+    assert_eq!(v["per_symbol"][1]["session"], "around_the_clock");
+    assert_eq!(v["per_symbol"][1]["requests"], minutes.div_ceil(50_000));
+    // AAPL trades 16 hours on each of 65 weekdays: 62,400 minutes, two requests.
+    assert_eq!(v["per_symbol"][0]["symbol"], "AAPL");
+    assert_eq!(v["per_symbol"][0]["session"], "extended_hours");
     assert_eq!(
-        v["per_symbol"]["requests_at_least"],
-        minutes.div_ceil(50_000)
+        v["per_symbol"][0]["requests"],
+        (65u64 * 960).div_ceil(50_000)
     );
-    assert_eq!(v["requests_at_least"], 2 * minutes.div_ceil(50_000));
+    assert_eq!(v["requests"], 3 + 2);
 }
 
 #[test]
@@ -111,5 +118,5 @@ fn flags_can_come_from_the_environment() {
     assert_eq!(v["job"]["adjusted"], false);
     assert_eq!(v["job"]["mode"], "full");
     // Two New York days of minute bases.
-    assert_eq!(v["per_symbol"]["base_aggregates_at_most"], 2 * 24 * 60);
+    assert_eq!(v["base_aggregates_at_most_per_symbol"], 2 * 24 * 60);
 }

@@ -10,7 +10,7 @@ use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, RETRY_AFTER};
 use secrecy::ExposeSecret;
 use tokio::time::Instant;
 
-use crate::chunk::chunk;
+use crate::chunk::{chunk, Session};
 use crate::paging::{first_path, next_step, rebuild_next_url, CursorState, Step};
 use crate::wire::{decode_aggregates, parse_retry_after, DecodedPage};
 use crate::{
@@ -284,10 +284,12 @@ impl MarketData for PolygonClient {
             }
         };
         let range = &request.range;
-        let current =
-            chunk(range, request.timeframe, state.chunk).ok_or_else(|| Error::InvalidCursor {
+        let session = Session::of(&request.symbol);
+        let current = chunk(range, request.timeframe, session, state.chunk).ok_or_else(|| {
+            Error::InvalidCursor {
                 message: "the cursor points past the end of the range".to_owned(),
-            })?;
+            }
+        })?;
         let path = match &state.next {
             Some(path) => path.clone(),
             None => first_path(request, current.from_ms(), current.to_ms()),
@@ -330,7 +332,7 @@ impl MarketData for PolygonClient {
                 let following = state
                     .chunk
                     .checked_add(1)
-                    .and_then(|i| chunk(range, request.timeframe, i).map(|c| (i, c)));
+                    .and_then(|i| chunk(range, request.timeframe, session, i).map(|c| (i, c)));
                 let next = following.map(|(index, c)| {
                     PageCursor(CursorState {
                         chunk: index,

@@ -3,8 +3,10 @@
 //! 50,000 base-bar limit, `next_url` pagination, retries with backoff and a shared rate limit.
 //! This is the only crate that uses reqwest or knows Polygon's JSON.
 //!
-//! A request for a range is split into chunks of at most 50,000 base aggregates (assuming
-//! round-the-clock trading); each chunk is one request
+//! A request for a range is split into chunks of at most 50,000 base aggregates of the ticker's
+//! [`Session`] (stocks and options: weekdays 04:00-20:00 New York time; crypto, forex and
+//! indices: round the clock), so a year of a stock's minutes takes 6 requests rather than 11;
+//! each chunk is one request
 //! `/v2/aggs/ticker/{T}/range/{m}/{span}/{from_ms}/{to_ms}?adjusted=..&sort=asc&limit=50000`, and
 //! any `next_url` is followed on the configured base URL. One call of
 //! [`MarketData::fetch_page`] makes one such request (plus retries) and returns its candles with a
@@ -24,6 +26,7 @@ use backfill_domain::{Candle, DateRange, Symbol, Timeframe};
 use chrono::{DateTime, Utc};
 use futures::Stream;
 
+pub use chunk::{requests_needed, Session};
 pub use client::PolygonClient;
 pub use config::PolygonConfig;
 pub use error::{Error, Result};

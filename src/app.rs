@@ -231,3 +231,33 @@ pub(crate) fn export_job_metrics(storage: Arc<dyn Storage>, stop: CancellationTo
         }
     });
 }
+
+/// A runtime of its own for the embedded worker, whose threads (the blocking ones that decode
+/// large pages included) run at CPU niceness `nice`. The API's runtime keeps the process's
+/// priority, so on a busy machine the scheduler runs a request's handler before more ingest:
+/// latency stays low and ingest takes whatever CPU is left.
+pub(crate) fn ingest_runtime(nice: u8) -> anyhow::Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all().thread_name("backfill-ingest");
+    if nice > 0 {
+        builder.on_thread_start(move || lower_thread_priority(nice));
+    }
+    builder
+        .build()
+        .context("starting the embedded worker's runtime")
+}
+
+/// Sets the calling thread's niceness (on Linux, `setpriority` on a thread id applies to that
+/// thread only; 0 leaves it as it is). Raising niceness needs no privilege; a failure is logged
+/// and otherwise ignored.
+pub(crate) fn lower_thread_priority(nice: u8) {
+    #[cfg(target_os = "linux")]
+    if nice > 0 {
+        let tid = rustix::thread::gettid();
+        if let Err(err) = rustix::process::setpriority_process(Some(tid), i32::from(nice)) {
+            tracing::warn!(%err, nice, "could not lower the worker thread's priority");
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = nice;
+}

@@ -116,6 +116,10 @@ pub(crate) struct ServeArgs {
     /// off when unset.
     #[arg(long, env = "BACKFILL_CORS_ORIGINS", value_delimiter = ',')]
     pub(crate) cors_origins: Vec<String>,
+    /// CPU niceness (0 to 19) of the embedded worker's threads, so that the API answers first
+    /// when ingest keeps every core busy; 0 runs them at the server's own priority. Linux only.
+    #[arg(long, env = "BACKFILL_WORKER_NICE", default_value_t = 10, value_parser = clap::value_parser!(u8).range(0..=19))]
+    pub(crate) worker_nice: u8,
     #[command(flatten)]
     pub(crate) database: DatabaseArgs,
     #[command(flatten)]

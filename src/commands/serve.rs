@@ -47,7 +47,12 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         state = state.with_progress_bus(bus.clone());
         app::export_client_metrics(market.client.clone(), shutdown.clone());
         let config = app::worker_config(&args.worker);
-        info!(worker = %config.id, concurrency = config.concurrency, "embedded worker");
+        info!(
+            worker = %config.id,
+            concurrency = config.concurrency,
+            nice = args.worker_nice,
+            "embedded worker"
+        );
         let worker = Worker::new(
             WorkerDeps {
                 queue: storage.clone(),
@@ -58,8 +63,20 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
             bus,
             config,
         );
+        // The worker runs on a runtime of its own at a lower CPU priority (see `ingest_runtime`),
+        // on a thread that owns that runtime and drops it when the worker has stopped.
+        let runtime = app::ingest_runtime(args.worker_nice)?;
         let token = shutdown.clone();
-        worker_task = Some(tokio::spawn(async move { worker.run(token).await }));
+        let (done, finished) = tokio::sync::oneshot::channel();
+        let nice = args.worker_nice;
+        std::thread::Builder::new()
+            .name("backfill-ingest".to_owned())
+            .spawn(move || {
+                app::lower_thread_priority(nice);
+                let _ = done.send(runtime.block_on(worker.run(token)));
+            })
+            .context("starting the embedded worker's thread")?;
+        worker_task = Some(finished);
         simulator = market.simulator;
     }
 
@@ -90,7 +107,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     if let Some(task) = worker_task {
         task.await
-            .context("the worker task failed")?
+            .context("the embedded worker's thread stopped without an answer")?
             .context("stopping the worker")?;
     }
     if let Some(sim) = simulator {

@@ -7,4 +7,5 @@ mod faults;
 mod fuzz;
 mod helpers;
 mod jobs_cli;
+mod priority;
 mod run;

@@ -27,11 +27,27 @@ fn niceness_of(server: &ServeProcess, prefix: &str) -> Vec<i64> {
         .collect()
 }
 
+/// The niceness of the threads named `prefix...` once they all have `nice`: a new thread has its
+/// name before it runs the code that lowers its priority, so this polls (for up to 30 s) rather
+/// than reading once.
+fn settled_niceness(server: &ServeProcess, prefix: &str, nice: i64) -> Vec<i64> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let found = niceness_of(server, prefix);
+        if (!found.is_empty() && found.iter().all(|n| *n == nice))
+            || std::time::Instant::now() > deadline
+        {
+            return found;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 #[test]
 fn the_embedded_worker_runs_below_the_api() {
     let dir = tempfile::tempdir().unwrap();
     let server = ServeProcess::spawn(dir.path(), &[], &["--demo"]);
-    let ingest = niceness_of(&server, "backfill-ingest");
+    let ingest = settled_niceness(&server, "backfill-ingest", 10);
     let api = niceness_of(&server, "tokio-r");
     assert!(
         !ingest.is_empty() && !api.is_empty(),
@@ -40,13 +56,14 @@ fn the_embedded_worker_runs_below_the_api() {
     );
     assert!(
         ingest.iter().all(|n| *n == 10),
-        "ingest threads: {ingest:?}"
+        "ingest threads: {ingest:?}; log: {:?}",
+        server.log()
     );
     assert!(api.iter().all(|n| *n == 0), "API threads: {api:?}");
     server.terminate();
 
     let server = ServeProcess::spawn(dir.path(), &[("BACKFILL_WORKER_NICE", "0")], &["--demo"]);
-    let ingest = niceness_of(&server, "backfill-ingest");
+    let ingest = settled_niceness(&server, "backfill-ingest", 0);
     assert!(
         !ingest.is_empty() && ingest.iter().all(|n| *n == 0),
         "{ingest:?}"

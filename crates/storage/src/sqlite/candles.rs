@@ -53,7 +53,7 @@ impl CandleStore for SqliteStorage {
         candles: &[Candle],
         checkpoint: DateTime<Utc>,
     ) -> Result<IngestOutcome> {
-        let mut w = self.write_tx().await?;
+        let mut w = self.page_write_tx().await?;
         let held = check_lease(&mut w.tx, lease).await?;
         let page = prepare_page(candles, &held.symbol, &held.timeframe)?;
         let (inserted, updated) = match (page.first(), page.last()) {

@@ -28,12 +28,17 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/sqlite");
 ///
 /// Writes are serialised by an in-process lock and `BEGIN IMMEDIATE` (with a busy timeout for
 /// other processes), so they never fail with `SQLITE_BUSY` inside one process; reads run
-/// concurrently thanks to WAL. Wake-ups for [`crate::TaskQueue::wait_for_work`] are
+/// concurrently thanks to WAL. Page writes (tens of milliseconds each) first queue among
+/// themselves, so at most one of them waits for the write lock at a time: a claim, heartbeat or
+/// completion (a millisecond) waits for at most the page being written and the next one, not for
+/// every page in flight. Wake-ups for [`crate::TaskQueue::wait_for_work`] are
 /// in-process: clones of one `SqliteStorage` share them, separate instances do not.
 #[derive(Debug, Clone)]
 pub struct SqliteStorage {
     pool: SqlitePool,
     write: Arc<Mutex<()>>,
+    /// Held by a page write while it waits for and holds `write`.
+    pages: Arc<Mutex<()>>,
     wake: Arc<Notify>,
     /// Jobs created through this handle are marked simulated.
     simulated: bool,
@@ -41,9 +46,10 @@ pub struct SqliteStorage {
 
 /// A write transaction holding the in-process write lock until it ends.
 struct WriteTx {
-    // Dropped before the guard: a transaction that is not committed rolls back first.
+    // Dropped before the guards: a transaction that is not committed rolls back first.
     tx: Transaction<'static, Sqlite>,
     _guard: OwnedMutexGuard<()>,
+    _page: Option<OwnedMutexGuard<()>>,
 }
 
 impl std::fmt::Debug for WriteTx {
@@ -99,6 +105,7 @@ impl SqliteStorage {
         Self {
             pool,
             write: Arc::new(Mutex::new(())),
+            pages: Arc::new(Mutex::new(())),
             wake: Arc::new(Notify::new()),
             simulated: false,
         }
@@ -130,7 +137,20 @@ impl SqliteStorage {
     async fn write_tx(&self) -> Result<WriteTx> {
         let guard = Arc::clone(&self.write).lock_owned().await;
         let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        Ok(WriteTx { tx, _guard: guard })
+        Ok(WriteTx {
+            tx,
+            _guard: guard,
+            _page: None,
+        })
+    }
+
+    /// A write transaction for a page of candles, which queues behind other pages before it
+    /// queues for the write lock.
+    async fn page_write_tx(&self) -> Result<WriteTx> {
+        let page = Arc::clone(&self.pages).lock_owned().await;
+        let mut w = self.write_tx().await?;
+        w._page = Some(page);
+        Ok(w)
     }
 
     /// Wakes the callers of `wait_for_work` in this process.

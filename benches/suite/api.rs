@@ -3,7 +3,7 @@
 //! then SQLite; the simulator runs as another process at the lowest CPU priority (it stands in for
 //! Polygon, which runs on other machines); the clients run in this process, over loopback HTTP.
 //!
-//! Three load shapes, 8 seconds each, on a job of 50 symbols x six months of minutes that is still
+//! Three load shapes, 8 seconds each, on a job of 50 symbols x a year of minutes that is still
 //! ingesting at the end: 200 clients each asking every 100 ms (200 dashboards polling at 10 Hz,
 //! 2,000 requests a second, the clients' ticks spread evenly; the target applies to this one),
 //! five times as often (10,000 requests a second), and flat out (each client asks again as soon as
@@ -112,7 +112,7 @@ impl Load {
         );
         let measurement = format!(
             "API under load, {backend}: `GET /api/v1/backfill/status/{{id}}`, {CLIENTS} clients \
-             {shape}, while 50 symbols x 6 months of 1m bars ingest"
+             {shape}, while 50 symbols x a year of 1m bars ingest"
         );
         let valid = self.job_running && self.errors == 0;
         match self.hz {
@@ -193,7 +193,7 @@ async fn measure(ctx: &Ctx, backend: &str, hz: Option<u32>) -> anyhow::Result<Lo
     // A job big enough to ingest for the whole measurement.
     let symbols: Vec<String> = (0..50).map(|i| format!("SYM{i:03}")).collect();
     let body = serde_json::json!({
-        "symbols": symbols, "timeframe": "1m", "from": "2024-01-01", "to": "2024-06-30",
+        "symbols": symbols, "timeframe": "1m", "from": "2024-01-01", "to": "2024-12-31",
     });
     let created: serde_json::Value = client
         .post(format!("{base}/api/v1/backfill"))

@@ -72,37 +72,42 @@ fn ny_ms(day: NaiveDate, hour: u32) -> Option<i64> {
     )
 }
 
-/// The `index`-th chunk of `range`, or `None` past the end.
-///
 /// Each chunk spans at most 50,000 base aggregates of the ticker's `session`, counted from the
 /// start of the bar that contains the chunk's start (Polygon snaps `from` down to a bar start).
 /// For second, minute and hour bars the chunk bounds after the first are bar starts, so no bar
 /// straddles two chunks. Day and longer bars are built from day bars, so a chunk spans 50,000
 /// days (137 years): one chunk in practice.
-pub(crate) fn chunk(
+///
+/// This is the chunk of `range` that starts at `from` (the range's start, or the instant after
+/// the end of the chunk before), or `None` when `from` lies outside the range.
+pub(crate) fn chunk_at(
     range: &DateRange,
     timeframe: Timeframe,
     session: Session,
-    index: u32,
+    from: i64,
 ) -> Option<DateRange> {
-    let mut start = range.from_ms();
-    for i in 0..=index {
-        let end = chunk_end(start, range.to_ms(), timeframe, session);
-        if i == index {
-            return DateRange::from_millis(start, end.saturating_sub(1).min(range.to_ms())).ok();
-        }
-        if end > range.to_ms() {
-            return None;
-        }
-        start = end;
+    if from < range.from_ms() || from > range.to_ms() {
+        return None;
     }
-    None
+    let end = chunk_end(from, range.to_ms(), timeframe, session);
+    DateRange::from_millis(from, end.saturating_sub(1).min(range.to_ms())).ok()
+}
+
+/// Every chunk of `range`, in order.
+fn chunks(
+    range: &DateRange,
+    timeframe: Timeframe,
+    session: Session,
+) -> impl Iterator<Item = DateRange> + '_ {
+    std::iter::successors(
+        chunk_at(range, timeframe, session, range.from_ms()),
+        move |c| chunk_at(range, timeframe, session, c.to_ms().checked_add(1)?),
+    )
 }
 
 /// How many chunks (requests, when Polygon splits off no page) `range` takes.
 pub fn requests_needed(range: &DateRange, timeframe: Timeframe, session: Session) -> u32 {
-    (0..)
-        .take_while(|i| chunk(range, timeframe, session, *i).is_some())
+    chunks(range, timeframe, session)
         .count()
         .try_into()
         .unwrap_or(u32::MAX)
@@ -129,8 +134,8 @@ fn chunk_end(start: i64, to: i64, timeframe: Timeframe, session: Session) -> i64
 mod tests {
     use super::*;
 
-    fn chunks(range: &DateRange, tf: Timeframe, session: Session) -> Vec<DateRange> {
-        (0..).map_while(|i| chunk(range, tf, session, i)).collect()
+    fn all_chunks(range: &DateRange, tf: Timeframe, session: Session) -> Vec<DateRange> {
+        chunks(range, tf, session).collect()
     }
 
     fn ms(s: &str) -> i64 {
@@ -151,7 +156,7 @@ mod tests {
                 "1s", "30s", "1m", "5m", "1h", "4h", "1000h", "1d", "1w", "1mo", "1y",
             ] {
                 let tf = Timeframe::parse(tf).unwrap();
-                let all = chunks(&range, tf, Session::AroundTheClock);
+                let all = all_chunks(&range, tf, Session::AroundTheClock);
                 assert!(!all.is_empty());
                 assert_eq!(all[0].from(), range.from());
                 assert_eq!(all[all.len() - 1].to(), range.to());
@@ -181,7 +186,7 @@ mod tests {
     fn minute_chunks_are_50_000_minutes_and_aligned() {
         let range = DateRange::from_millis(1_600_000_012_345, 1_610_000_000_000).unwrap();
         let tf = Timeframe::parse("5m").unwrap();
-        let all = chunks(&range, tf, Session::AroundTheClock);
+        let all = all_chunks(&range, tf, Session::AroundTheClock);
         assert_eq!(all[1].len_ms(), 50_000 * 60_000);
         assert_eq!(all[1].from_ms() % 300_000, 0);
         assert_eq!(all.len(), 4);
@@ -219,7 +224,7 @@ mod tests {
                 .unwrap();
         for tf in ["1m", "5m", "1h"] {
             let tf = Timeframe::parse(tf).unwrap();
-            let all = chunks(&range, tf, Session::ExtendedHours);
+            let all = all_chunks(&range, tf, Session::ExtendedHours);
             assert_eq!(all[0].from(), range.from());
             assert_eq!(all[all.len() - 1].to(), range.to());
             for w in all.windows(2) {

@@ -10,7 +10,7 @@ use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, RETRY_AFTER};
 use secrecy::ExposeSecret;
 use tokio::time::Instant;
 
-use crate::chunk::{chunk, Session};
+use crate::chunk::{chunk_at, Session};
 use crate::paging::{first_path, next_step, rebuild_next_url, CursorState, Step};
 use crate::wire::{decode_aggregates, parse_retry_after, DecodedPage};
 use crate::{
@@ -285,11 +285,12 @@ impl MarketData for PolygonClient {
         };
         let range = &request.range;
         let session = Session::of(&request.symbol);
-        let current = chunk(range, request.timeframe, session, state.chunk).ok_or_else(|| {
-            Error::InvalidCursor {
-                message: "the cursor points past the end of the range".to_owned(),
-            }
-        })?;
+        let current =
+            chunk_at(range, request.timeframe, session, state.chunk_from).ok_or_else(|| {
+                Error::InvalidCursor {
+                    message: "the cursor points past the end of the range".to_owned(),
+                }
+            })?;
         let path = match &state.next {
             Some(path) => path.clone(),
             None => first_path(request, current.from_ms(), current.to_ms()),
@@ -329,13 +330,13 @@ impl MarketData for PolygonClient {
             }
             Step::ChunkDone => {
                 let covered = current.to_ms().max(delivered).min(range.to_ms());
-                let following = state
-                    .chunk
+                let following = current
+                    .to_ms()
                     .checked_add(1)
-                    .and_then(|i| chunk(range, request.timeframe, session, i).map(|c| (i, c)));
-                let next = following.map(|(index, c)| {
+                    .and_then(|from| chunk_at(range, request.timeframe, session, from));
+                let next = following.map(|c| {
                     PageCursor(CursorState {
-                        chunk: index,
+                        chunk_from: c.from_ms(),
                         next: None,
                         high_from: c.from_ms(),
                         last_ts,

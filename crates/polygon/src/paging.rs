@@ -25,8 +25,9 @@ impl PageCursor {
 pub(crate) struct CursorState {
     /// The request the cursor belongs to.
     pub(crate) request: AggregatesRequest,
-    /// The chunk being fetched.
-    pub(crate) chunk: u32,
+    /// Where the chunk being fetched starts (Unix milliseconds), so that the next chunk follows
+    /// from it without walking the range from its start again.
+    pub(crate) chunk_from: i64,
     /// The path and query of the next page inside the chunk; `None` starts the chunk.
     pub(crate) next: Option<String>,
     /// The furthest `from` asked for in this chunk, in Unix milliseconds.
@@ -41,7 +42,7 @@ impl CursorState {
     pub(crate) fn start(request: &AggregatesRequest) -> Self {
         Self {
             request: request.clone(),
-            chunk: 0,
+            chunk_from: request.range.from_ms(),
             next: None,
             high_from: request.range.from_ms(),
             last_ts: None,

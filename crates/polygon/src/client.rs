@@ -368,26 +368,26 @@ impl MarketData for PolygonClient {
 /// Keeps the bars inside `range` that start after `last_ts` and after every bar kept before them;
 /// returns them, the new last start, and how many were dropped.
 fn keep_new_bars(
-    bars: Vec<Candle>,
+    mut bars: Vec<Candle>,
     range: &DateRange,
     mut last_ts: Option<i64>,
 ) -> (Vec<Candle>, Option<i64>, u64) {
-    let mut dropped = 0;
-    let mut kept = Vec::with_capacity(bars.len());
-    for candle in bars {
+    let before = bars.len();
+    bars.retain(|candle| {
         let t = candle.ts().timestamp_millis();
         if t < range.from_ms() || t > range.to_ms() {
-            dropped += 1;
             tracing::debug!(t, "dropping a bar outside the range");
+            false
         } else if last_ts.is_some_and(|last| t <= last) {
-            dropped += 1;
             tracing::debug!(t, "dropping a duplicated or out-of-order bar");
+            false
         } else {
             last_ts = Some(t);
-            kept.push(candle);
+            true
         }
-    }
-    (kept, last_ts, dropped)
+    });
+    let dropped = (before - bars.len()) as u64;
+    (bars, last_ts, dropped)
 }
 
 fn validate_base_url(base_url: &str) -> Result<String> {

@@ -1,12 +1,13 @@
 //! Polygon's JSON: the aggregates body, error bodies and how each becomes candles or an [`Error`].
 //! Nothing outside this module knows the field names.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::time::Duration;
 
 use backfill_domain::{Candle, Ohlcv, Symbol, Timeframe};
 use chrono::DateTime;
-use serde::de::{self, Deserializer, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
 use crate::{Error, Result};
@@ -43,12 +44,16 @@ pub fn decode_aggregates(
     if !(200..300).contains(&http_status) {
         return Err(status_error(http_status, retry_after, body));
     }
-    let parsed: AggsBody = serde_json::from_slice(body).map_err(|e| Error::Decode {
-        message: format!(
-            "invalid aggregates json ({e}); the body starts with {:?}",
-            excerpt(body, 80)
-        ),
-    })?;
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let parsed = BodySeed { symbol, timeframe }
+        .deserialize(&mut de)
+        .and_then(|parsed| de.end().map(|()| parsed))
+        .map_err(|e| Error::Decode {
+            message: format!(
+                "invalid aggregates json ({e}); the body starts with {:?}",
+                excerpt(body, 80)
+            ),
+        })?;
     match parsed.status.as_deref() {
         Some("ERROR") => {
             return Err(Error::BadRequest {
@@ -67,7 +72,10 @@ pub fn decode_aggregates(
         }
         _ => {}
     }
-    let bars = match parsed.results {
+    let Bars {
+        candles,
+        invalid: invalid_bars,
+    } = match parsed.results {
         Some(bars) => bars,
         None => {
             let claimed = parsed.results_count.unwrap_or(0.0);
@@ -79,20 +87,9 @@ pub fn decode_aggregates(
                     ),
                 });
             }
-            Vec::new()
+            Bars::default()
         }
     };
-    let mut candles = Vec::with_capacity(bars.len());
-    let mut invalid_bars = 0;
-    for bar in bars {
-        match bar.into_candle(symbol, timeframe) {
-            Ok(candle) => candles.push(candle),
-            Err(reason) => {
-                invalid_bars += 1;
-                tracing::debug!(%symbol, reason, "dropping an invalid bar");
-            }
-        }
-    }
     if invalid_bars > 0 {
         tracing::warn!(%symbol, %timeframe, invalid_bars, "dropped invalid bars from a page");
     }
@@ -105,25 +102,134 @@ pub fn decode_aggregates(
     })
 }
 
-#[derive(Deserialize)]
+/// The aggregates body. `results` is decoded straight into candles, bar by bar, so that a page
+/// of 50,000 bars never exists twice in memory.
+#[derive(Default)]
 struct AggsBody {
-    #[serde(default)]
     status: Option<String>,
-    #[serde(default)]
-    results: Option<Vec<WireBar>>,
-    #[serde(default, rename = "resultsCount")]
+    results: Option<Bars>,
     results_count: Option<f64>,
-    #[serde(default)]
     next_url: Option<String>,
-    #[serde(default)]
     adjusted: Option<bool>,
-    #[serde(default)]
     request_id: Option<String>,
-    #[serde(default)]
     error: Option<String>,
-    #[serde(default)]
     message: Option<String>,
 }
+
+/// The bars of `results` that make valid candles, and how many did not.
+#[derive(Default)]
+struct Bars {
+    candles: Vec<Candle>,
+    invalid: u64,
+}
+
+/// Decodes an [`AggsBody`] for one symbol and timeframe. Unknown fields are skipped; a field
+/// given twice keeps its last value.
+struct BodySeed<'a> {
+    symbol: &'a Symbol,
+    timeframe: Timeframe,
+}
+
+impl<'de> DeserializeSeed<'de> for BodySeed<'_> {
+    type Value = AggsBody;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> std::result::Result<AggsBody, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for BodySeed<'_> {
+    type Value = AggsBody;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an aggregates object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<AggsBody, A::Error> {
+        let mut body = AggsBody::default();
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            match key.as_ref() {
+                "status" => body.status = map.next_value()?,
+                "results" => {
+                    body.results = map.next_value_seed(ResultsSeed {
+                        symbol: self.symbol,
+                        timeframe: self.timeframe,
+                    })?;
+                }
+                "resultsCount" => body.results_count = map.next_value()?,
+                "next_url" => body.next_url = map.next_value()?,
+                "adjusted" => body.adjusted = map.next_value()?,
+                "request_id" => body.request_id = map.next_value()?,
+                "error" => body.error = map.next_value()?,
+                "message" => body.message = map.next_value()?,
+                _ => {
+                    map.next_value::<de::IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(body)
+    }
+}
+
+/// `results`: `null` or an array of bars, each turned into a candle as it is read.
+struct ResultsSeed<'a> {
+    symbol: &'a Symbol,
+    timeframe: Timeframe,
+}
+
+impl<'de> DeserializeSeed<'de> for ResultsSeed<'_> {
+    type Value = Option<Bars>;
+
+    fn deserialize<D: Deserializer<'de>>(
+        self,
+        d: D,
+    ) -> std::result::Result<Option<Bars>, D::Error> {
+        d.deserialize_option(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ResultsSeed<'_> {
+    type Value = Option<Bars>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an array of bars or null")
+    }
+
+    fn visit_none<E: de::Error>(self) -> std::result::Result<Option<Bars>, E> {
+        Ok(None)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> std::result::Result<Option<Bars>, E> {
+        Ok(None)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> std::result::Result<Option<Bars>, D::Error> {
+        d.deserialize_seq(self)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(
+        self,
+        mut seq: A,
+    ) -> std::result::Result<Option<Bars>, A::Error> {
+        let mut bars = Bars {
+            candles: Vec::with_capacity(seq.size_hint().unwrap_or(0).min(MAX_BARS_HINT)),
+            invalid: 0,
+        };
+        while let Some(bar) = seq.next_element::<WireBar>()? {
+            match bar.into_candle(self.symbol, self.timeframe) {
+                Ok(candle) => bars.candles.push(candle),
+                Err(reason) => {
+                    bars.invalid += 1;
+                    tracing::debug!(symbol = %self.symbol, reason, "dropping an invalid bar");
+                }
+            }
+        }
+        Ok(Some(bars))
+    }
+}
+
+/// The most bars a page holds (Polygon's `limit`), to cap a size hint.
+const MAX_BARS_HINT: usize = 50_000;
 
 /// One bar. Every field is optional here so that one bad bar is dropped instead of failing the
 /// page; `T` (grouped endpoints) and `otc` are ignored.
@@ -386,6 +492,29 @@ mod tests {
             assert_eq!(page.status.as_deref(), Some(status));
         }
         assert_eq!(decode(200, "{}").unwrap().candles, vec![]);
+    }
+
+    #[test]
+    fn unknown_fields_of_any_shape_are_skipped_and_a_malformed_body_is_an_error() {
+        let page = decode(
+            200,
+            r#"{"ticker":"AAPL","queryCount":2,"extra":{"a":[1,{"b":null}]},"results":[
+                {"v":1,"o":1,"h":1,"l":1,"c":1,"t":0,"T":"AAPL","new":[1,2]}
+            ],"status":"OK","next_url":"https://x/y?cursor=z","adjusted":true}"#,
+        )
+        .unwrap();
+        assert_eq!(page.candles.len(), 1);
+        assert_eq!(page.next_url.as_deref(), Some("https://x/y?cursor=z"));
+        assert_eq!(page.adjusted, Some(true));
+        for body in [
+            r#"{"status":"OK","results":{"v":1}}"#,
+            r#"{"status":"OK","results":"none"}"#,
+            r#"{"status":"OK","results":[]} trailing"#,
+            r#"["status","OK"]"#,
+        ] {
+            let err = decode(200, body).unwrap_err();
+            assert!(matches!(err, Error::Decode { .. }), "{body}: {err}");
+        }
     }
 
     #[test]

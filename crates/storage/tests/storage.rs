@@ -49,6 +49,7 @@ suite!(
     creates_a_job_with_one_task_per_symbol,
     idempotency_key_returns_the_same_job,
     same_page_twice_stores_nothing_new,
+    pages_of_any_size_are_stored_whole,
     a_changed_close_counts_as_one_update,
     repeats_within_a_page_count_once_and_the_last_wins,
     a_page_of_another_symbol_is_rejected,

@@ -27,15 +27,21 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/sqlite");
 /// Storage in one SQLite file.
 ///
 /// Writes are serialised by an in-process lock and `BEGIN IMMEDIATE` (with a busy timeout for
-/// other processes), so they never fail with `SQLITE_BUSY` inside one process; reads run
-/// concurrently thanks to WAL. Page writes (tens of milliseconds each) first queue among
+/// other processes), so they never fail with `SQLITE_BUSY` inside one process, and they all go
+/// through one connection of their own, whose page cache therefore stays warm (a connection
+/// drops its cache whenever another one has written, and reloading the candle index's pages made
+/// page writes take twice as long). Reads use a pool of their own and run concurrently thanks to
+/// WAL. Page writes (tens of milliseconds each) first queue among
 /// themselves, so at most one of them waits for the write lock at a time: a claim, heartbeat or
 /// completion (a millisecond) waits for at most the page being written and the next one, not for
 /// every page in flight. Wake-ups for [`crate::TaskQueue::wait_for_work`] are
 /// in-process: clones of one `SqliteStorage` share them, separate instances do not.
 #[derive(Debug, Clone)]
 pub struct SqliteStorage {
+    /// Reads.
     pool: SqlitePool,
+    /// Writes: one connection (the same pool as `pool` when built by [`SqliteStorage::from_pool`]).
+    writer: SqlitePool,
     write: Arc<Mutex<()>>,
     /// Held by a page write while it waits for and holds `write`.
     pages: Arc<Mutex<()>>,
@@ -68,9 +74,7 @@ impl SqliteStorage {
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true);
-        let storage = Self::from_pool(Self::pool_with(options).await?);
-        storage.migrate().await?;
-        Ok(storage)
+        Self::open_with(options).await
     }
 
     /// Opens a database from a `sqlite:` URL such as `sqlite://backfill.db`, like
@@ -80,12 +84,22 @@ impl SqliteStorage {
     /// [`Error::Database`] when the URL is malformed or the file cannot be opened or migrated.
     pub async fn connect(url: &str) -> Result<Self> {
         let options = SqliteConnectOptions::from_str(url)?.create_if_missing(true);
-        let storage = Self::from_pool(Self::pool_with(options).await?);
+        Self::open_with(options).await
+    }
+
+    /// The writer's connection first (it creates the file and sets WAL), then the readers'.
+    async fn open_with(options: SqliteConnectOptions) -> Result<Self> {
+        let writer = Self::pool_with(options.clone(), 1).await?;
+        let pool = Self::pool_with(options, 4).await?;
+        let storage = Self {
+            writer,
+            ..Self::from_pool(pool)
+        };
         storage.migrate().await?;
         Ok(storage)
     }
 
-    async fn pool_with(options: SqliteConnectOptions) -> Result<SqlitePool> {
+    async fn pool_with(options: SqliteConnectOptions, connections: u32) -> Result<SqlitePool> {
         let options = options
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
@@ -94,15 +108,17 @@ impl SqliteStorage {
             // 64 MiB of page cache per connection.
             .pragma("cache_size", "-65536");
         let pool = SqlitePoolOptions::new()
-            .max_connections(4)
+            .max_connections(connections)
             .connect_with(options)
             .await?;
         Ok(pool)
     }
 
-    /// Wraps an existing pool (configure WAL and a busy timeout on it). Does not migrate.
+    /// Wraps an existing pool (configure WAL and a busy timeout on it), for reads and writes.
+    /// Does not migrate.
     pub fn from_pool(pool: SqlitePool) -> Self {
         Self {
+            writer: pool.clone(),
             pool,
             write: Arc::new(Mutex::new(())),
             pages: Arc::new(Mutex::new(())),
@@ -124,11 +140,11 @@ impl SqliteStorage {
     /// [`Error::Database`] when a migration fails or the database was migrated by a newer
     /// version.
     pub async fn migrate(&self) -> Result<()> {
-        MIGRATOR.run(&self.pool).await?;
+        MIGRATOR.run(&self.writer).await?;
         Ok(())
     }
 
-    /// The underlying pool.
+    /// The pool that reads use.
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
     }
@@ -136,7 +152,7 @@ impl SqliteStorage {
     /// Begins a write transaction, after the writes of this process before it.
     async fn write_tx(&self) -> Result<WriteTx> {
         let guard = Arc::clone(&self.write).lock_owned().await;
-        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         Ok(WriteTx {
             tx,
             _guard: guard,

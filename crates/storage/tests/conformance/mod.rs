@@ -203,6 +203,32 @@ pub(crate) async fn same_page_twice_stores_nothing_new(s: &dyn Storage) {
     assert_eq!(all_candles(s, "AAPL", true).await, page);
 }
 
+/// Pages of sizes around the backends' statement sizes (SQLite writes a page in statements of
+/// 3,640 rows and then powers of two) are stored whole, each row once, with its values.
+pub(crate) async fn pages_of_any_size_are_stored_whole(s: &dyn Storage) {
+    let job = create(s, &["AAPL"]).await;
+    let c = claim_one(s, "w1", LONG).await;
+    let mut start = 0;
+    let mut expected = Vec::new();
+    for n in [1, 2, 7, 13, 3_639, 3_640, 3_641, 7_281, 10_000] {
+        let page = bars("AAPL", start, n);
+        let outcome = s
+            .ingest_page(&c.lease, &page, minute(start + n - 1))
+            .await
+            .unwrap();
+        assert_eq!(
+            (outcome.inserted, outcome.updated, outcome.unchanged),
+            (n as u64, 0, 0),
+            "a page of {n}"
+        );
+        expected.extend(page);
+        start += n;
+    }
+    let task = &s.get_job(job).await.unwrap().tasks[0];
+    assert_eq!(task.candles_stored, start as u64);
+    assert_eq!(all_candles(s, "AAPL", true).await, expected);
+}
+
 pub(crate) async fn a_changed_close_counts_as_one_update(s: &dyn Storage) {
     let job = create(s, &["AAPL"]).await;
     let c = claim_one(s, "w1", LONG).await;

@@ -45,6 +45,7 @@ pub(crate) async fn run(ctx: Arc<Ctx>, claimed: ClaimedTask, running: Arc<Runnin
         let started = Instant::now();
         let fetch_started = Utc::now();
         let outcome = fetch_and_store(&ctx, &lease, &task, &job, &running).await;
+        running.finish();
         let recorded = record(&ctx, &lease, &task, &job, outcome, fetch_started).await;
         let elapsed = started.elapsed().as_secs_f64();
         if let Some((status, error)) = recorded {

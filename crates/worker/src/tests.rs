@@ -1,6 +1,7 @@
 //! Orchestration tests of one task against mockall mocks of storage and market data.
 
-use std::sync::{Arc, Mutex, OnceLock};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use backfill_domain::{
@@ -9,16 +10,17 @@ use backfill_domain::{
 };
 use backfill_polygon::{AggregatesRequest, MockMarketData, Page, PageCursor};
 use backfill_storage::{
-    ClaimedTask, IngestOutcome, JobDetails, Lease, MockCandleStore, MockJobRepository,
-    MockTaskQueue,
+    ClaimedTask, HeartbeatReport, IngestOutcome, JobDetails, Lease, MockCandleStore,
+    MockJobRepository, MockTaskQueue,
 };
 use chrono::{DateTime, TimeDelta, Utc};
 use mockall::predicate::eq;
 use tokio::sync::broadcast::error::TryRecvError;
-use tokio_util::sync::CancellationToken;
 
 use crate::worker::{Ctx, Running, StopReason};
-use crate::{task, Backoff, ProgressBus, ProgressEvent, WorkerConfig, WorkerDeps, WorkerId};
+use crate::{
+    task, Backoff, ProgressBus, ProgressEvent, Worker, WorkerConfig, WorkerDeps, WorkerId,
+};
 
 fn at(ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).unwrap()
@@ -170,11 +172,7 @@ impl Harness {
             bus,
             config: self.config,
         });
-        let running = Arc::new(Running {
-            lease: claimed.lease.clone(),
-            stop: CancellationToken::new(),
-            reason: OnceLock::new(),
-        });
+        let running = Arc::new(Running::new(claimed.lease.clone()));
         if let Some(reason) = stop {
             running.trigger(reason);
         }
@@ -567,4 +565,49 @@ async fn shutdown_leaves_the_task_for_release_without_recording_an_outcome() {
         )
         .await;
     assert_eq!(finished_status(&events).unwrap().0, TaskStatus::Queued);
+}
+
+#[tokio::test]
+async fn heartbeats_leave_out_a_task_that_is_recording_its_outcome() {
+    let mut h = Harness::new();
+    let lease_of = |id| Lease {
+        task_id: TaskId(id),
+        ..lease()
+    };
+    // Task 1 has finished fetching and is completing, which ends its lease; task 2 is still
+    // working but lost its lease to another worker.
+    h.queue
+        .expect_heartbeat()
+        .withf(move |_, leases, _| leases == [lease_of(2)])
+        .times(1)
+        .returning(|_, _, _| {
+            Ok(HeartbeatReport {
+                lost: vec![TaskId(1), TaskId(2)],
+                cancelled: vec![],
+            })
+        });
+    let worker = Worker::new(
+        WorkerDeps {
+            queue: Arc::new(h.queue),
+            candles: Arc::new(h.candles),
+            jobs: Arc::new(h.jobs),
+            market: Arc::new(h.market),
+        },
+        ProgressBus::new(8),
+        h.config,
+    );
+    let finishing = Arc::new(Running::new(lease_of(1)));
+    finishing.finish();
+    let working = Arc::new(Running::new(lease_of(2)));
+    let running = HashMap::from([
+        (TaskId(1), Arc::clone(&finishing)),
+        (TaskId(2), Arc::clone(&working)),
+    ]);
+    worker.heartbeat(&running).await;
+    assert!(
+        !finishing.stop.is_cancelled(),
+        "a finishing task is not stopped"
+    );
+    assert!(working.stop.is_cancelled());
+    assert_eq!(working.reason(), StopReason::LeaseLost);
 }

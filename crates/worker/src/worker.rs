@@ -1,4 +1,5 @@
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -58,13 +59,34 @@ pub(crate) struct Running {
     pub(crate) lease: Lease,
     pub(crate) stop: CancellationToken,
     pub(crate) reason: OnceLock<StopReason>,
+    /// Set when the task has stopped fetching and storing and records its outcome, which ends
+    /// the lease: heartbeats leave it alone from then on.
+    pub(crate) finishing: AtomicBool,
 }
 
 impl Running {
+    pub(crate) fn new(lease: Lease) -> Self {
+        Self {
+            lease,
+            stop: CancellationToken::new(),
+            reason: OnceLock::new(),
+            finishing: AtomicBool::new(false),
+        }
+    }
+
     /// Asks the task to stop after the page it is storing. The first reason given wins.
     pub(crate) fn trigger(&self, reason: StopReason) {
         let _ = self.reason.set(reason);
         self.stop.cancel();
+    }
+
+    /// Marks the task as recording its outcome.
+    pub(crate) fn finish(&self) {
+        self.finishing.store(true, Ordering::Release);
+    }
+
+    pub(crate) fn is_finishing(&self) -> bool {
+        self.finishing.load(Ordering::Acquire)
     }
 
     pub(crate) fn reason(&self) -> StopReason {
@@ -178,11 +200,7 @@ impl Worker {
 
     fn spawn(&self, claimed: ClaimedTask, set: &mut JoinSet<()>, running: &mut InFlight) {
         let id = claimed.lease.task_id;
-        let r = Arc::new(Running {
-            lease: claimed.lease.clone(),
-            stop: CancellationToken::new(),
-            reason: OnceLock::new(),
-        });
+        let r = Arc::new(Running::new(claimed.lease.clone()));
         running.tasks.insert(id, Arc::clone(&r));
         let ctx = Arc::clone(&self.ctx);
         let handle = set.spawn(task::run(ctx, claimed, r));
@@ -211,12 +229,19 @@ impl Worker {
         }
     }
 
-    async fn heartbeat(&self, running: &HashMap<TaskId, Arc<Running>>) {
-        if running.is_empty() {
+    /// Extends the leases of the tasks still fetching and storing. A task that is recording its
+    /// outcome is left out: completing it ends its lease, which the heartbeat would otherwise
+    /// report as lost.
+    pub(crate) async fn heartbeat(&self, running: &HashMap<TaskId, Arc<Running>>) {
+        let cfg = &self.ctx.config;
+        let leases: Vec<Lease> = running
+            .values()
+            .filter(|r| !r.is_finishing())
+            .map(|r| r.lease.clone())
+            .collect();
+        if leases.is_empty() {
             return;
         }
-        let cfg = &self.ctx.config;
-        let leases: Vec<Lease> = running.values().map(|r| r.lease.clone()).collect();
         match self
             .ctx
             .deps
@@ -226,7 +251,7 @@ impl Worker {
         {
             Ok(report) => {
                 for id in report.lost {
-                    if let Some(r) = running.get(&id) {
+                    if let Some(r) = running.get(&id).filter(|r| !r.is_finishing()) {
                         warn!(task = %id, "lease lost; stopping the task");
                         r.trigger(StopReason::LeaseLost);
                     }

@@ -21,7 +21,8 @@
 //! 5. `requests`: Polygon requests per symbol against the minimum, for the runs of 1 and 3.
 //!
 //! Environment: `BENCH_QUICK=1` (2 symbols x 10,000 bars; 2 symbols x January 2024),
-//! `BENCH_SYMBOLS`, `BENCH_BARS` (sections 1 and 2), `BENCH_MEMORY_SYMBOLS`, `BENCH_MEMORY_TO`
+//! `BENCH_SYMBOLS`, `BENCH_BARS`, `BENCH_RUNS` (sections 1 and 2; the median of `BENCH_RUNS`
+//! runs, default 3, is shown), `BENCH_MEMORY_SYMBOLS`, `BENCH_MEMORY_TO`
 //! (section 3, a date in 2024), `BENCH_CONCURRENCY` (the worker's, default 4).
 #![expect(clippy::print_stdout, reason = "a benchmark prints its results")]
 
@@ -79,6 +80,8 @@ pub(crate) struct Sizes {
     /// Sections 1 and 2: `X:` symbols, and one-minute bars each.
     pub(crate) crypto_symbols: usize,
     pub(crate) crypto_bars: i64,
+    /// Sections 1 and 2: runs (worker and reference each), of which the median ratio is shown.
+    pub(crate) ingest_runs: usize,
     /// Section 3: stock-like symbols over 2024-01-01 to `stock_to`.
     pub(crate) stock_symbols: usize,
     pub(crate) stock_to: String,
@@ -101,6 +104,7 @@ impl Sizes {
             quick,
             crypto_symbols: num("BENCH_SYMBOLS", if quick { 2 } else { 20 }).max(1) as usize,
             crypto_bars: num("BENCH_BARS", if quick { 10_000 } else { 100_000 }).max(1) as i64,
+            ingest_runs: num("BENCH_RUNS", if quick { 1 } else { 3 }).clamp(1, 99) as usize,
             stock_symbols: num("BENCH_MEMORY_SYMBOLS", if quick { 2 } else { 50 }).max(1) as usize,
             stock_to: var("BENCH_MEMORY_TO")
                 .unwrap_or_else(|| if quick { "2024-01-31" } else { "2024-12-31" }.to_owned()),

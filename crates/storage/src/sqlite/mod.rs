@@ -27,11 +27,12 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/sqlite");
 /// Storage in one SQLite file.
 ///
 /// Writes are serialised by an in-process lock and `BEGIN IMMEDIATE` (with a busy timeout for
-/// other processes), so they never fail with `SQLITE_BUSY` inside one process, and they all go
-/// through one connection of their own, whose page cache therefore stays warm (a connection
-/// drops its cache whenever another one has written, and reloading the candle index's pages made
-/// page writes take twice as long). Reads use a pool of their own and run concurrently thanks to
-/// WAL. Page writes (tens of milliseconds each) first queue among
+/// other processes), so they never fail with `SQLITE_BUSY` inside one process. They all go
+/// through one connection of their own: a write holding the lock never waits for a pooled
+/// connection that readers (the API, say) hold, the large prepared INSERTs are prepared and
+/// cached once rather than on every connection, and that connection's page cache is never
+/// invalidated by another connection's writes. Reads use a pool of their own and run
+/// concurrently thanks to WAL. Page writes (tens of milliseconds each) first queue among
 /// themselves, so at most one of them waits for the write lock at a time: a claim, heartbeat or
 /// completion (a millisecond) waits for at most the page being written and the next one, not for
 /// every page in flight. Wake-ups for [`crate::TaskQueue::wait_for_work`] are

@@ -175,6 +175,30 @@ mod sqlite_only {
         assert_eq!(mode, "wal");
     }
 
+    /// Page writes leave the copy of the WAL into the database file to a checkpointer of their
+    /// own: the file fills up although the write connection alone would not checkpoint before
+    /// the WAL held 16,384 pages.
+    #[tokio::test]
+    async fn pages_reach_the_database_file_through_the_background_checkpointer() {
+        let db = crate::TempSqlite::new().await;
+        let file = db._dir.path().join("backfill.db");
+        let before = std::fs::metadata(&file).unwrap().len();
+        crate::conformance::store_one_page(&db.storage, 20_000).await;
+        // 20,000 candles take more than a megabyte once they are in the file.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let len = std::fs::metadata(&file).unwrap().len();
+            if len > before + 1_000_000 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the database file stayed at {len} bytes (was {before})"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+
     #[tokio::test]
     async fn a_corrupt_row_is_invalid_data_not_a_panic() {
         let db = crate::TempSqlite::new().await;

@@ -97,6 +97,7 @@ impl CandleStore for SqliteStorage {
         .execute(&mut *w.tx)
         .await?;
         w.tx.commit().await?;
+        self.request_checkpoint();
         Ok(IngestOutcome {
             inserted,
             updated,

@@ -229,6 +229,15 @@ pub(crate) async fn pages_of_any_size_are_stored_whole(s: &dyn Storage) {
     assert_eq!(all_candles(s, "AAPL", true).await, expected);
 }
 
+/// Creates a job of one symbol, claims it and stores one page of `n` candles.
+pub(crate) async fn store_one_page(s: &dyn Storage, n: i64) {
+    create(s, &["AAPL"]).await;
+    let c = claim_one(s, "w1", LONG).await;
+    s.ingest_page(&c.lease, &bars("AAPL", 0, n), minute(n - 1))
+        .await
+        .unwrap();
+}
+
 pub(crate) async fn a_changed_close_counts_as_one_update(s: &dyn Storage) {
     let job = create(s, &["AAPL"]).await;
     let c = claim_one(s, "w1", LONG).await;

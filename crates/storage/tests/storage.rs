@@ -177,7 +177,7 @@ mod sqlite_only {
 
     /// Page writes leave the copy of the WAL into the database file to a checkpointer of their
     /// own: the file fills up although the write connection alone would not checkpoint before
-    /// the WAL held 16,384 pages.
+    /// the WAL held 2,048 pages (a page of 20,000 candles is about 350).
     #[tokio::test]
     async fn pages_reach_the_database_file_through_the_background_checkpointer() {
         let db = crate::TempSqlite::new().await;

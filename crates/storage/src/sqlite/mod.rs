@@ -195,18 +195,20 @@ impl SqliteStorage {
     }
 }
 
-/// The write connection checkpoints by itself when the WAL holds this many pages (64 MiB of
-/// 4 KiB pages), which bounds the WAL file; the background checkpointer has copied most of them
-/// by then.
-const WRITER_AUTOCHECKPOINT: u32 = 16_384;
+/// The write connection checkpoints by itself when the WAL holds this many pages (8 MiB of 4 KiB
+/// pages), which bounds the WAL and lets it start again from its beginning; the background
+/// checkpointer has copied and synced most of them by then, so the writer's checkpoint is short.
+/// (16,384 let the WAL grow to 64 MiB and made `ingest_page` alone 10 % slower than checkpointing
+/// every 1,000 pages on the writer; 2,048 and 4,096 are both about 20 % faster than that.)
+const WRITER_AUTOCHECKPOINT: u32 = 2_048;
 
 /// Copies the WAL into the database file after page writes, on a connection of its own, so that
 /// the write connection does not stop after every page to copy a page's worth of WAL and
 /// `fsync` twice, as SQLite's automatic checkpoint (every 1,000 WAL pages, on the committing
 /// connection) would make it (a `PASSIVE` checkpoint runs beside writers and readers). The
-/// writer's own automatic checkpoint, at [`WRITER_AUTOCHECKPOINT`] pages, then finds little left
-/// to copy, and the WAL starts again from its beginning. Durability is unchanged: committed pages
-/// are in the WAL either way. Ends when every handle of the storage is gone.
+/// writer's own automatic checkpoint, every [`WRITER_AUTOCHECKPOINT`] pages, then finds little
+/// left to copy. Durability is unchanged: committed pages are in the WAL either way. Ends when
+/// every handle of the storage is gone.
 fn spawn_checkpointer(pool: SqlitePool) -> mpsc::Sender<()> {
     let (tx, mut rx) = mpsc::channel::<()>(1);
     tokio::spawn(async move {

@@ -86,7 +86,7 @@ pub(crate) struct WorkerArgs {
     /// Seconds a task's lease lasts without a heartbeat; a dead worker's tasks move on after it.
     #[arg(long, env = "BACKFILL_LEASE_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(3..=3600))]
     pub(crate) lease_seconds: u64,
-    /// Attempts of a symbol before a transient failure fails it.
+    /// Attempts of a symbol before a transient failure, or its worker dying mid-task, fails it.
     #[arg(long, env = "BACKFILL_MAX_ATTEMPTS", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub(crate) max_attempts: u32,
 }

@@ -99,7 +99,7 @@ async fn claim(
 ) -> Result<Vec<ClaimedTask>, BoxError> {
     s.create_job(&spec(data)?, None).await?;
     let mut claimed = s
-        .claim_tasks("bench", data.len() as u32, LEASE, None)
+        .claim_tasks("bench", data.len() as u32, LEASE, None, 5)
         .await?;
     claimed.sort_by_key(|c| {
         data.iter()

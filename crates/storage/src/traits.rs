@@ -97,6 +97,10 @@ pub trait TaskQueue: Send + Sync {
     /// up other jobs). Concurrent claims never return the same task. Each claim increments the task's
     /// attempts and its fencing token, and puts a queued job in `running`.
     ///
+    /// A running task whose lease expired after its `max_attempts`-th attempt is not claimed
+    /// again but marked failed (its worker died every time: a task that crashes the process must
+    /// not be reclaimed for ever), and its job settles like after [`TaskQueue::fail_task`].
+    ///
     /// # Errors
     /// Only database errors.
     async fn claim_tasks(
@@ -105,6 +109,7 @@ pub trait TaskQueue: Send + Sync {
         max: u32,
         lease_ttl: Duration,
         only_job: Option<JobId>,
+        max_attempts: u32,
     ) -> Result<Vec<ClaimedTask>>;
 
     /// Extends the leases still held by `worker_id` to `lease_ttl` from now, and reports the

@@ -67,6 +67,7 @@ suite!(
     coverage_merges_adjacent_and_overlapping_intervals,
     a_transient_failure_waits_for_its_retry_time,
     max_attempts_leads_to_failed,
+    a_task_whose_worker_always_dies_fails_after_its_last_attempt,
     job_status_settles_when_all_tasks_end,
     release_leases_requeues_at_once,
     wait_for_work_wakes_on_create,

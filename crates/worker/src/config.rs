@@ -19,7 +19,8 @@ pub struct WorkerConfig {
     pub heartbeat_interval: Duration,
     /// The longest an idle worker waits before looking for work again, whatever wake-ups say.
     pub idle_poll: Duration,
-    /// Attempts of a task before a transient failure fails it for good.
+    /// Attempts of a task before a transient failure, or its worker dying mid-task (a lease that
+    /// expired on the last attempt), fails it for good.
     pub max_attempts: u32,
     /// The wait before a task whose transient failure outlived the client's retries runs again.
     pub retry_backoff: Backoff,

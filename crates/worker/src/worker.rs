@@ -130,7 +130,13 @@ impl Worker {
             let free = cfg.concurrency.saturating_sub(running.tasks.len());
             if free > 0 && !trouble.pausing() {
                 match queue
-                    .claim_tasks(cfg.id.as_str(), free as u32, cfg.lease_ttl, cfg.only_job)
+                    .claim_tasks(
+                        cfg.id.as_str(),
+                        free as u32,
+                        cfg.lease_ttl,
+                        cfg.only_job,
+                        cfg.max_attempts,
+                    )
                     .await
                 {
                     Ok(claimed) => {

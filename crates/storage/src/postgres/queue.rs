@@ -53,11 +53,32 @@ impl TaskQueue for PgStorage {
         max: u32,
         lease_ttl: Duration,
         only_job: Option<JobId>,
+        max_attempts: u32,
     ) -> Result<Vec<ClaimedTask>> {
         if max == 0 {
             return Ok(Vec::new());
         }
         let mut tx = self.pool.begin().await?;
+        // Running tasks whose workers died on their last attempt: failed, not reclaimed.
+        let mut exhausted: Vec<Uuid> = sqlx::query_scalar(
+            "UPDATE tasks SET status = 'failed', worker_id = NULL, lease_expires_at = NULL, \
+             next_attempt_at = NULL, finished_at = now(), updated_at = now(), \
+             last_error = 'the worker running attempt ' || attempts || ' of ' || $1 || \
+                 ' stopped without recording an outcome (its lease expired); no attempts left' \
+             WHERE id IN (SELECT t.id FROM tasks t JOIN jobs j ON j.id = t.job_id \
+               WHERE j.status IN ('queued', 'running') AND t.status = 'running' \
+                 AND t.lease_expires_at <= now() AND t.attempts >= $1 \
+               FOR UPDATE OF t SKIP LOCKED) \
+             RETURNING job_id",
+        )
+        .bind(i32::try_from(max_attempts).unwrap_or(i32::MAX))
+        .fetch_all(&mut *tx)
+        .await?;
+        exhausted.sort_unstable();
+        exhausted.dedup();
+        for job_id in exhausted {
+            settle_job(&mut tx, job_id).await?;
+        }
         // Running tasks of cancelled jobs whose workers died are done: cancel them.
         sqlx::query(
             "UPDATE tasks SET status = 'cancelled', worker_id = NULL, lease_expires_at = NULL, \

@@ -53,12 +53,33 @@ impl TaskQueue for SqliteStorage {
         max: u32,
         lease_ttl: Duration,
         only_job: Option<JobId>,
+        max_attempts: u32,
     ) -> Result<Vec<ClaimedTask>> {
         if max == 0 {
             return Ok(Vec::new());
         }
         let mut w = self.write_tx().await?;
         let now = now_ms();
+        // Running tasks whose workers died on their last attempt: failed, not reclaimed.
+        let exhausted: Vec<String> = sqlx::query_scalar(
+            "UPDATE tasks SET status = 'failed', worker_id = NULL, lease_expires_at = NULL, \
+             next_attempt_at = NULL, finished_at = ?1, updated_at = ?1, \
+             last_error = 'the worker running attempt ' || attempts || ' of ' || ?2 || \
+                 ' stopped without recording an outcome (its lease expired); no attempts left' \
+             WHERE status = 'running' AND lease_expires_at <= ?1 AND attempts >= ?2 \
+               AND job_id IN (SELECT id FROM jobs WHERE status IN ('queued', 'running')) \
+             RETURNING job_id",
+        )
+        .bind(now)
+        .bind(i64::from(max_attempts))
+        .fetch_all(&mut *w.tx)
+        .await?;
+        let mut exhausted_jobs = exhausted;
+        exhausted_jobs.sort_unstable();
+        exhausted_jobs.dedup();
+        for job_id in &exhausted_jobs {
+            settle_job(&mut w.tx, job_id).await?;
+        }
         sqlx::query(
             "UPDATE tasks SET status = 'cancelled', worker_id = NULL, lease_expires_at = NULL, \
              finished_at = ?1, updated_at = ?1 \

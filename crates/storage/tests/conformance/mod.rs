@@ -16,6 +16,9 @@ const LONG: Duration = Duration::from_secs(600);
 /// A lease that is expired as soon as it is granted.
 const EXPIRED: Duration = Duration::ZERO;
 
+/// The attempts a task may take, passed to every claim.
+const ATTEMPTS: u32 = 5;
+
 fn t0() -> DateTime<Utc> {
     "2024-01-02T14:30:00Z".parse().unwrap()
 }
@@ -85,11 +88,13 @@ async fn create(s: &dyn Storage, symbols: &[&str]) -> JobId {
 }
 
 async fn claim_all(s: &dyn Storage, worker: &str, ttl: Duration) -> Vec<ClaimedTask> {
-    s.claim_tasks(worker, 100, ttl, None).await.unwrap()
+    s.claim_tasks(worker, 100, ttl, None, ATTEMPTS)
+        .await
+        .unwrap()
 }
 
 async fn claim_one(s: &dyn Storage, worker: &str, ttl: Duration) -> ClaimedTask {
-    let mut claimed = s.claim_tasks(worker, 1, ttl, None).await.unwrap();
+    let mut claimed = s.claim_tasks(worker, 1, ttl, None, ATTEMPTS).await.unwrap();
     assert_eq!(claimed.len(), 1, "expected one runnable task");
     claimed.remove(0)
 }
@@ -359,8 +364,12 @@ pub(crate) async fn concurrent_claims_never_share_a_task(s: &dyn Storage) {
     let symbols: Vec<&str> = symbols.iter().map(String::as_str).collect();
     create(s, &symbols).await;
     let workers: Vec<String> = (0..8).map(|i| format!("worker-{i}")).collect();
-    let claims =
-        futures::future::join_all(workers.iter().map(|w| s.claim_tasks(w, 3, LONG, None))).await;
+    let claims = futures::future::join_all(
+        workers
+            .iter()
+            .map(|w| s.claim_tasks(w, 3, LONG, None, ATTEMPTS)),
+    )
+    .await;
     let mut seen = HashSet::new();
     let mut total = 0;
     for (worker, claimed) in workers.iter().zip(claims) {
@@ -375,7 +384,7 @@ pub(crate) async fn concurrent_claims_never_share_a_task(s: &dyn Storage) {
     }
     assert_eq!(total, 20);
     assert!(s
-        .claim_tasks("late", 5, LONG, None)
+        .claim_tasks("late", 5, LONG, None, ATTEMPTS)
         .await
         .unwrap()
         .is_empty());
@@ -384,13 +393,16 @@ pub(crate) async fn concurrent_claims_never_share_a_task(s: &dyn Storage) {
 pub(crate) async fn a_claim_for_one_job_takes_only_its_tasks(s: &dyn Storage) {
     let older = create(s, &["AAPL", "MSFT"]).await;
     let mine = create(s, &["NVDA", "TSLA"]).await;
-    let claimed = s.claim_tasks("w1", 10, LONG, Some(mine)).await.unwrap();
+    let claimed = s
+        .claim_tasks("w1", 10, LONG, Some(mine), ATTEMPTS)
+        .await
+        .unwrap();
     assert_eq!(claimed.len(), 2);
     assert!(claimed
         .iter()
         .all(|c| c.job.id == mine && c.task.job_id == mine));
     assert!(s
-        .claim_tasks("w1", 10, LONG, Some(mine))
+        .claim_tasks("w1", 10, LONG, Some(mine), ATTEMPTS)
         .await
         .unwrap()
         .is_empty());
@@ -399,7 +411,7 @@ pub(crate) async fn a_claim_for_one_job_takes_only_its_tasks(s: &dyn Storage) {
         task_status(s, older).await,
         [TaskStatus::Queued, TaskStatus::Queued]
     );
-    let rest = s.claim_tasks("w2", 10, LONG, None).await.unwrap();
+    let rest = s.claim_tasks("w2", 10, LONG, None, ATTEMPTS).await.unwrap();
     assert!(rest.len() == 2 && rest.iter().all(|c| c.job.id == older));
 }
 
@@ -426,7 +438,11 @@ pub(crate) async fn an_expired_lease_is_reclaimed(s: &dyn Storage) {
         .unwrap();
     assert!(report.lost.is_empty() && report.cancelled.is_empty());
     // A held lease is not runnable.
-    assert!(s.claim_tasks("w3", 1, LONG, None).await.unwrap().is_empty());
+    assert!(s
+        .claim_tasks("w3", 1, LONG, None, ATTEMPTS)
+        .await
+        .unwrap()
+        .is_empty());
     let details = s.get_job(job).await.unwrap();
     assert_eq!(details.tasks[0].worker_id.as_deref(), Some("w2"));
 }
@@ -520,7 +536,7 @@ pub(crate) async fn cancel_and_retry_follow_the_state_machine(s: &dyn Storage) {
         other => panic!("expected Conflict, got {other:?}"),
     }
     assert!(s
-        .claim_tasks("w1", 10, LONG, None)
+        .claim_tasks("w1", 10, LONG, None, ATTEMPTS)
         .await
         .unwrap()
         .is_empty());
@@ -872,10 +888,42 @@ pub(crate) async fn a_transient_failure_waits_for_its_retry_time(s: &dyn Storage
     assert_eq!(details.job.status, JobStatus::Running);
     // Not due yet: nobody can claim it.
     assert!(s
-        .claim_tasks("w2", 10, LONG, None)
+        .claim_tasks("w2", 10, LONG, None, ATTEMPTS)
         .await
         .unwrap()
         .is_empty());
+}
+
+/// A task whose worker dies on every attempt (its lease expires each time) fails after the last
+/// attempt instead of being reclaimed for ever, and its job settles.
+pub(crate) async fn a_task_whose_worker_always_dies_fails_after_its_last_attempt(s: &dyn Storage) {
+    let job = create(s, &["AAPL"]).await;
+    for attempt in 1..=3 {
+        let c = s
+            .claim_tasks("w", 1, EXPIRED, None, 3)
+            .await
+            .unwrap()
+            .remove(0);
+        assert_eq!(c.task.attempts, attempt);
+    }
+    // The third attempt's lease has expired too: nothing is claimable, the task failed.
+    assert!(s
+        .claim_tasks("w", 1, LONG, None, 3)
+        .await
+        .unwrap()
+        .is_empty());
+    let details = s.get_job(job).await.unwrap();
+    let task = &details.tasks[0];
+    assert_eq!(task.status, TaskStatus::Failed);
+    assert_eq!(task.attempts, 3);
+    assert_eq!(task.worker_id, None);
+    let error = task.last_error.as_deref().unwrap();
+    assert!(
+        error.contains("attempt 3 of 3") && error.contains("lease expired"),
+        "{error}"
+    );
+    assert_eq!(details.job.status, JobStatus::Failed);
+    assert!(details.job.finished_at.is_some());
 }
 
 pub(crate) async fn max_attempts_leads_to_failed(s: &dyn Storage) {
@@ -905,7 +953,11 @@ pub(crate) async fn max_attempts_leads_to_failed(s: &dyn Storage) {
     assert_eq!(details.tasks[0].next_attempt_at, None);
     assert_eq!(details.job.status, JobStatus::Failed);
     assert!(details.job.finished_at.is_some());
-    assert!(s.claim_tasks("w1", 1, LONG, None).await.unwrap().is_empty());
+    assert!(s
+        .claim_tasks("w1", 1, LONG, None, ATTEMPTS)
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 pub(crate) async fn job_status_settles_when_all_tasks_end(s: &dyn Storage) {

@@ -41,8 +41,7 @@ pub(crate) async fn postgres(ctx: &Ctx) -> (Vec<Row>, Option<Recorded>) {
             Err(e) => return (vec![Row::failed(name, &e)], None),
         }
     }
-    let ratios: Vec<f64> = runs.iter().map(PgMeasured::ratio).collect();
-    let m = runs.swap_remove(median_index(&ratios));
+    let (m, ratios) = median_run(runs, PgMeasured::ratio);
     let rows = vec![
         rate_row(
             name,
@@ -56,7 +55,7 @@ pub(crate) async fn postgres(ctx: &Ctx) -> (Vec<Row>, Option<Recorded>) {
                 thousands(PAGE as u64),
                 m.reference_secs
             ),
-            m.reference_rows as f64 / m.reference_secs,
+            m.ratio(),
             &ratios,
         ),
         count_row("PostgreSQL", w, &m.run, m.stored_in_table),
@@ -82,8 +81,7 @@ pub(crate) async fn sqlite(ctx: &Ctx) -> Vec<Row> {
             Err(e) => return vec![Row::failed(name, &e)],
         }
     }
-    let ratios: Vec<f64> = runs.iter().map(SqliteMeasured::ratio).collect();
-    let m = runs.swap_remove(median_index(&ratios));
+    let (m, ratios) = median_run(runs, SqliteMeasured::ratio);
     let others: Vec<String> = m
         .candidates
         .iter()
@@ -112,18 +110,25 @@ pub(crate) async fn sqlite(ctx: &Ctx) -> Vec<Row> {
                 m.best_secs,
                 others.join(", ")
             ),
-            m.reference_rows as f64 / m.best_secs,
+            m.ratio(),
             &ratios,
         ),
         count_row("SQLite", w, &m.run, m.stored_in_table),
     ]
 }
 
-/// The index of the median of `values` (the lower one of an even count).
-fn median_index(values: &[f64]) -> usize {
-    let mut order: Vec<usize> = (0..values.len()).collect();
-    order.sort_by(|a, b| values[*a].total_cmp(&values[*b]));
-    order[(values.len() - 1) / 2]
+/// The run whose ratio is the median (the lower one of an even count), and every run's ratio in
+/// the order they ran.
+fn median_run<M>(mut runs: Vec<M>, ratio: impl Fn(&M) -> f64) -> (M, Vec<f64>) {
+    let ratios: Vec<f64> = runs.iter().map(ratio).collect();
+    let mut order: Vec<usize> = (0..ratios.len()).collect();
+    order.sort_by(|a, b| ratios[*a].total_cmp(&ratios[*b]));
+    (runs.swap_remove(order[(ratios.len() - 1) / 2]), ratios)
+}
+
+/// The worker's rate of `stored` candles in `wall_secs` over the reference's rate.
+fn ratio(stored: u64, wall_secs: f64, reference_rows: u64, reference_secs: f64) -> f64 {
+    (stored as f64 / wall_secs) / (reference_rows as f64 / reference_secs)
 }
 
 /// The rate row: the worker's candles per second of wall time against the reference's, in the
@@ -133,11 +138,9 @@ fn rate_row(
     run: &RunOutcome,
     stored: u64,
     reference: String,
-    reference_rate: f64,
+    ratio: f64,
     ratios: &[f64],
 ) -> Row {
-    let rate = stored as f64 / run.wall_secs;
-    let ratio = rate / reference_rate;
     let spread = if ratios.len() > 1 {
         let listed: Vec<String> = ratios.iter().map(|r| format!("{r:.2}")).collect();
         format!(
@@ -190,8 +193,12 @@ struct PgMeasured {
 
 impl PgMeasured {
     fn ratio(&self) -> f64 {
-        (self.stored_in_table as f64 / self.run.wall_secs)
-            / (self.reference_rows as f64 / self.reference_secs)
+        ratio(
+            self.stored_in_table,
+            self.run.wall_secs,
+            self.reference_rows,
+            self.reference_secs,
+        )
     }
 }
 
@@ -323,8 +330,12 @@ struct SqliteMeasured {
 
 impl SqliteMeasured {
     fn ratio(&self) -> f64 {
-        (self.stored_in_table as f64 / self.run.wall_secs)
-            / (self.reference_rows as f64 / self.best_secs)
+        ratio(
+            self.stored_in_table,
+            self.run.wall_secs,
+            self.reference_rows,
+            self.best_secs,
+        )
     }
 }
 

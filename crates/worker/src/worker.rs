@@ -61,7 +61,7 @@ pub(crate) struct Running {
     pub(crate) reason: OnceLock<StopReason>,
     /// Set when the task has stopped fetching and storing and records its outcome, which ends
     /// the lease: heartbeats leave it alone from then on.
-    pub(crate) finishing: AtomicBool,
+    finishing: AtomicBool,
 }
 
 impl Running {
@@ -85,7 +85,7 @@ impl Running {
         self.finishing.store(true, Ordering::Release);
     }
 
-    pub(crate) fn is_finishing(&self) -> bool {
+    fn is_finishing(&self) -> bool {
         self.finishing.load(Ordering::Acquire)
     }
 

@@ -61,7 +61,7 @@ impl TaskQueue for SqliteStorage {
         let mut w = self.write_tx().await?;
         let now = now_ms();
         // Running tasks whose workers died on their last attempt: failed, not reclaimed.
-        let exhausted: Vec<String> = sqlx::query_scalar(
+        let mut exhausted: Vec<String> = sqlx::query_scalar(
             "UPDATE tasks SET status = 'failed', worker_id = NULL, lease_expires_at = NULL, \
              next_attempt_at = NULL, finished_at = ?1, updated_at = ?1, \
              last_error = 'the worker running attempt ' || attempts || ' of ' || ?2 || \
@@ -74,10 +74,9 @@ impl TaskQueue for SqliteStorage {
         .bind(i64::from(max_attempts))
         .fetch_all(&mut *w.tx)
         .await?;
-        let mut exhausted_jobs = exhausted;
-        exhausted_jobs.sort_unstable();
-        exhausted_jobs.dedup();
-        for job_id in &exhausted_jobs {
+        exhausted.sort_unstable();
+        exhausted.dedup();
+        for job_id in &exhausted {
             settle_job(&mut w.tx, job_id).await?;
         }
         sqlx::query(

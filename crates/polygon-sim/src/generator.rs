@@ -10,52 +10,13 @@ use std::fmt;
 use std::ops::ControlFlow;
 use std::sync::{Arc, Mutex};
 
-use backfill_domain::{BaseAggregate, Candle, DateRange, Ohlcv, Symbol, Timeframe};
-use chrono::DateTime;
-use serde::Serialize;
+use backfill_domain::{BaseAggregate, Candle, DateRange, Symbol, Timeframe};
 
+use crate::bar::SimBar;
 use crate::calendar::{
     is_weekend, ny_day, ny_hour_ms, ny_midnight_ms, Bucketing, END_DAY, FIRST_DAY,
 };
 use crate::hash::{fnv, hash, mix, normal, unit, unit_pair};
-
-/// One bar as the simulator serves it, with Polygon's field names and order.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct SimBar {
-    /// Volume.
-    pub v: f64,
-    /// Volume-weighted average price.
-    pub vw: f64,
-    /// Open.
-    pub o: f64,
-    /// Close.
-    pub c: f64,
-    /// High.
-    pub h: f64,
-    /// Low.
-    pub l: f64,
-    /// Start of the bar, Unix milliseconds.
-    pub t: i64,
-    /// Number of trades.
-    pub n: u64,
-}
-
-impl SimBar {
-    /// The bar as a domain candle.
-    pub fn to_candle(&self, symbol: &Symbol, timeframe: Timeframe) -> Option<Candle> {
-        let ts = DateTime::from_timestamp_millis(self.t)?;
-        let values = Ohlcv {
-            open: self.o,
-            high: self.h,
-            low: self.l,
-            close: self.c,
-            volume: self.v,
-            vwap: Some(self.vw),
-            trades: Some(self.n),
-        };
-        Candle::new(symbol.clone(), timeframe, ts, values).ok()
-    }
-}
 
 /// A bar together with the number of base aggregates it was built from (what `limit` counts).
 #[derive(Debug, Clone, Copy, PartialEq)]

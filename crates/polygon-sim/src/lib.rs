@@ -21,6 +21,7 @@
 //! the clock; day and longer bars start at New York midnight (see the `calendar` module notes on
 //! multiples). Adjusted and unadjusted prices differ before one simulated split per stock.
 
+mod bar;
 mod calendar;
 mod config;
 mod cursor;
@@ -31,8 +32,9 @@ mod hash;
 mod render;
 mod server;
 
+pub use bar::SimBar;
 pub use config::SimConfig;
 pub use error::{Error, Result};
 pub use fault::{Fault, SimStats};
-pub use generator::{MarketGenerator, SimBar};
+pub use generator::MarketGenerator;
 pub use server::{RunningSimulator, Simulator, DEFAULT_LIMIT, MAX_LIMIT};

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::generator::SimBar;
+use crate::bar::SimBar;
 
 /// What the `results` key of a body holds.
 #[derive(Debug, Clone, Copy)]

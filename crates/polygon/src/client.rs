@@ -251,7 +251,7 @@ impl PolygonClient {
             }
             source = cause.source();
         }
-        let message = crate::wire::redact(message, self.inner.config.api_key.expose_secret());
+        let message = crate::error::redact(message, self.inner.config.api_key.expose_secret());
         let mut stats = self.stats_mut();
         if timed_out {
             stats.timeouts += 1;

@@ -124,7 +124,7 @@ impl Error {
     /// The same error with every occurrence of `secret` replaced.
     pub(crate) fn redact(mut self, secret: &str) -> Self {
         let message = message_of!(&mut self);
-        *message = crate::wire::redact(std::mem::take(message), secret);
+        *message = redact(std::mem::take(message), secret);
         self
     }
 }
@@ -133,6 +133,15 @@ fn retry_after_text(retry_after: Option<Duration>) -> String {
     match retry_after {
         Some(d) => format!(", retry after {}s", d.as_secs_f64()),
         None => String::new(),
+    }
+}
+
+/// Replaces every occurrence of `secret` in `text`.
+pub(crate) fn redact(text: String, secret: &str) -> String {
+    if secret.is_empty() || !text.contains(secret) {
+        text
+    } else {
+        text.replace(secret, "[redacted]")
     }
 }
 

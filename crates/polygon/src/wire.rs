@@ -408,15 +408,6 @@ fn excerpt(body: &[u8], max: usize) -> String {
     )
 }
 
-/// Replaces every occurrence of `secret` in `text`.
-pub(crate) fn redact(text: String, secret: &str) -> String {
-    if secret.is_empty() || !text.contains(secret) {
-        text
-    } else {
-        text.replace(secret, "[redacted]")
-    }
-}
-
 /// Reads `Retry-After` as delta-seconds (fractions tolerated) or an HTTP date.
 pub(crate) fn parse_retry_after(value: &str) -> Option<Duration> {
     let value = value.trim();

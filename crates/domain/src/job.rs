@@ -75,6 +75,36 @@ pub enum BackfillMode {
     Full,
 }
 
+impl BackfillMode {
+    /// Every mode.
+    pub const ALL: &'static [BackfillMode] = &[Self::Missing, Self::Full];
+
+    /// The snake_case name used in JSON, SQL and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Missing => "missing",
+            Self::Full => "full",
+        }
+    }
+}
+
+impl fmt::Display for BackfillMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for BackfillMode {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Self::ALL
+            .iter()
+            .copied()
+            .find(|m| m.as_str() == s)
+            .ok_or_else(|| Error::InvalidJob(format!("unknown backfill mode {:?}", excerpt(s))))
+    }
+}
+
 macro_rules! status_enum {
     ($(#[$meta:meta])* $name:ident, $entity:literal { $($variant:ident => $text:literal),+ $(,)? }) => {
         $(#[$meta])*
@@ -468,6 +498,14 @@ mod tests {
             assert_eq!(s.as_str().parse::<TaskStatus>().unwrap(), s);
         }
         assert!("done".parse::<JobStatus>().is_err());
+        for &m in BackfillMode::ALL {
+            assert_eq!(m.as_str().parse::<BackfillMode>().unwrap(), m);
+            assert_eq!(
+                serde_json::to_string(&m).unwrap(),
+                format!("\"{}\"", m.as_str())
+            );
+        }
+        assert!("partial".parse::<BackfillMode>().is_err());
     }
 
     fn spec(symbols: &[&str]) -> Result<JobSpec> {

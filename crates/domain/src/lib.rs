@@ -1,6 +1,7 @@
 //! The backfill domain model: validated symbols and timeframes, date ranges and their interval
-//! arithmetic, candles, backfill jobs with one task per symbol, the job and task state machines,
-//! and progress derived from the tasks.
+//! arithmetic, candles, backfill jobs with one task per symbol, the job and task state machines
+//! and the policies that drive them (how a job settles, what a failed attempt does to a task),
+//! progress derived from the tasks, and the progress events workers publish.
 //!
 //! This crate does no I/O: no database, no network, no files, no environment. Every type that the
 //! API exposes is serde-serialisable; with the `openapi` feature they also describe themselves to
@@ -8,7 +9,9 @@
 
 mod candle;
 mod error;
+mod event;
 mod job;
+mod lifecycle;
 mod progress;
 mod range;
 mod symbol;
@@ -16,11 +19,13 @@ mod timeframe;
 
 pub use candle::{Candle, Ohlcv};
 pub use error::{Error, Result};
+pub use event::ProgressEvent;
 pub use job::{
     BackfillJob, BackfillMode, JobId, JobSpec, JobStatus, SymbolTask, TaskId, TaskStatus,
     MAX_SYMBOLS_PER_JOB,
 };
-pub use progress::JobProgress;
+pub use lifecycle::{Settlement, TaskCounts};
+pub use progress::{JobProgress, TaskTotals};
 pub use range::{merge_intervals, DateRange, RangeBound};
 pub use symbol::Symbol;
 pub use timeframe::{BaseAggregate, Timeframe, Timespan, MAX_MULTIPLIER};

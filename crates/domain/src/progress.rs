@@ -1,7 +1,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::{BackfillJob, JobStatus, SymbolTask, TaskStatus};
+use crate::{BackfillJob, DateRange, JobStatus, SymbolTask, TaskCounts, TaskStatus};
 
 /// A job's progress, derived from its tasks on every read and never stored, so it cannot drift.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -31,32 +31,61 @@ pub struct JobProgress {
     pub eta_seconds: Option<f64>,
 }
 
-impl JobProgress {
-    /// Derives the progress of `job` from its `tasks` as of `now`.
-    pub fn derive(job: &BackfillJob, tasks: &[SymbolTask], now: DateTime<Utc>) -> Self {
-        let count = |s: TaskStatus| tasks.iter().filter(|t| t.status == s).count();
-        let range = job.spec.range();
-        let covered: f64 = tasks
-            .iter()
-            .map(|t| match (t.status, t.checkpoint) {
+/// The sums over a job's tasks that its progress is computed from. Storage may compute them in
+/// the database for listings ([`TaskTotals::of`] computes them from task rows); either way the
+/// progress follows from them by one formula, [`JobProgress::from_totals`].
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct TaskTotals {
+    pub counts: TaskCounts,
+    pub candles_stored: u64,
+    pub candles_fetched: u64,
+    pub pages: u64,
+    /// The sum over tasks of the share of the job's range they have covered: 1 for a
+    /// succeeded task, [`DateRange::fraction_through`] of its checkpoint otherwise.
+    pub covered: f64,
+}
+
+impl TaskTotals {
+    /// The totals of `tasks`, for a job over `range`.
+    pub fn of(range: DateRange, tasks: &[SymbolTask]) -> Self {
+        let mut totals = Self::default();
+        for t in tasks {
+            totals.counts.add(t.status, 1);
+            totals.candles_stored += t.candles_stored;
+            totals.candles_fetched += t.candles_fetched;
+            totals.pages += t.pages;
+            totals.covered += match (t.status, t.checkpoint) {
                 (TaskStatus::Succeeded, _) => 1.0,
                 (_, Some(cp)) => range.fraction_through(cp),
                 (_, None) => 0.0,
-            })
-            .sum();
-        let percent = if tasks.is_empty() {
+            };
+        }
+        totals
+    }
+}
+
+impl JobProgress {
+    /// Derives the progress of `job` from its `tasks` as of `now`.
+    pub fn derive(job: &BackfillJob, tasks: &[SymbolTask], now: DateTime<Utc>) -> Self {
+        Self::from_totals(job, &TaskTotals::of(job.spec.range(), tasks), now)
+    }
+
+    /// The progress of `job` from the totals of its tasks as of `now`: the one formula for
+    /// percent, rate and ETA.
+    pub fn from_totals(job: &BackfillJob, t: &TaskTotals, now: DateTime<Utc>) -> Self {
+        let total = t.counts.total();
+        let percent = if total == 0 {
             0.0
         } else {
-            (covered / tasks.len() as f64 * 100.0).clamp(0.0, 100.0)
+            (t.covered / total as f64 * 100.0).clamp(0.0, 100.0)
         };
-        let candles_stored = tasks.iter().map(|t| t.candles_stored).sum();
         let elapsed_seconds = job.started_at.map(|start| {
             let end = job.finished_at.unwrap_or(now);
             ((end - start).num_milliseconds().max(0)) as f64 / 1000.0
         });
         let candles_per_second = elapsed_seconds
             .filter(|&e| e > 0.0)
-            .map(|e| candles_stored as f64 / e);
+            .map(|e| t.candles_stored as f64 / e);
         let eta_seconds = match (job.status, elapsed_seconds) {
             (JobStatus::Running, Some(e)) if percent > 0.0 && percent < 100.0 => {
                 Some(e * (100.0 - percent) / percent)
@@ -64,15 +93,15 @@ impl JobProgress {
             _ => None,
         };
         Self {
-            symbols_total: tasks.len(),
-            symbols_done: count(TaskStatus::Succeeded),
-            symbols_failed: count(TaskStatus::Failed),
-            symbols_running: count(TaskStatus::Running),
-            symbols_queued: count(TaskStatus::Queued),
-            symbols_cancelled: count(TaskStatus::Cancelled),
-            candles_stored,
-            candles_fetched: tasks.iter().map(|t| t.candles_fetched).sum(),
-            pages: tasks.iter().map(|t| t.pages).sum(),
+            symbols_total: total,
+            symbols_done: t.counts.succeeded,
+            symbols_failed: t.counts.failed,
+            symbols_running: t.counts.running,
+            symbols_queued: t.counts.queued,
+            symbols_cancelled: t.counts.cancelled,
+            candles_stored: t.candles_stored,
+            candles_fetched: t.candles_fetched,
+            pages: t.pages,
             percent,
             elapsed_seconds,
             candles_per_second,
@@ -87,7 +116,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::{BackfillMode, DateRange, JobId, JobSpec, Symbol, TaskId, Timeframe};
+    use crate::{BackfillMode, JobId, JobSpec, Symbol, TaskId, Timeframe};
 
     fn t0() -> DateTime<Utc> {
         "2024-01-01T00:00:00Z".parse().unwrap()

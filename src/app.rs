@@ -6,12 +6,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use backfill_domain::JobId;
 use backfill_polygon::{PolygonClient, PolygonConfig};
 use backfill_polygon_sim::{RunningSimulator, SimConfig, Simulator};
+use backfill_progress::ProgressBus;
 use backfill_storage::postgres::PgStorage;
 use backfill_storage::sqlite::SqliteStorage;
 use backfill_storage::Storage;
-use backfill_worker::{WorkerConfig, WorkerId};
+use backfill_worker::{Worker, WorkerConfig, WorkerDeps, WorkerId};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
@@ -112,13 +114,27 @@ pub(crate) async fn market(args: &PolygonArgs) -> anyhow::Result<Market> {
     Ok(Market { client, simulator })
 }
 
-/// The worker's configuration from its flags.
-pub(crate) fn worker_config(args: &WorkerArgs) -> WorkerConfig {
+/// The one place a worker is put together, for `serve`, `worker` and `run`: its configuration
+/// from the flags (bound to `only_job` for a one-shot run), storage in both of its roles, the
+/// market data client, and the bus it reports progress on.
+pub(crate) fn worker(
+    storage: &Arc<dyn Storage>,
+    client: PolygonClient,
+    args: &WorkerArgs,
+    only_job: Option<JobId>,
+    bus: ProgressBus,
+) -> Worker {
     let mut config = WorkerConfig::new(WorkerId::generate(&hostname()));
     config.concurrency = usize::from(args.concurrency);
     config.lease_ttl = Duration::from_secs(args.lease_seconds);
     config.max_attempts = args.max_attempts;
-    config
+    config.only_job = only_job;
+    let deps = WorkerDeps {
+        queue: storage.clone(),
+        candles: storage.clone(),
+        market: Arc::new(client),
+    };
+    Worker::new(deps, bus, config)
 }
 
 fn hostname() -> String {
@@ -130,10 +146,24 @@ fn hostname() -> String {
         .unwrap_or_else(|| "localhost".to_owned())
 }
 
-/// Resolves on SIGINT (Ctrl-C) or SIGTERM. The handlers are installed when this is called, not
-/// when the future is first polled, so a signal that arrives in between is not lost (and does
-/// not kill the process with the default action). Call it inside the runtime, early.
-pub(crate) fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
+/// A token that is cancelled on SIGINT (Ctrl-C) or SIGTERM, which is logged. The handlers are
+/// installed when this is called, so a signal that arrives before anything waits on the token
+/// is not lost (and does not kill the process with the default action). Call it inside the
+/// runtime, first thing.
+pub(crate) fn shutdown_on_signal() -> CancellationToken {
+    let signal = shutdown_signal();
+    let token = CancellationToken::new();
+    let stop = token.clone();
+    tokio::spawn(async move {
+        signal.await;
+        tracing::info!("signal received; shutting down");
+        stop.cancel();
+    });
+    token
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM; the handlers are installed when this is called.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};

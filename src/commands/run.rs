@@ -4,17 +4,15 @@
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use backfill_domain::ProgressEvent;
 use backfill_domain::{JobStatus, Symbol, TaskStatus};
+use backfill_progress::{ProgressBus, RecvError};
 use backfill_storage::JobDetails;
-use backfill_worker::{ProgressBus, ProgressEvent, Worker, WorkerDeps};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
-use tokio::sync::broadcast::error::RecvError;
-use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::app;
@@ -22,35 +20,27 @@ use crate::cli::RunArgs;
 use crate::commands::plan;
 
 pub(crate) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let signal = app::shutdown_signal();
+    let signalled = app::shutdown_on_signal();
     let spec = plan::spec(args.spec)?;
     let market = app::market(&args.polygon).await?;
     let (storage, backend) = app::open_storage(&args.database, args.polygon.demo).await?;
-    let mut config = app::worker_config(&args.worker);
     let job = storage
         .create_job(&spec, None)
         .await
         .context("creating the job")?
         .job;
-    config.only_job = Some(job.id);
     info!(job_id = %job.id, %backend, symbols = spec.symbols().len(), "backfill started");
 
     let bus = ProgressBus::new(4096);
     let mut events = bus.subscribe();
-    let deps = WorkerDeps {
-        queue: storage.clone(),
-        candles: storage.clone(),
-        jobs: storage.clone(),
-        market: Arc::new(market.client),
-    };
-    let worker = Worker::new(deps, bus, config);
-    let shutdown = CancellationToken::new();
+    let worker = app::worker(&storage, market.client, &args.worker, Some(job.id), bus);
+    // The worker stops on a signal, or once the job has ended.
+    let shutdown = signalled.child_token();
     let token = shutdown.clone();
     let worker = tokio::spawn(async move { worker.run(token).await });
 
     let mut ui = Ui::new(spec.symbols().len());
     let mut tick = tokio::time::interval(Duration::from_millis(250));
-    tokio::pin!(signal);
     let mut interrupted = false;
     loop {
         tokio::select! {
@@ -72,7 +62,7 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                     break;
                 }
             }
-            () = &mut signal => {
+            () = signalled.cancelled() => {
                 interrupted = true;
                 break;
             }

@@ -1,11 +1,12 @@
 //! `backfill serve`: the REST API and dashboard, with an embedded worker unless `--no-worker`.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use backfill_api::{ApiConfig, AppState};
-use backfill_worker::{ProgressBus, Worker, WorkerDeps};
+use backfill_progress::ProgressBus;
+use backfill_worker::Worker;
+use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -16,7 +17,7 @@ use crate::cli::ServeArgs;
 const DRAIN: Duration = Duration::from_secs(5);
 
 pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let signal = app::shutdown_signal();
+    let shutdown = app::shutdown_on_signal();
     let metrics = app::install_metrics()?;
     backfill_api::describe_metrics();
     let market = if args.no_worker {
@@ -38,45 +39,25 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let mut state = AppState::new(storage.clone(), storage.clone(), config)
         .with_metrics_renderer(move || metrics.render());
 
-    let shutdown = CancellationToken::new();
     app::export_job_metrics(storage.clone(), shutdown.clone());
-    let mut worker_task = None;
+    let mut worker_stopped = None;
     let mut simulator = None;
     if let Some(market) = market {
         let bus = ProgressBus::new(4096);
         state = state.with_progress_bus(bus.clone());
         app::export_client_metrics(market.client.clone(), shutdown.clone());
-        let config = app::worker_config(&args.worker);
+        let worker = app::worker(&storage, market.client, &args.worker, None, bus);
         info!(
-            worker = %config.id,
-            concurrency = config.concurrency,
+            worker = %worker.config().id,
+            concurrency = worker.config().concurrency,
             nice = args.worker_nice,
             "embedded worker"
         );
-        let worker = Worker::new(
-            WorkerDeps {
-                queue: storage.clone(),
-                candles: storage.clone(),
-                jobs: storage.clone(),
-                market: Arc::new(market.client),
-            },
-            bus,
-            config,
-        );
-        // The worker runs on a runtime of its own at a lower CPU priority (see `ingest_runtime`),
-        // on a thread that owns that runtime and drops it when the worker has stopped.
-        let runtime = app::ingest_runtime(args.worker_nice)?;
-        let token = shutdown.clone();
-        let (done, finished) = tokio::sync::oneshot::channel();
-        let nice = args.worker_nice;
-        std::thread::Builder::new()
-            .name("backfill-ingest".to_owned())
-            .spawn(move || {
-                app::lower_thread_priority(nice);
-                let _ = done.send(runtime.block_on(worker.run(token)));
-            })
-            .context("starting the embedded worker's thread")?;
-        worker_task = Some(finished);
+        worker_stopped = Some(spawn_embedded_worker(
+            worker,
+            args.worker_nice,
+            shutdown.clone(),
+        )?);
         simulator = market.simulator;
     }
 
@@ -90,12 +71,6 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         "listening on http://{addr} (dashboard at /, API under /api/v1, OpenAPI at /api/openapi.json)"
     );
 
-    let stop = shutdown.clone();
-    tokio::spawn(async move {
-        signal.await;
-        info!("signal received; shutting down");
-        stop.cancel();
-    });
     let graceful = shutdown.clone();
     let server = backfill_api::serve(listener, state, async move { graceful.cancelled().await });
     tokio::pin!(server);
@@ -105,8 +80,9 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
             warn!("connections still open after {DRAIN:?}; closing them");
         }
     }
-    if let Some(task) = worker_task {
-        task.await
+    if let Some(stopped) = worker_stopped {
+        stopped
+            .await
             .context("the embedded worker's thread stopped without an answer")?
             .context("stopping the worker")?;
     }
@@ -115,4 +91,24 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     info!("stopped");
     Ok(())
+}
+
+/// Runs the embedded worker until `shutdown`, on a tokio runtime of its own whose threads run
+/// at CPU niceness `nice` (see [`app::ingest_runtime`]), on a thread that owns that runtime and
+/// drops it when the worker has stopped. The answer arrives when the worker has stopped.
+fn spawn_embedded_worker(
+    worker: Worker,
+    nice: u8,
+    shutdown: CancellationToken,
+) -> anyhow::Result<oneshot::Receiver<backfill_worker::Result<()>>> {
+    let runtime = app::ingest_runtime(nice)?;
+    let (done, stopped) = oneshot::channel();
+    std::thread::Builder::new()
+        .name("backfill-ingest".to_owned())
+        .spawn(move || {
+            app::lower_thread_priority(nice);
+            let _ = done.send(runtime.block_on(worker.run(shutdown)));
+        })
+        .context("starting the embedded worker's thread")?;
+    Ok(stopped)
 }

@@ -1,3 +1,5 @@
+//! `backfill sim`: serves the Polygon simulator until SIGINT or SIGTERM.
+
 use std::time::Duration;
 
 use anyhow::Context;
@@ -8,7 +10,7 @@ use crate::app;
 use crate::cli::SimArgs;
 
 pub(crate) async fn run(args: SimArgs) -> anyhow::Result<()> {
-    let signal = app::shutdown_signal();
+    let shutdown = app::shutdown_on_signal();
     let mut config = SimConfig::new().seed(args.seed);
     if let Some(key) = args.api_key {
         config = config.api_key(key);
@@ -24,7 +26,7 @@ pub(crate) async fn run(args: SimArgs) -> anyhow::Result<()> {
         base_url = sim.base_url(),
         "Polygon simulator serving; Ctrl-C stops it"
     );
-    signal.await;
+    shutdown.cancelled().await;
     sim.shutdown().await.context("stopping the simulator")?;
     Ok(())
 }

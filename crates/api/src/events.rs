@@ -13,13 +13,13 @@ use axum::extract::State;
 use axum::http::{header, HeaderName, HeaderValue};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
+use backfill_domain::ProgressEvent;
 use backfill_domain::{BackfillJob, JobId, SymbolTask, TaskStatus};
+use backfill_progress::{Receiver, RecvError};
 use backfill_storage::JobDetails;
-use backfill_worker::ProgressEvent;
 use chrono::{DateTime, Utc};
 use futures::stream;
 use serde::Serialize;
-use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::time::{sleep_until, Instant};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -85,7 +85,7 @@ pub(crate) async fn job_events(
 struct Watch {
     state: AppState,
     id: JobId,
-    bus: Option<broadcast::Receiver<ProgressEvent>>,
+    bus: Option<Receiver<ProgressEvent>>,
     /// What the last `progress` event showed.
     last: Option<Snapshot>,
     last_read: Instant,
@@ -142,7 +142,7 @@ impl Watch {
     fn new(
         state: AppState,
         id: JobId,
-        bus: Option<broadcast::Receiver<ProgressEvent>>,
+        bus: Option<Receiver<ProgressEvent>>,
         first: JobDetails,
     ) -> Self {
         let mut watch = Self {
@@ -224,7 +224,7 @@ impl Watch {
 
 /// Waits for a bus event about `id`. Events of other jobs are skipped; a lagging receiver
 /// lost events, some of which may have been about this job, so it wakes too.
-async fn wait_for_job(bus: &mut broadcast::Receiver<ProgressEvent>, id: JobId) -> Wake {
+async fn wait_for_job(bus: &mut Receiver<ProgressEvent>, id: JobId) -> Wake {
     loop {
         match bus.recv().await {
             Ok(event) if event.job_id() == id => return Wake::Check,

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::HeaderValue;
+use backfill_progress::ProgressBus;
 use backfill_storage::{CandleStore, JobRepository};
-use backfill_worker::ProgressBus;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::cache::StatusCache;

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use backfill_domain::{BackfillMode, Candle, DateRange, JobSpec, Ohlcv, Symbol, Timeframe};
 use backfill_storage::postgres::{PgIngestMethod, PgStorage};
 use backfill_storage::sqlite::SqliteStorage;
-use backfill_storage::{ClaimedTask, IngestOutcome, Storage};
+use backfill_storage::{ClaimRequest, ClaimedTask, IngestOutcome, Storage};
 use chrono::{DateTime, TimeDelta, Utc};
 use std::str::FromStr;
 
@@ -99,7 +99,13 @@ async fn claim(
 ) -> Result<Vec<ClaimedTask>, BoxError> {
     s.create_job(&spec(data)?, None).await?;
     let mut claimed = s
-        .claim_tasks("bench", data.len() as u32, LEASE, None, 5)
+        .claim_tasks(&ClaimRequest {
+            worker_id: "bench".to_owned(),
+            max: data.len() as u32,
+            lease_ttl: LEASE,
+            only_job: None,
+            max_attempts: 5,
+        })
         .await?;
     claimed.sort_by_key(|c| {
         data.iter()

@@ -1,6 +1,8 @@
 //! Persistence for backfill: the repository traits that the worker and the API are written against
 //! (jobs and their per-symbol tasks, task leases, fenced candle ingest, candle reads and coverage),
-//! and their PostgreSQL and embedded SQLite implementations. This is the only crate that uses sqlx.
+//! and their PostgreSQL and embedded SQLite implementations. This is the only crate that uses sqlx,
+//! and only with a backend feature: without `postgres` and `sqlite` it is the traits and their
+//! types alone, which is what the worker and the API build against.
 //!
 //! - [`JobRepository`]: create (idempotently), read, list, cancel and retry jobs.
 //! - [`TaskQueue`]: claim tasks with fenced leases, heartbeat, finish, fail, release, wait.
@@ -12,25 +14,26 @@
 //! mocks of the three traits are generated (`MockJobRepository`, `MockTaskQueue`,
 //! `MockCandleStore`).
 
-#[cfg_attr(
-    not(any(feature = "postgres", feature = "sqlite")),
-    expect(dead_code, reason = "the helpers serve the backends")
-)]
-mod common;
 mod error;
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+mod page;
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+mod rows;
 mod traits;
 mod types;
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+mod views;
 
 #[cfg(feature = "postgres")]
 pub mod postgres;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 
-pub use error::{Error, Result};
+pub use error::{DatabaseError, Error, Result};
 pub use traits::{CandleStore, JobRepository, Storage, TaskQueue};
 #[cfg(any(test, feature = "mocks"))]
 pub use traits::{MockCandleStore, MockJobRepository, MockTaskQueue};
 pub use types::{
-    CandlePage, CandleQuery, ClaimedTask, CreatedJob, HeartbeatReport, IngestOutcome, JobDetails,
-    JobSummary, Lease,
+    CandlePage, CandleQuery, ClaimRequest, ClaimedTask, CreatedJob, HeartbeatReport, IngestOutcome,
+    JobDetails, JobSummary, Lease, Recorded,
 };

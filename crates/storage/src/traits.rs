@@ -9,14 +9,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use backfill_domain::{
-    BackfillJob, Candle, DateRange, JobId, JobSpec, JobStatus, Symbol, TaskStatus, Timeframe,
+    BackfillJob, Candle, DateRange, JobId, JobSpec, JobStatus, Symbol, Timeframe,
 };
 use chrono::{DateTime, Utc};
 
 use crate::error::Result;
 use crate::types::{
-    CandlePage, CandleQuery, ClaimedTask, CreatedJob, HeartbeatReport, IngestOutcome, JobDetails,
-    JobSummary, Lease,
+    CandlePage, CandleQuery, ClaimRequest, ClaimedTask, CreatedJob, HeartbeatReport, IngestOutcome,
+    JobDetails, JobSummary, Lease, Recorded,
 };
 
 /// Backfill jobs and their per-symbol tasks, as the API sees them.
@@ -88,14 +88,14 @@ pub trait JobRepository: Send + Sync {
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait TaskQueue: Send + Sync {
-    /// Claims up to `max` runnable tasks for `worker_id`, each with a lease valid for
-    /// `lease_ttl`, oldest job first.
+    /// Claims up to `request.max` runnable tasks for `request.worker_id`, each with a lease
+    /// valid for `request.lease_ttl`, oldest job first.
     ///
     /// Runnable: queued and due (no retry time, or one that has passed), or running with an
     /// expired lease (its worker died). A task waiting for its retry time is not runnable.
     /// With `only_job`, only that job's tasks are claimed (a one-shot run that must not pick
-    /// up other jobs). Concurrent claims never return the same task. Each claim increments the task's
-    /// attempts and its fencing token, and puts a queued job in `running`.
+    /// up other jobs). Concurrent claims never return the same task. Each claim increments the
+    /// task's attempts and its fencing token, and puts a queued job in `running`.
     ///
     /// A running task whose lease expired after its `max_attempts`-th attempt is not claimed
     /// again but marked failed (its worker died every time: a task that crashes the process must
@@ -103,14 +103,7 @@ pub trait TaskQueue: Send + Sync {
     ///
     /// # Errors
     /// Only database errors.
-    async fn claim_tasks(
-        &self,
-        worker_id: &str,
-        max: u32,
-        lease_ttl: Duration,
-        only_job: Option<JobId>,
-        max_attempts: u32,
-    ) -> Result<Vec<ClaimedTask>>;
+    async fn claim_tasks(&self, request: &ClaimRequest) -> Result<Vec<ClaimedTask>>;
 
     /// Extends the leases still held by `worker_id` to `lease_ttl` from now, and reports the
     /// ones that were lost and the held ones whose job was cancelled.
@@ -127,16 +120,18 @@ pub trait TaskQueue: Send + Sync {
     /// Finishes a task: records `covered` as fetched for the task's series (merged with what
     /// was recorded before), marks the task succeeded and releases its lease. When it was the
     /// last unfinished task of a running job, the job settles (succeeded, completed with
-    /// errors or failed; see [`JobStatus::settled`]).
+    /// errors or failed; see [`JobStatus::settle`]), and the answer says so: no need to read
+    /// the job again.
     ///
     /// # Errors
     /// [`Error::LeaseLost`](crate::Error::LeaseLost) when the lease is not held (nothing is
     /// written).
-    async fn complete_task(&self, lease: &Lease, covered: &[DateRange]) -> Result<()>;
+    async fn complete_task(&self, lease: &Lease, covered: &[DateRange]) -> Result<Recorded>;
 
     /// Records a failed attempt. With `retry_at` and fewer than `max_attempts` attempts so far,
     /// the task goes back to the queue, runnable from `retry_at`; otherwise it fails for good
-    /// and the job may settle. Returns the task's new status (queued or failed).
+    /// (or is cancelled, when its job was) and the job may settle. Returns the task's new
+    /// status and the job's, when the job ended with it.
     ///
     /// # Errors
     /// [`Error::LeaseLost`](crate::Error::LeaseLost) when the lease is not held (nothing is
@@ -147,14 +142,15 @@ pub trait TaskQueue: Send + Sync {
         error: &str,
         retry_at: Option<DateTime<Utc>>,
         max_attempts: u32,
-    ) -> Result<TaskStatus>;
+    ) -> Result<Recorded>;
 
     /// Marks a running task cancelled (its worker noticed that the job was cancelled, or gave
-    /// up on it), keeping what it stored and its checkpoint. The job may settle.
+    /// up on it), keeping what it stored and its checkpoint. The job may end with it; the
+    /// answer says so.
     ///
     /// # Errors
     /// [`Error::LeaseLost`](crate::Error::LeaseLost) when the lease is not held.
-    async fn cancel_task(&self, lease: &Lease, reason: &str) -> Result<()>;
+    async fn cancel_task(&self, lease: &Lease, reason: &str) -> Result<Recorded>;
 
     /// On shutdown: puts every task leased by `worker_id` back in the queue, runnable at once
     /// (or cancels it when its job was cancelled). The released attempt does not count against

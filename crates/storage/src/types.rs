@@ -1,7 +1,10 @@
 //! Plain data passed across the storage traits.
 
+use std::time::Duration;
+
 use backfill_domain::{
-    BackfillJob, Candle, DateRange, JobProgress, Symbol, SymbolTask, TaskId, Timeframe,
+    BackfillJob, Candle, DateRange, JobId, JobProgress, JobStatus, Symbol, SymbolTask, TaskId,
+    TaskStatus, Timeframe,
 };
 use chrono::{DateTime, Utc};
 
@@ -47,6 +50,34 @@ pub struct ClaimedTask {
     pub lease: Lease,
     pub task: SymbolTask,
     pub job: BackfillJob,
+}
+
+/// What [`crate::TaskQueue::claim_tasks`] is asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimRequest {
+    /// The lease holder's name.
+    pub worker_id: String,
+    /// Claim at most this many tasks.
+    pub max: u32,
+    /// How long each lease lasts without a heartbeat.
+    pub lease_ttl: Duration,
+    /// Only this job's tasks (a one-shot run that must not pick up other jobs); `None` takes
+    /// any job's.
+    pub only_job: Option<JobId>,
+    /// A running task whose lease expired on this attempt is failed instead of reclaimed.
+    pub max_attempts: u32,
+}
+
+/// What recording a task's outcome ([`crate::TaskQueue::complete_task`],
+/// [`crate::TaskQueue::fail_task`], [`crate::TaskQueue::cancel_task`]) did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Recorded {
+    /// The task's new status.
+    pub task: TaskStatus,
+    /// The job's status when it has ended with this task: none of its tasks is left to run and
+    /// it settled now (succeeded, completed with errors, failed) or had already ended
+    /// (cancelled). `None` while the job goes on.
+    pub job_ended: Option<JobStatus>,
 }
 
 /// The answer to [`crate::TaskQueue::heartbeat`].

@@ -7,14 +7,16 @@
 //! - Each task works out what to fetch ([`intervals_to_fetch`]: the gaps in stored coverage in
 //!   `missing` mode, everything in `full` mode, after the task's checkpoint either way), streams
 //!   the pages and stores each with `ingest_page`, so candles and checkpoint commit together.
-//! - [`ProgressBus`] carries [`ProgressEvent`]s to the API's Server-Sent Events and the CLI.
+//! - Progress events ([`backfill_domain::ProgressEvent`]) go out on a
+//!   [`backfill_progress::ProgressBus`], to the API's Server-Sent Events and the CLI.
 
 mod backoff;
 mod config;
+mod deps;
 mod error;
-mod events;
 mod id;
 mod plan;
+mod running;
 mod task;
 mod worker;
 
@@ -23,8 +25,8 @@ mod tests;
 
 pub use backoff::Backoff;
 pub use config::WorkerConfig;
+pub use deps::WorkerDeps;
 pub use error::{Error, Result};
-pub use events::{ProgressBus, ProgressEvent};
 pub use id::WorkerId;
 pub use plan::intervals_to_fetch;
-pub use worker::{Worker, WorkerDeps};
+pub use worker::Worker;

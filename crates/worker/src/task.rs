@@ -3,14 +3,14 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use backfill_domain::{BackfillJob, DateRange, SymbolTask, TaskStatus};
+use backfill_domain::{BackfillJob, DateRange, JobStatus, ProgressEvent, SymbolTask, TaskStatus};
 use backfill_polygon::AggregatesRequest;
-use backfill_storage::{ClaimedTask, Lease};
+use backfill_storage::{ClaimedTask, Lease, Recorded};
 use chrono::{TimeDelta, Utc};
 use tracing::{debug, info, info_span, warn, Instrument};
 
-use crate::worker::{Ctx, Running, StopReason};
-use crate::{intervals_to_fetch, ProgressEvent};
+use crate::intervals_to_fetch;
+use crate::running::{Ctx, Running, StopReason};
 
 /// How fetching and storing ended, before it is recorded.
 #[derive(Debug)]
@@ -48,7 +48,12 @@ pub(crate) async fn run(ctx: Arc<Ctx>, claimed: ClaimedTask, running: Arc<Runnin
         running.finish();
         let recorded = record(&ctx, &lease, &task, &job, outcome, fetch_started).await;
         let elapsed = started.elapsed().as_secs_f64();
-        if let Some((status, error)) = recorded {
+        if let Some(Reported {
+            status,
+            error,
+            job_ended,
+        }) = recorded
+        {
             metrics::histogram!("backfill_task_duration_seconds", "status" => status.as_str())
                 .record(elapsed);
             metrics::counter!("backfill_tasks_finished_total", "status" => status.as_str())
@@ -59,8 +64,12 @@ pub(crate) async fn run(ctx: Arc<Ctx>, claimed: ClaimedTask, running: Arc<Runnin
                 status,
                 error,
             });
-            if status.is_terminal() {
-                announce_if_job_finished(&ctx, &job).await;
+            if let Some(status) = job_ended {
+                info!(%status, "job finished");
+                ctx.bus.publish(ProgressEvent::JobFinished {
+                    job_id: job.id,
+                    status,
+                });
             }
         }
     }
@@ -148,8 +157,27 @@ async fn fetch_and_store(
     Outcome::Done
 }
 
-/// Writes the outcome to the task. Returns the task's new status and error for the progress
-/// event, or `None` when the task is no longer this worker's to report.
+/// What [`record`] reports: the task's new status and error for the progress event, and the
+/// job's status when the job ended with this task.
+#[derive(Debug)]
+struct Reported {
+    status: TaskStatus,
+    error: Option<String>,
+    job_ended: Option<JobStatus>,
+}
+
+impl Reported {
+    fn new(recorded: Recorded, error: Option<String>) -> Self {
+        Self {
+            status: recorded.task,
+            error,
+            job_ended: recorded.job_ended,
+        }
+    }
+}
+
+/// Writes the outcome to the task. Returns what to report, or `None` when the task is no longer
+/// this worker's to report.
 async fn record(
     ctx: &Ctx,
     lease: &Lease,
@@ -157,7 +185,7 @@ async fn record(
     job: &BackfillJob,
     outcome: Outcome,
     fetch_started: chrono::DateTime<Utc>,
-) -> Option<(TaskStatus, Option<String>)> {
+) -> Option<Reported> {
     let queue = &ctx.deps.queue;
     let cfg = &ctx.config;
     let result = match outcome {
@@ -172,15 +200,19 @@ async fn record(
             queue
                 .complete_task(lease, &covered)
                 .await
-                .map(|()| (TaskStatus::Succeeded, None))
+                .map(|r| Reported::new(r, None))
         }
         Outcome::Stopped(StopReason::Cancelled) => queue
             .cancel_task(lease, "the job was cancelled")
             .await
-            .map(|()| (TaskStatus::Cancelled, None)),
+            .map(|r| Reported::new(r, None)),
         Outcome::Stopped(StopReason::Shutdown) => {
             info!("stopped for shutdown; the lease will be released");
-            return Some((TaskStatus::Queued, None));
+            return Some(Reported {
+                status: TaskStatus::Queued,
+                error: None,
+                job_ended: None,
+            });
         }
         Outcome::Stopped(StopReason::LeaseLost) => {
             warn!("lease lost; another worker owns this task now");
@@ -192,7 +224,7 @@ async fn record(
             queue
                 .fail_task(lease, &message, None, cfg.max_attempts)
                 .await
-                .map(|status| (status, Some(message)))
+                .map(|r| Reported::new(r, Some(message)))
         }
         Outcome::Market(err) => {
             let wait = cfg
@@ -224,7 +256,7 @@ async fn retry_later(
     lease: &Lease,
     message: String,
     wait: std::time::Duration,
-) -> backfill_storage::Result<(TaskStatus, Option<String>)> {
+) -> backfill_storage::Result<Reported> {
     let retry_at = Utc::now() + TimeDelta::from_std(wait).unwrap_or(TimeDelta::MAX);
     warn!(error = %message, ?wait, "transient failure");
     metrics::counter!("backfill_task_retries_total").increment(1);
@@ -232,38 +264,34 @@ async fn retry_later(
         .queue
         .fail_task(lease, &message, Some(retry_at), ctx.config.max_attempts)
         .await
-        .map(|status| (status, Some(message)))
+        .map(|r| Reported::new(r, Some(message)))
 }
 
 /// Records a panicked task as a transient failure, so that it is retried.
-pub(crate) async fn record_panic(ctx: &Ctx, lease: &Lease) {
+pub(crate) async fn record_panic(ctx: &Ctx, running: &Running) {
     let retry_at = Utc::now() + TimeDelta::seconds(5);
-    if let Err(err) = ctx
+    let recorded = ctx
         .deps
         .queue
         .fail_task(
-            lease,
+            &running.lease,
             "internal error: the task panicked",
             Some(retry_at),
             ctx.config.max_attempts,
         )
-        .await
-    {
-        warn!(error = %chain(&err), "could not record the panic; the lease will expire");
-    }
-}
-
-async fn announce_if_job_finished(ctx: &Ctx, job: &BackfillJob) {
-    match ctx.deps.jobs.get_job(job.id).await {
-        Ok(details) if details.job.status.is_terminal() => {
-            info!(status = %details.job.status, "job finished");
-            ctx.bus.publish(ProgressEvent::JobFinished {
-                job_id: job.id,
-                status: details.job.status,
-            });
-        }
+        .await;
+    match recorded {
+        Ok(Recorded {
+            job_ended: Some(status),
+            ..
+        }) => ctx.bus.publish(ProgressEvent::JobFinished {
+            job_id: running.job_id,
+            status,
+        }),
         Ok(_) => {}
-        Err(err) => debug!(error = %chain(&err), "could not read the job's status"),
+        Err(err) => {
+            warn!(error = %chain(&err), "could not record the panic; the lease will expire");
+        }
     }
 }
 

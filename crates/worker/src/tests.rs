@@ -5,22 +5,20 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use backfill_domain::{
-    BackfillJob, BackfillMode, Candle, DateRange, JobId, JobProgress, JobSpec, JobStatus, Ohlcv,
+    BackfillJob, BackfillMode, Candle, DateRange, JobId, JobSpec, JobStatus, Ohlcv, ProgressEvent,
     Symbol, SymbolTask, TaskId, TaskStatus, Timeframe,
 };
 use backfill_polygon::{AggregatesRequest, MockMarketData, Page, PageCursor};
+use backfill_progress::ProgressBus;
 use backfill_storage::{
-    ClaimedTask, HeartbeatReport, IngestOutcome, JobDetails, Lease, MockCandleStore,
-    MockJobRepository, MockTaskQueue,
+    ClaimedTask, HeartbeatReport, IngestOutcome, Lease, MockCandleStore, MockTaskQueue, Recorded,
 };
 use chrono::{DateTime, TimeDelta, Utc};
 use mockall::predicate::eq;
 use tokio::sync::broadcast::error::TryRecvError;
 
-use crate::worker::{Ctx, Running, StopReason};
-use crate::{
-    task, Backoff, ProgressBus, ProgressEvent, Worker, WorkerConfig, WorkerDeps, WorkerId,
-};
+use crate::running::{Ctx, Running, StopReason};
+use crate::{task, Backoff, Worker, WorkerConfig, WorkerDeps, WorkerId};
 
 fn at(ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).unwrap()
@@ -115,14 +113,8 @@ fn page(days: std::ops::Range<i64>, covered_through: i64, next: Option<PageCurso
     }
 }
 
-fn details(status: JobStatus) -> JobDetails {
-    let job = job(BackfillMode::Full, status);
-    let progress = JobProgress::derive(&job, &[], at(T0));
-    JobDetails {
-        job,
-        tasks: vec![],
-        progress,
-    }
+fn recorded(task: TaskStatus, job_ended: Option<JobStatus>) -> Recorded {
+    Recorded { task, job_ended }
 }
 
 fn stored(n: u64) -> IngestOutcome {
@@ -135,7 +127,6 @@ fn stored(n: u64) -> IngestOutcome {
 struct Harness {
     queue: MockTaskQueue,
     candles: MockCandleStore,
-    jobs: MockJobRepository,
     market: MockMarketData,
     config: WorkerConfig,
 }
@@ -152,7 +143,6 @@ impl Harness {
         Self {
             queue: MockTaskQueue::new(),
             candles: MockCandleStore::new(),
-            jobs: MockJobRepository::new(),
             market: MockMarketData::new(),
             config,
         }
@@ -166,13 +156,12 @@ impl Harness {
             deps: WorkerDeps {
                 queue: Arc::new(self.queue),
                 candles: Arc::new(self.candles),
-                jobs: Arc::new(self.jobs),
                 market: Arc::new(self.market),
             },
             bus,
             config: self.config,
         });
-        let running = Arc::new(Running::new(claimed.lease.clone()));
+        let running = Arc::new(Running::new(claimed.lease.clone(), claimed.job.id));
         if let Some(reason) = stop {
             running.trigger(reason);
         }
@@ -231,11 +220,7 @@ async fn stores_every_page_then_completes_with_the_range_covered() {
         .expect_complete_task()
         .withf(|l, covered| l == &lease() && covered == [range()])
         .times(1)
-        .returning(|_, _| Ok(()));
-    h.jobs
-        .expect_get_job()
-        .times(1)
-        .returning(|_| Ok(details(JobStatus::Succeeded)));
+        .returning(|_, _| Ok(recorded(TaskStatus::Succeeded, Some(JobStatus::Succeeded))));
     let events = h.run(claimed(BackfillMode::Full, 1, None), None).await;
     assert_eq!(
         *seen.lock().unwrap(),
@@ -281,10 +266,7 @@ async fn zero_candles_is_a_success() {
     h.queue
         .expect_complete_task()
         .times(1)
-        .returning(|_, _| Ok(()));
-    h.jobs
-        .expect_get_job()
-        .returning(|_| Ok(details(JobStatus::Succeeded)));
+        .returning(|_, _| Ok(recorded(TaskStatus::Succeeded, Some(JobStatus::Succeeded))));
     let events = h.run(claimed(BackfillMode::Full, 1, None), None).await;
     assert_eq!(
         finished_status(&events),
@@ -314,10 +296,7 @@ async fn missing_mode_fetches_only_what_is_not_covered_after_the_checkpoint() {
         .expect_complete_task()
         .withf(|_, covered| covered == [range()])
         .times(1)
-        .returning(|_, _| Ok(()));
-    h.jobs
-        .expect_get_job()
-        .returning(|_| Ok(details(JobStatus::Running)));
+        .returning(|_, _| Ok(recorded(TaskStatus::Succeeded, None)));
     let events = h
         .run(
             claimed(BackfillMode::Missing, 2, Some(at(T0 + 6 * DAY - 1))),
@@ -351,10 +330,7 @@ async fn a_permanent_failure_fails_the_task_at_once() {
             l == &lease() && msg.contains("Unknown API Key") && retry_at.is_none() && *max == 4
         })
         .times(1)
-        .returning(|_, _, _, _| Ok(TaskStatus::Failed));
-    h.jobs
-        .expect_get_job()
-        .returning(|_| Ok(details(JobStatus::Failed)));
+        .returning(|_, _, _, _| Ok(recorded(TaskStatus::Failed, Some(JobStatus::Failed))));
     let events = h.run(claimed(BackfillMode::Full, 1, None), None).await;
     let (status, error) = finished_status(&events).unwrap();
     assert_eq!(status, TaskStatus::Failed);
@@ -386,7 +362,7 @@ async fn a_transient_failure_reschedules_with_backoff() {
         .times(1)
         .returning(move |_, _, retry_at, _| {
             *seen.lock().unwrap() = retry_at;
-            Ok(TaskStatus::Queued)
+            Ok(recorded(TaskStatus::Queued, None))
         });
     let events = h.run(claimed(BackfillMode::Full, 3, None), None).await;
     let retry_at = retry.lock().unwrap().expect("a retry time");
@@ -413,7 +389,7 @@ async fn a_rate_limit_waits_at_least_as_long_as_polygon_asks() {
             retry_at.is_some_and(|t| t - before >= TimeDelta::seconds(600))
         })
         .times(1)
-        .returning(|_, _, _, _| Ok(TaskStatus::Queued));
+        .returning(|_, _, _, _| Ok(recorded(TaskStatus::Queued, None)));
     h.run(claimed(BackfillMode::Full, 1, None), None).await;
 }
 
@@ -431,10 +407,12 @@ async fn the_last_transient_failure_fails_the_task_with_its_error() {
         .expect_fail_task()
         .withf(|_, msg, retry_at, max| msg.contains("timed out") && retry_at.is_some() && *max == 4)
         .times(1)
-        .returning(|_, _, _, _| Ok(TaskStatus::Failed));
-    h.jobs
-        .expect_get_job()
-        .returning(|_| Ok(details(JobStatus::CompletedWithErrors)));
+        .returning(|_, _, _, _| {
+            Ok(recorded(
+                TaskStatus::Failed,
+                Some(JobStatus::CompletedWithErrors),
+            ))
+        });
     let events = h.run(claimed(BackfillMode::Full, 4, None), None).await;
     let (status, error) = finished_status(&events).unwrap();
     assert_eq!(status, TaskStatus::Failed);
@@ -463,7 +441,7 @@ async fn a_storage_failure_reschedules_the_task() {
         .expect_fail_task()
         .withf(|_, msg, retry_at, _| msg.contains("storage failed") && retry_at.is_some())
         .times(1)
-        .returning(|_, _, _, _| Ok(TaskStatus::Queued));
+        .returning(|_, _, _, _| Ok(recorded(TaskStatus::Queued, None)));
     h.queue.expect_complete_task().times(0);
     let events = h.run(claimed(BackfillMode::Full, 1, None), None).await;
     assert_eq!(finished_status(&events).unwrap().0, TaskStatus::Queued);
@@ -520,15 +498,20 @@ async fn a_cancelled_job_stops_after_the_page_being_stored() {
         .expect_cancel_task()
         .with(eq(lease()), eq("the job was cancelled"))
         .times(1)
-        .returning(|_, _| Ok(()));
-    h.jobs
-        .expect_get_job()
-        .returning(|_| Ok(details(JobStatus::Cancelled)));
+        .returning(|_, _| Ok(recorded(TaskStatus::Cancelled, Some(JobStatus::Cancelled))));
     let events = h.run(claimed(BackfillMode::Full, 1, None), None).await;
     assert!(events
         .iter()
         .any(|e| matches!(e, ProgressEvent::PageStored { stored: 2, .. })));
     assert_eq!(finished_status(&events).unwrap().0, TaskStatus::Cancelled);
+    // Storage said the job ended with this task: that is announced without reading the job.
+    assert!(matches!(
+        events.last(),
+        Some(ProgressEvent::JobFinished {
+            status: JobStatus::Cancelled,
+            ..
+        })
+    ));
 }
 
 #[tokio::test]
@@ -539,10 +522,7 @@ async fn a_stop_request_interrupts_a_fetch_in_progress() {
     h.queue
         .expect_cancel_task()
         .times(1)
-        .returning(|_, _| Ok(()));
-    h.jobs
-        .expect_get_job()
-        .returning(|_| Ok(details(JobStatus::Cancelled)));
+        .returning(|_, _| Ok(recorded(TaskStatus::Cancelled, Some(JobStatus::Cancelled))));
     let events = h
         .run(
             claimed(BackfillMode::Full, 1, None),
@@ -590,15 +570,14 @@ async fn heartbeats_leave_out_a_task_that_is_recording_its_outcome() {
         WorkerDeps {
             queue: Arc::new(h.queue),
             candles: Arc::new(h.candles),
-            jobs: Arc::new(h.jobs),
             market: Arc::new(h.market),
         },
         ProgressBus::new(8),
         h.config,
     );
-    let finishing = Arc::new(Running::new(lease_of(1)));
+    let finishing = Arc::new(Running::new(lease_of(1), JobId::new()));
     finishing.finish();
-    let working = Arc::new(Running::new(lease_of(2)));
+    let working = Arc::new(Running::new(lease_of(2), JobId::new()));
     let running = HashMap::from([
         (TaskId(1), Arc::clone(&finishing)),
         (TaskId(2), Arc::clone(&working)),

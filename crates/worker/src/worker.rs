@@ -1,97 +1,23 @@
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use backfill_domain::TaskId;
-use backfill_polygon::MarketData;
-use backfill_storage::{CandleStore, ClaimedTask, JobRepository, Lease, TaskQueue};
+use backfill_storage::{ClaimRequest, ClaimedTask, Lease};
 use tokio::task::{JoinError, JoinSet};
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use crate::{task, ProgressBus, Result, WorkerConfig};
+use backfill_progress::ProgressBus;
 
-/// The services a worker is written against: storage's traits and a market data source. The
-/// binary passes one storage backend for the three storage roles.
-#[derive(Clone)]
-pub struct WorkerDeps {
-    pub queue: Arc<dyn TaskQueue>,
-    pub candles: Arc<dyn CandleStore>,
-    pub jobs: Arc<dyn JobRepository>,
-    pub market: Arc<dyn MarketData>,
-}
-
-impl std::fmt::Debug for WorkerDeps {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WorkerDeps").finish_non_exhaustive()
-    }
-}
+use crate::running::{Ctx, Running, StopReason};
+use crate::{task, Result, WorkerConfig, WorkerDeps};
 
 /// A backfill worker. See the crate documentation.
 #[derive(Debug, Clone)]
 pub struct Worker {
     ctx: Arc<Ctx>,
-}
-
-#[derive(Debug)]
-pub(crate) struct Ctx {
-    pub(crate) deps: WorkerDeps,
-    pub(crate) bus: ProgressBus,
-    pub(crate) config: WorkerConfig,
-}
-
-/// Why a running task was told to stop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum StopReason {
-    /// Its job was cancelled: store nothing more, mark the task cancelled.
-    Cancelled,
-    /// Another worker holds it now, or it finished elsewhere: write nothing more.
-    LeaseLost,
-    /// The worker is shutting down: leave the task to be released.
-    Shutdown,
-}
-
-/// One task in flight: its lease and the means to stop it.
-#[derive(Debug)]
-pub(crate) struct Running {
-    pub(crate) lease: Lease,
-    pub(crate) stop: CancellationToken,
-    pub(crate) reason: OnceLock<StopReason>,
-    /// Set when the task has stopped fetching and storing and records its outcome, which ends
-    /// the lease: heartbeats leave it alone from then on.
-    finishing: AtomicBool,
-}
-
-impl Running {
-    pub(crate) fn new(lease: Lease) -> Self {
-        Self {
-            lease,
-            stop: CancellationToken::new(),
-            reason: OnceLock::new(),
-            finishing: AtomicBool::new(false),
-        }
-    }
-
-    /// Asks the task to stop after the page it is storing. The first reason given wins.
-    pub(crate) fn trigger(&self, reason: StopReason) {
-        let _ = self.reason.set(reason);
-        self.stop.cancel();
-    }
-
-    /// Marks the task as recording its outcome.
-    pub(crate) fn finish(&self) {
-        self.finishing.store(true, Ordering::Release);
-    }
-
-    fn is_finishing(&self) -> bool {
-        self.finishing.load(Ordering::Acquire)
-    }
-
-    pub(crate) fn reason(&self) -> StopReason {
-        self.reason.get().copied().unwrap_or(StopReason::Shutdown)
-    }
 }
 
 impl Worker {
@@ -124,21 +50,20 @@ impl Worker {
         let mut heartbeat = tokio::time::interval(cfg.heartbeat_interval);
         heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut trouble = Trouble::default();
+        let mut claim = ClaimRequest {
+            worker_id: cfg.id.as_str().to_owned(),
+            max: 0,
+            lease_ttl: cfg.lease_ttl,
+            only_job: cfg.only_job,
+            max_attempts: cfg.max_attempts,
+        };
         info!(worker = %cfg.id, concurrency = cfg.concurrency, "worker started");
 
         while !shutdown.is_cancelled() {
             let free = cfg.concurrency.saturating_sub(running.tasks.len());
             if free > 0 && !trouble.pausing() {
-                match queue
-                    .claim_tasks(
-                        cfg.id.as_str(),
-                        free as u32,
-                        cfg.lease_ttl,
-                        cfg.only_job,
-                        cfg.max_attempts,
-                    )
-                    .await
-                {
+                claim.max = u32::try_from(free).unwrap_or(u32::MAX);
+                match queue.claim_tasks(&claim).await {
                     Ok(claimed) => {
                         trouble.clear();
                         for c in claimed {
@@ -206,7 +131,7 @@ impl Worker {
 
     fn spawn(&self, claimed: ClaimedTask, set: &mut JoinSet<()>, running: &mut InFlight) {
         let id = claimed.lease.task_id;
-        let r = Arc::new(Running::new(claimed.lease.clone()));
+        let r = Arc::new(Running::new(claimed.lease.clone(), claimed.job.id));
         running.tasks.insert(id, Arc::clone(&r));
         let ctx = Arc::clone(&self.ctx);
         let handle = set.spawn(task::run(ctx, claimed, r));
@@ -230,7 +155,7 @@ impl Worker {
                 // Record the failure on the task, so that it is retried rather than left to
                 // its lease.
                 error!(task = %r.lease.task_id, error = %err, "a task panicked");
-                task::record_panic(&self.ctx, &r.lease).await;
+                task::record_panic(&self.ctx, &r).await;
             }
         }
     }

@@ -28,7 +28,7 @@ async fn readyz_answers_503_when_the_database_does_not() {
     let mut jobs = MockJobRepository::new();
     jobs.expect_ping()
         .times(1)
-        .returning(|| Err(backfill_storage::Error::Database(sqlx::Error::PoolTimedOut)));
+        .returning(|| Err(backfill_storage::Error::database("pool timed out", true)));
     let app = app(jobs, MockCandleStore::new());
     let error = expect_error(
         &app,

@@ -553,7 +553,7 @@ async fn storage_failures_answer_generic_5xx_messages() {
     let mut jobs = MockJobRepository::new();
     jobs.expect_get_job()
         .times(1)
-        .returning(|_| Err(backfill_storage::Error::Database(sqlx::Error::PoolTimedOut)));
+        .returning(|_| Err(backfill_storage::Error::database("pool timed out", true)));
     jobs.expect_list_jobs().times(1).returning(|_, _| {
         Err(backfill_storage::Error::InvalidData(
             "status column holds 'bogus'".into(),

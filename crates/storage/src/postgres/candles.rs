@@ -5,10 +5,9 @@ use sqlx::{Connection, PgConnection};
 
 use super::queue::lock_lease;
 use super::{PgIngestMethod, PgStorage};
-use crate::common::{
-    candle_page, check_limit, count, parse_job_status, prepare_page, CandleValues,
-};
 use crate::error::Result;
+use crate::page::{candle_page, check_limit, prepare_page};
+use crate::rows::{count, parse_job_status, CandleValues};
 use crate::traits::CandleStore;
 use crate::types::{CandlePage, CandleQuery, IngestOutcome, Lease};
 

@@ -4,11 +4,12 @@ use chrono::Utc;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::{job_columns, job_not_found, notify, task_columns, JobRow, PgStorage, TaskRow};
-use crate::common::{job_details, key_reused, mode_str, parse_job_status, StatusCounts, TotalsRow};
+use super::{job_columns, notify, task_columns, JobRow, PgStorage, TaskRow};
 use crate::error::{Error, Result};
+use crate::rows::{job_counts, parse_job_status, task_counts, TotalsRow};
 use crate::traits::JobRepository;
 use crate::types::{CreatedJob, JobDetails, JobSummary};
+use crate::views::{job_details, job_summary};
 
 /// The aggregates of a job's tasks for listings; `covered` mirrors
 /// `DateRange::fraction_through` on millisecond timestamps.
@@ -72,7 +73,7 @@ impl JobRepository for PgStorage {
         .bind(spec.range().from())
         .bind(spec.range().to())
         .bind(spec.adjusted())
-        .bind(mode_str(spec.mode()))
+        .bind(spec.mode().as_str())
         .bind(idempotency_key)
         .bind(self.simulated)
         .fetch_optional(&mut *tx)
@@ -92,7 +93,7 @@ impl JobRepository for PgStorage {
             .ok_or_else(|| Error::Conflict("idempotency key is being used concurrently".into()))?;
             let job = row.into_job()?;
             if &job.spec != spec {
-                return Err(key_reused(key));
+                return Err(Error::key_reused(key));
             }
             return Ok(CreatedJob {
                 job,
@@ -136,7 +137,7 @@ impl JobRepository for PgStorage {
         let mut conn = self.pool.acquire().await?;
         let job = fetch_job(&mut conn, id.as_uuid(), false)
             .await?
-            .ok_or_else(|| job_not_found(id))?;
+            .ok_or_else(|| Error::job_not_found(id))?;
         let rows: Vec<TaskRow> = sqlx::query_as(concat!(
             "SELECT ",
             task_columns!(),
@@ -167,7 +168,7 @@ impl JobRepository for PgStorage {
         let rows = query.fetch_all(&self.pool).await?;
         let now = Utc::now();
         rows.into_iter()
-            .map(|r| r.totals.summary(r.job.into_job()?, now))
+            .map(|r| Ok(job_summary(r.job.into_job()?, &r.totals.totals()?, now)))
             .collect()
     }
 
@@ -176,7 +177,7 @@ impl JobRepository for PgStorage {
         lock_tasks_of(&mut tx, id.as_uuid()).await?;
         let job = fetch_job(&mut tx, id.as_uuid(), true)
             .await?
-            .ok_or_else(|| job_not_found(id))?;
+            .ok_or_else(|| Error::job_not_found(id))?;
         job.status.transition(JobStatus::Cancelled)?;
         sqlx::query(
             "UPDATE tasks SET status = 'cancelled', next_attempt_at = NULL, finished_at = now(), \
@@ -202,7 +203,7 @@ impl JobRepository for PgStorage {
         lock_tasks_of(&mut tx, id.as_uuid()).await?;
         let job = fetch_job(&mut tx, id.as_uuid(), true)
             .await?
-            .ok_or_else(|| job_not_found(id))?;
+            .ok_or_else(|| Error::job_not_found(id))?;
         job.status.transition(JobStatus::Queued)?;
         let requeued = sqlx::query(
             "UPDATE tasks SET status = 'queued', attempts = 0, next_attempt_at = NULL, \
@@ -239,7 +240,7 @@ impl JobRepository for PgStorage {
             sqlx::query_as("SELECT status, count(*) FROM jobs GROUP BY status ORDER BY status")
                 .fetch_all(&self.pool)
                 .await?;
-        crate::common::job_counts(rows)
+        job_counts(rows)
     }
 
     async fn ping(&self) -> Result<()> {
@@ -276,33 +277,36 @@ pub(super) async fn fetch_job(
     row.map(JobRow::into_job).transpose()
 }
 
-/// Settles a queued or running job whose tasks are all terminal. Locks the job row first, so
-/// that of two tasks finishing at once the later one sees the other's status.
-pub(super) async fn settle_job(conn: &mut PgConnection, job_id: Uuid) -> Result<()> {
+/// Settles a queued or running job none of whose tasks is left to run ([`JobStatus::settle`]),
+/// and returns the job's status when it has ended. Locks the job row first, so that of two
+/// tasks finishing at once the later one sees the other's status.
+pub(super) async fn settle_job(conn: &mut PgConnection, job_id: Uuid) -> Result<Option<JobStatus>> {
     let status: Option<String> =
         sqlx::query_scalar("SELECT status FROM jobs WHERE id = $1 FOR UPDATE")
             .bind(job_id)
             .fetch_optional(&mut *conn)
             .await?;
     let Some(status) = status else {
-        return Ok(());
+        return Ok(None);
     };
     let rows: Vec<(String, i64)> =
         sqlx::query_as("SELECT status, count(*) FROM tasks WHERE job_id = $1 GROUP BY status")
             .bind(job_id)
             .fetch_all(&mut *conn)
             .await?;
-    let counts = StatusCounts::from_rows(rows)?;
-    if let Some((next, error)) = crate::common::settle(parse_job_status(&status)?, counts) {
+    let Some(settled) = parse_job_status(&status)?.settle(&task_counts(rows)?) else {
+        return Ok(None);
+    };
+    if settled.changes {
         sqlx::query(
             "UPDATE jobs SET status = $2, error = $3, finished_at = now(), \
              started_at = coalesce(started_at, now()) WHERE id = $1",
         )
         .bind(job_id)
-        .bind(next.as_str())
-        .bind(error)
+        .bind(settled.status.as_str())
+        .bind(settled.error)
         .execute(&mut *conn)
         .await?;
     }
-    Ok(())
+    Ok(Some(settled.status))
 }

@@ -16,8 +16,11 @@ use sqlx::PgConnection;
 use tokio::sync::Mutex;
 use uuid::Uuid;
 
-use crate::common::{JobParts, TaskParts};
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::rows::{JobParts, TaskParts};
+
+/// The NOTIFY channel on which storage announces that tasks became runnable.
+const WAKE_CHANNEL: &str = "backfill_tasks";
 
 /// The PostgreSQL schema migrations, embedded from `migrations/postgres`.
 pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/postgres");
@@ -227,12 +230,8 @@ fn micros(d: Duration) -> i64 {
 /// Announces that tasks may have become runnable; delivered when the transaction commits.
 async fn notify(conn: &mut PgConnection) -> Result<()> {
     sqlx::query("SELECT pg_notify($1, '')")
-        .bind(crate::common::WAKE_CHANNEL)
+        .bind(WAKE_CHANNEL)
         .execute(conn)
         .await?;
     Ok(())
-}
-
-fn job_not_found(id: JobId) -> Error {
-    Error::not_found(format!("job {id}"))
 }

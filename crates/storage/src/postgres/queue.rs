@@ -2,17 +2,18 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use backfill_domain::{DateRange, JobId, TaskStatus};
+use backfill_domain::{DateRange, TaskStatus};
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::jobs::settle_job;
-use super::{job_columns, micros, notify, task_columns, JobRow, PgStorage, TaskRow};
-use crate::common::{after_failure, claimed_tasks, parse_job_status, WAKE_CHANNEL};
+use super::{job_columns, micros, notify, task_columns, JobRow, PgStorage, TaskRow, WAKE_CHANNEL};
 use crate::error::{Error, Result};
+use crate::rows::parse_job_status;
 use crate::traits::TaskQueue;
-use crate::types::{ClaimedTask, HeartbeatReport, Lease};
+use crate::types::{ClaimRequest, ClaimedTask, HeartbeatReport, Lease, Recorded};
+use crate::views::claimed_tasks;
 
 /// What a fenced write learns about its task while locking it.
 #[derive(Debug, sqlx::FromRow)]
@@ -47,15 +48,8 @@ pub(super) async fn lock_lease(conn: &mut PgConnection, lease: &Lease) -> Result
 
 #[async_trait]
 impl TaskQueue for PgStorage {
-    async fn claim_tasks(
-        &self,
-        worker_id: &str,
-        max: u32,
-        lease_ttl: Duration,
-        only_job: Option<JobId>,
-        max_attempts: u32,
-    ) -> Result<Vec<ClaimedTask>> {
-        if max == 0 {
+    async fn claim_tasks(&self, request: &ClaimRequest) -> Result<Vec<ClaimedTask>> {
+        if request.max == 0 {
             return Ok(Vec::new());
         }
         let mut tx = self.pool.begin().await?;
@@ -71,7 +65,7 @@ impl TaskQueue for PgStorage {
                FOR UPDATE OF t SKIP LOCKED) \
              RETURNING job_id",
         )
-        .bind(i32::try_from(max_attempts).unwrap_or(i32::MAX))
+        .bind(i32::try_from(request.max_attempts).unwrap_or(i32::MAX))
         .fetch_all(&mut *tx)
         .await?;
         exhausted.sort_unstable();
@@ -109,10 +103,10 @@ impl TaskQueue for PgStorage {
             RETURNING ",
             task_columns!()
         ))
-        .bind(worker_id)
-        .bind(i64::from(max))
-        .bind(micros(lease_ttl))
-        .bind(only_job.map(|j| j.as_uuid()))
+        .bind(&request.worker_id)
+        .bind(i64::from(request.max))
+        .bind(micros(request.lease_ttl))
+        .bind(request.only_job.map(|j| j.as_uuid()))
         .fetch_all(&mut *tx)
         .await?;
         if rows.is_empty() {
@@ -140,7 +134,7 @@ impl TaskQueue for PgStorage {
                 Ok((r.into_task()?, token))
             })
             .collect::<Result<Vec<_>>>()?;
-        claimed_tasks(worker_id, tasks, jobs)
+        claimed_tasks(&request.worker_id, tasks, jobs)
     }
 
     async fn heartbeat(
@@ -174,7 +168,7 @@ impl TaskQueue for PgStorage {
         Ok(report(leases, worker_id, &held))
     }
 
-    async fn complete_task(&self, lease: &Lease, covered: &[DateRange]) -> Result<()> {
+    async fn complete_task(&self, lease: &Lease, covered: &[DateRange]) -> Result<Recorded> {
         let mut tx = self.pool.begin().await?;
         let held = lock_lease(&mut tx, lease).await?;
         if !covered.is_empty() {
@@ -187,9 +181,12 @@ impl TaskQueue for PgStorage {
         .bind(lease.task_id.0)
         .execute(&mut *tx)
         .await?;
-        settle_job(&mut tx, held.job_id).await?;
+        let job_ended = settle_job(&mut tx, held.job_id).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(Recorded {
+            task: TaskStatus::Succeeded,
+            job_ended,
+        })
     }
 
     async fn fail_task(
@@ -198,15 +195,15 @@ impl TaskQueue for PgStorage {
         error: &str,
         retry_at: Option<DateTime<Utc>>,
         max_attempts: u32,
-    ) -> Result<TaskStatus> {
+    ) -> Result<Recorded> {
         let mut tx = self.pool.begin().await?;
         let held = lock_lease(&mut tx, lease).await?;
-        let next = after_failure(
+        let next = TaskStatus::after_failed_attempt(
             parse_job_status(&held.job_status)?,
-            i64::from(held.attempts),
-            retry_at,
+            u32::try_from(held.attempts).unwrap_or(0),
+            retry_at.is_some(),
             max_attempts,
-        )?;
+        );
         sqlx::query(
             "UPDATE tasks SET status = $2, last_error = $3, worker_id = NULL, \
              lease_expires_at = NULL, next_attempt_at = $4, \
@@ -223,16 +220,20 @@ impl TaskQueue for PgStorage {
         })
         .execute(&mut *tx)
         .await?;
-        if next == TaskStatus::Queued {
+        let job_ended = if next == TaskStatus::Queued {
             notify(&mut tx).await?;
+            None
         } else {
-            settle_job(&mut tx, held.job_id).await?;
-        }
+            settle_job(&mut tx, held.job_id).await?
+        };
         tx.commit().await?;
-        Ok(next)
+        Ok(Recorded {
+            task: next,
+            job_ended,
+        })
     }
 
-    async fn cancel_task(&self, lease: &Lease, reason: &str) -> Result<()> {
+    async fn cancel_task(&self, lease: &Lease, reason: &str) -> Result<Recorded> {
         let mut tx = self.pool.begin().await?;
         let held = lock_lease(&mut tx, lease).await?;
         sqlx::query(
@@ -244,9 +245,12 @@ impl TaskQueue for PgStorage {
         .bind(reason)
         .execute(&mut *tx)
         .await?;
-        settle_job(&mut tx, held.job_id).await?;
+        let job_ended = settle_job(&mut tx, held.job_id).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(Recorded {
+            task: TaskStatus::Cancelled,
+            job_ended,
+        })
     }
 
     async fn release_leases(&self, worker_id: &str) -> Result<u64> {

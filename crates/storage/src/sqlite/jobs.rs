@@ -3,11 +3,12 @@ use backfill_domain::{BackfillJob, JobId, JobSpec, JobStatus, Symbol};
 use chrono::Utc;
 use sqlx::SqliteConnection;
 
-use super::{job_columns, job_not_found, ms, now_ms, task_columns, JobRow, SqliteStorage, TaskRow};
-use crate::common::{job_details, key_reused, mode_str, parse_job_status, StatusCounts, TotalsRow};
+use super::{job_columns, ms, now_ms, task_columns, JobRow, SqliteStorage, TaskRow};
 use crate::error::{Error, Result};
+use crate::rows::{job_counts, parse_job_status, task_counts, TotalsRow};
 use crate::traits::JobRepository;
 use crate::types::{CreatedJob, JobDetails, JobSummary};
+use crate::views::{job_details, job_summary};
 
 const LIST_TAIL: &str = " LIMIT ?1) j
     LEFT JOIN tasks t ON t.job_id = j.id
@@ -42,7 +43,7 @@ impl JobRepository for SqliteStorage {
             if let Some(row) = existing {
                 let job = row.into_job()?;
                 if &job.spec != spec {
-                    return Err(key_reused(key));
+                    return Err(Error::key_reused(key));
                 }
                 return Ok(CreatedJob {
                     job,
@@ -67,7 +68,7 @@ impl JobRepository for SqliteStorage {
         .bind(ms(spec.range().from()))
         .bind(ms(spec.range().to()))
         .bind(spec.adjusted())
-        .bind(mode_str(spec.mode()))
+        .bind(spec.mode().as_str())
         .bind(idempotency_key)
         .bind(now)
         .bind(self.simulated)
@@ -108,7 +109,7 @@ impl JobRepository for SqliteStorage {
         let mut conn = self.pool.acquire().await?;
         let job = fetch_job(&mut conn, id)
             .await?
-            .ok_or_else(|| job_not_found(id))?;
+            .ok_or_else(|| Error::job_not_found(id))?;
         let rows: Vec<TaskRow> = sqlx::query_as(concat!(
             "SELECT ",
             task_columns!(),
@@ -159,7 +160,7 @@ impl JobRepository for SqliteStorage {
         let rows = query.fetch_all(&self.pool).await?;
         let now = Utc::now();
         rows.into_iter()
-            .map(|r| r.totals.summary(r.job.into_job()?, now))
+            .map(|r| Ok(job_summary(r.job.into_job()?, &r.totals.totals()?, now)))
             .collect()
     }
 
@@ -167,7 +168,7 @@ impl JobRepository for SqliteStorage {
         let mut w = self.write_tx().await?;
         let job = fetch_job(&mut w.tx, id)
             .await?
-            .ok_or_else(|| job_not_found(id))?;
+            .ok_or_else(|| Error::job_not_found(id))?;
         job.status.transition(JobStatus::Cancelled)?;
         let now = now_ms();
         sqlx::query(
@@ -195,7 +196,7 @@ impl JobRepository for SqliteStorage {
         let mut w = self.write_tx().await?;
         let job = fetch_job(&mut w.tx, id)
             .await?
-            .ok_or_else(|| job_not_found(id))?;
+            .ok_or_else(|| Error::job_not_found(id))?;
         job.status.transition(JobStatus::Queued)?;
         let requeued = sqlx::query(
             "UPDATE tasks SET status = 'queued', attempts = 0, next_attempt_at = NULL, \
@@ -231,7 +232,7 @@ impl JobRepository for SqliteStorage {
             sqlx::query_as("SELECT status, count(*) FROM jobs GROUP BY status ORDER BY status")
                 .fetch_all(&self.pool)
                 .await?;
-        crate::common::job_counts(rows)
+        job_counts(rows)
     }
 
     async fn ping(&self) -> Result<()> {
@@ -255,33 +256,39 @@ pub(super) async fn fetch_job(
     row.map(JobRow::into_job).transpose()
 }
 
-/// Settles a queued or running job whose tasks are all terminal.
-pub(super) async fn settle_job(conn: &mut SqliteConnection, job_id: &str) -> Result<()> {
+/// Settles a queued or running job none of whose tasks is left to run ([`JobStatus::settle`]),
+/// and returns the job's status when it has ended.
+pub(super) async fn settle_job(
+    conn: &mut SqliteConnection,
+    job_id: &str,
+) -> Result<Option<JobStatus>> {
     let status: Option<String> = sqlx::query_scalar("SELECT status FROM jobs WHERE id = ?1")
         .bind(job_id)
         .fetch_optional(&mut *conn)
         .await?;
     let Some(status) = status else {
-        return Ok(());
+        return Ok(None);
     };
     let rows: Vec<(String, i64)> =
         sqlx::query_as("SELECT status, count(*) FROM tasks WHERE job_id = ?1 GROUP BY status")
             .bind(job_id)
             .fetch_all(&mut *conn)
             .await?;
-    let counts = StatusCounts::from_rows(rows)?;
-    if let Some((next, error)) = crate::common::settle(parse_job_status(&status)?, counts) {
+    let Some(settled) = parse_job_status(&status)?.settle(&task_counts(rows)?) else {
+        return Ok(None);
+    };
+    if settled.changes {
         let now = now_ms();
         sqlx::query(
             "UPDATE jobs SET status = ?2, error = ?3, finished_at = ?4, \
              started_at = coalesce(started_at, ?4) WHERE id = ?1",
         )
         .bind(job_id)
-        .bind(next.as_str())
-        .bind(error)
+        .bind(settled.status.as_str())
+        .bind(settled.error)
         .bind(now)
         .execute(&mut *conn)
         .await?;
     }
-    Ok(())
+    Ok(Some(settled.status))
 }

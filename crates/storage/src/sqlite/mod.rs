@@ -18,8 +18,8 @@ use sqlx::sqlite::{
 use sqlx::{Sqlite, Transaction};
 use tokio::sync::{mpsc, Mutex, Notify, OwnedMutexGuard};
 
-use crate::common::{JobParts, TaskParts};
 use crate::error::{Error, Result};
+use crate::rows::{JobParts, TaskParts};
 
 /// The SQLite schema migrations, embedded from `migrations/sqlite`.
 pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/sqlite");
@@ -355,8 +355,4 @@ impl TaskRow {
         }
         .into_task()
     }
-}
-
-fn job_not_found(id: JobId) -> Error {
-    Error::not_found(format!("job {id}"))
 }

@@ -1,7 +1,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use backfill_domain::{DateRange, JobId, TaskStatus};
+use backfill_domain::{DateRange, TaskStatus};
 use chrono::{DateTime, Utc};
 use sqlx::SqliteConnection;
 
@@ -9,10 +9,11 @@ use super::jobs::settle_job;
 use super::{
     dt, duration_ms, job_columns, ms, now_ms, task_columns, JobRow, SqliteStorage, TaskRow,
 };
-use crate::common::{after_failure, claimed_tasks, parse_job_status};
 use crate::error::{Error, Result};
+use crate::rows::parse_job_status;
 use crate::traits::TaskQueue;
-use crate::types::{ClaimedTask, HeartbeatReport, Lease};
+use crate::types::{ClaimRequest, ClaimedTask, HeartbeatReport, Lease, Recorded};
+use crate::views::claimed_tasks;
 
 /// What a fenced write learns about its task.
 #[derive(Debug, sqlx::FromRow)]
@@ -47,15 +48,8 @@ pub(super) async fn check_lease(conn: &mut SqliteConnection, lease: &Lease) -> R
 
 #[async_trait]
 impl TaskQueue for SqliteStorage {
-    async fn claim_tasks(
-        &self,
-        worker_id: &str,
-        max: u32,
-        lease_ttl: Duration,
-        only_job: Option<JobId>,
-        max_attempts: u32,
-    ) -> Result<Vec<ClaimedTask>> {
-        if max == 0 {
+    async fn claim_tasks(&self, request: &ClaimRequest) -> Result<Vec<ClaimedTask>> {
+        if request.max == 0 {
             return Ok(Vec::new());
         }
         let mut w = self.write_tx().await?;
@@ -71,7 +65,7 @@ impl TaskQueue for SqliteStorage {
              RETURNING job_id",
         )
         .bind(now)
-        .bind(i64::from(max_attempts))
+        .bind(i64::from(request.max_attempts))
         .fetch_all(&mut *w.tx)
         .await?;
         exhausted.sort_unstable();
@@ -104,10 +98,10 @@ impl TaskQueue for SqliteStorage {
             task_columns!()
         ))
         .bind(now)
-        .bind(worker_id)
-        .bind(duration_ms(lease_ttl))
-        .bind(i64::from(max))
-        .bind(only_job.map(|j| j.to_string()))
+        .bind(&request.worker_id)
+        .bind(duration_ms(request.lease_ttl))
+        .bind(i64::from(request.max))
+        .bind(request.only_job.map(|j| j.to_string()))
         .fetch_all(&mut *w.tx)
         .await?;
         if rows.is_empty() {
@@ -139,7 +133,7 @@ impl TaskQueue for SqliteStorage {
                 Ok((r.into_task()?, token))
             })
             .collect::<Result<Vec<_>>>()?;
-        claimed_tasks(worker_id, tasks, jobs)
+        claimed_tasks(&request.worker_id, tasks, jobs)
     }
 
     async fn heartbeat(
@@ -182,7 +176,7 @@ impl TaskQueue for SqliteStorage {
         Ok(report)
     }
 
-    async fn complete_task(&self, lease: &Lease, covered: &[DateRange]) -> Result<()> {
+    async fn complete_task(&self, lease: &Lease, covered: &[DateRange]) -> Result<Recorded> {
         let mut w = self.write_tx().await?;
         let held = check_lease(&mut w.tx, lease).await?;
         if !covered.is_empty() {
@@ -196,9 +190,12 @@ impl TaskQueue for SqliteStorage {
         .bind(now_ms())
         .execute(&mut *w.tx)
         .await?;
-        settle_job(&mut w.tx, &held.job_id).await?;
+        let job_ended = settle_job(&mut w.tx, &held.job_id).await?;
         w.tx.commit().await?;
-        Ok(())
+        Ok(Recorded {
+            task: TaskStatus::Succeeded,
+            job_ended,
+        })
     }
 
     async fn fail_task(
@@ -207,15 +204,15 @@ impl TaskQueue for SqliteStorage {
         error: &str,
         retry_at: Option<DateTime<Utc>>,
         max_attempts: u32,
-    ) -> Result<TaskStatus> {
+    ) -> Result<Recorded> {
         let mut w = self.write_tx().await?;
         let held = check_lease(&mut w.tx, lease).await?;
-        let next = after_failure(
+        let next = TaskStatus::after_failed_attempt(
             parse_job_status(&held.job_status)?,
-            held.attempts,
-            retry_at,
+            u32::try_from(held.attempts).unwrap_or(0),
+            retry_at.is_some(),
             max_attempts,
-        )?;
+        );
         let now = now_ms();
         sqlx::query(
             "UPDATE tasks SET status = ?2, last_error = ?3, worker_id = NULL, \
@@ -230,17 +227,22 @@ impl TaskQueue for SqliteStorage {
         .bind(now)
         .execute(&mut *w.tx)
         .await?;
-        if next != TaskStatus::Queued {
-            settle_job(&mut w.tx, &held.job_id).await?;
-        }
+        let job_ended = if next == TaskStatus::Queued {
+            None
+        } else {
+            settle_job(&mut w.tx, &held.job_id).await?
+        };
         w.tx.commit().await?;
         if next == TaskStatus::Queued {
             self.wake();
         }
-        Ok(next)
+        Ok(Recorded {
+            task: next,
+            job_ended,
+        })
     }
 
-    async fn cancel_task(&self, lease: &Lease, reason: &str) -> Result<()> {
+    async fn cancel_task(&self, lease: &Lease, reason: &str) -> Result<Recorded> {
         let mut w = self.write_tx().await?;
         let held = check_lease(&mut w.tx, lease).await?;
         sqlx::query(
@@ -253,9 +255,12 @@ impl TaskQueue for SqliteStorage {
         .bind(now_ms())
         .execute(&mut *w.tx)
         .await?;
-        settle_job(&mut w.tx, &held.job_id).await?;
+        let job_ended = settle_job(&mut w.tx, &held.job_id).await?;
         w.tx.commit().await?;
-        Ok(())
+        Ok(Recorded {
+            task: TaskStatus::Cancelled,
+            job_ended,
+        })
     }
 
     async fn release_leases(&self, worker_id: &str) -> Result<u64> {

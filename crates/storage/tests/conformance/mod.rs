@@ -8,7 +8,7 @@ use backfill_domain::{
     BackfillMode, Candle, DateRange, JobId, JobSpec, JobStatus, Ohlcv, Symbol, TaskStatus,
     Timeframe,
 };
-use backfill_storage::{CandleQuery, ClaimedTask, Error, Lease, Storage};
+use backfill_storage::{CandleQuery, ClaimRequest, ClaimedTask, Error, Lease, Recorded, Storage};
 use chrono::{DateTime, TimeDelta, Utc};
 
 /// A long lease: it does not expire during a test.
@@ -87,14 +87,34 @@ async fn create(s: &dyn Storage, symbols: &[&str]) -> JobId {
     s.create_job(&spec(symbols), None).await.unwrap().job.id
 }
 
+/// A claim request for `worker`.
+fn req(
+    worker: &str,
+    max: u32,
+    lease_ttl: Duration,
+    only_job: Option<JobId>,
+    max_attempts: u32,
+) -> ClaimRequest {
+    ClaimRequest {
+        worker_id: worker.to_owned(),
+        max,
+        lease_ttl,
+        only_job,
+        max_attempts,
+    }
+}
+
 async fn claim_all(s: &dyn Storage, worker: &str, ttl: Duration) -> Vec<ClaimedTask> {
-    s.claim_tasks(worker, 100, ttl, None, ATTEMPTS)
+    s.claim_tasks(&req(worker, 100, ttl, None, ATTEMPTS))
         .await
         .unwrap()
 }
 
 async fn claim_one(s: &dyn Storage, worker: &str, ttl: Duration) -> ClaimedTask {
-    let mut claimed = s.claim_tasks(worker, 1, ttl, None, ATTEMPTS).await.unwrap();
+    let mut claimed = s
+        .claim_tasks(&req(worker, 1, ttl, None, ATTEMPTS))
+        .await
+        .unwrap();
     assert_eq!(claimed.len(), 1, "expected one runnable task");
     claimed.remove(0)
 }
@@ -364,12 +384,11 @@ pub(crate) async fn concurrent_claims_never_share_a_task(s: &dyn Storage) {
     let symbols: Vec<&str> = symbols.iter().map(String::as_str).collect();
     create(s, &symbols).await;
     let workers: Vec<String> = (0..8).map(|i| format!("worker-{i}")).collect();
-    let claims = futures::future::join_all(
-        workers
-            .iter()
-            .map(|w| s.claim_tasks(w, 3, LONG, None, ATTEMPTS)),
-    )
-    .await;
+    let requests: Vec<ClaimRequest> = workers
+        .iter()
+        .map(|w| req(w, 3, LONG, None, ATTEMPTS))
+        .collect();
+    let claims = futures::future::join_all(requests.iter().map(|r| s.claim_tasks(r))).await;
     let mut seen = HashSet::new();
     let mut total = 0;
     for (worker, claimed) in workers.iter().zip(claims) {
@@ -384,7 +403,7 @@ pub(crate) async fn concurrent_claims_never_share_a_task(s: &dyn Storage) {
     }
     assert_eq!(total, 20);
     assert!(s
-        .claim_tasks("late", 5, LONG, None, ATTEMPTS)
+        .claim_tasks(&req("late", 5, LONG, None, ATTEMPTS))
         .await
         .unwrap()
         .is_empty());
@@ -394,7 +413,7 @@ pub(crate) async fn a_claim_for_one_job_takes_only_its_tasks(s: &dyn Storage) {
     let older = create(s, &["AAPL", "MSFT"]).await;
     let mine = create(s, &["NVDA", "TSLA"]).await;
     let claimed = s
-        .claim_tasks("w1", 10, LONG, Some(mine), ATTEMPTS)
+        .claim_tasks(&req("w1", 10, LONG, Some(mine), ATTEMPTS))
         .await
         .unwrap();
     assert_eq!(claimed.len(), 2);
@@ -402,7 +421,7 @@ pub(crate) async fn a_claim_for_one_job_takes_only_its_tasks(s: &dyn Storage) {
         .iter()
         .all(|c| c.job.id == mine && c.task.job_id == mine));
     assert!(s
-        .claim_tasks("w1", 10, LONG, Some(mine), ATTEMPTS)
+        .claim_tasks(&req("w1", 10, LONG, Some(mine), ATTEMPTS))
         .await
         .unwrap()
         .is_empty());
@@ -411,7 +430,10 @@ pub(crate) async fn a_claim_for_one_job_takes_only_its_tasks(s: &dyn Storage) {
         task_status(s, older).await,
         [TaskStatus::Queued, TaskStatus::Queued]
     );
-    let rest = s.claim_tasks("w2", 10, LONG, None, ATTEMPTS).await.unwrap();
+    let rest = s
+        .claim_tasks(&req("w2", 10, LONG, None, ATTEMPTS))
+        .await
+        .unwrap();
     assert!(rest.len() == 2 && rest.iter().all(|c| c.job.id == older));
 }
 
@@ -439,7 +461,7 @@ pub(crate) async fn an_expired_lease_is_reclaimed(s: &dyn Storage) {
     assert!(report.lost.is_empty() && report.cancelled.is_empty());
     // A held lease is not runnable.
     assert!(s
-        .claim_tasks("w3", 1, LONG, None, ATTEMPTS)
+        .claim_tasks(&req("w3", 1, LONG, None, ATTEMPTS))
         .await
         .unwrap()
         .is_empty());
@@ -487,9 +509,15 @@ pub(crate) async fn heartbeat_extends_leases_and_reports_cancellation(s: &dyn St
         .unwrap();
     assert!(outcome.job_cancelled);
     assert_eq!(outcome.inserted, 3);
-    for lease in &leases {
-        s.cancel_task(lease, "job cancelled").await.unwrap();
+    // The job ended when its last running task stopped, and that call says so.
+    let (last, rest) = leases.split_last().unwrap();
+    for lease in rest {
+        let recorded = s.cancel_task(lease, "job cancelled").await.unwrap();
+        assert_eq!(recorded.task, TaskStatus::Cancelled);
+        assert_eq!(recorded.job_ended, None);
     }
+    let recorded = s.cancel_task(last, "job cancelled").await.unwrap();
+    assert_eq!(recorded.job_ended, Some(JobStatus::Cancelled));
     let details = s.get_job(job).await.unwrap();
     assert_eq!(details.job.status, JobStatus::Cancelled);
     assert!(details
@@ -536,7 +564,7 @@ pub(crate) async fn cancel_and_retry_follow_the_state_machine(s: &dyn Storage) {
         other => panic!("expected Conflict, got {other:?}"),
     }
     assert!(s
-        .claim_tasks("w1", 10, LONG, None, ATTEMPTS)
+        .claim_tasks(&req("w1", 10, LONG, None, ATTEMPTS))
         .await
         .unwrap()
         .is_empty());
@@ -580,9 +608,15 @@ pub(crate) async fn retry_keeps_checkpoints_and_counters(s: &dyn Storage) {
         s.fail_task(&aapl.lease, "upstream said 500", None, 3)
             .await
             .unwrap(),
-        TaskStatus::Failed
+        Recorded {
+            task: TaskStatus::Failed,
+            job_ended: None
+        }
     );
-    s.complete_task(&msft.lease, &[]).await.unwrap();
+    assert_eq!(
+        s.complete_task(&msft.lease, &[]).await.unwrap().job_ended,
+        Some(JobStatus::CompletedWithErrors)
+    );
     let details = s.get_job(job).await.unwrap();
     assert_eq!(details.job.status, JobStatus::CompletedWithErrors);
 
@@ -865,8 +899,9 @@ pub(crate) async fn a_transient_failure_waits_for_its_retry_time(s: &dyn Storage
     let job = create(s, &["AAPL"]).await;
     let c = claim_one(s, "w1", LONG).await;
     let past = Utc::now() - TimeDelta::seconds(1);
-    let status = s.fail_task(&c.lease, "429", Some(past), 3).await.unwrap();
-    assert_eq!(status, TaskStatus::Queued);
+    let recorded = s.fail_task(&c.lease, "429", Some(past), 3).await.unwrap();
+    assert_eq!(recorded.task, TaskStatus::Queued);
+    assert_eq!(recorded.job_ended, None);
     assert_lease_lost(s.ingest_page(&c.lease, &[], minute(0)).await, &c.lease);
     // Due: claimable at once.
     let c = claim_one(s, "w1", LONG).await;
@@ -874,8 +909,8 @@ pub(crate) async fn a_transient_failure_waits_for_its_retry_time(s: &dyn Storage
     assert_eq!(c.task.last_error.as_deref(), Some("429"));
 
     let later = Utc::now() + TimeDelta::hours(1);
-    let status = s.fail_task(&c.lease, "503", Some(later), 3).await.unwrap();
-    assert_eq!(status, TaskStatus::Queued);
+    let recorded = s.fail_task(&c.lease, "503", Some(later), 3).await.unwrap();
+    assert_eq!(recorded.task, TaskStatus::Queued);
     let details = s.get_job(job).await.unwrap();
     let task = &details.tasks[0];
     assert_eq!(task.status, TaskStatus::Queued);
@@ -888,7 +923,7 @@ pub(crate) async fn a_transient_failure_waits_for_its_retry_time(s: &dyn Storage
     assert_eq!(details.job.status, JobStatus::Running);
     // Not due yet: nobody can claim it.
     assert!(s
-        .claim_tasks("w2", 10, LONG, None, ATTEMPTS)
+        .claim_tasks(&req("w2", 10, LONG, None, ATTEMPTS))
         .await
         .unwrap()
         .is_empty());
@@ -900,7 +935,7 @@ pub(crate) async fn a_task_whose_worker_always_dies_fails_after_its_last_attempt
     let job = create(s, &["AAPL"]).await;
     for attempt in 1..=3 {
         let c = s
-            .claim_tasks("w", 1, EXPIRED, None, 3)
+            .claim_tasks(&req("w", 1, EXPIRED, None, 3))
             .await
             .unwrap()
             .remove(0);
@@ -908,7 +943,7 @@ pub(crate) async fn a_task_whose_worker_always_dies_fails_after_its_last_attempt
     }
     // The third attempt's lease has expired too: nothing is claimable, the task failed.
     assert!(s
-        .claim_tasks("w", 1, LONG, None, 3)
+        .claim_tasks(&req("w", 1, LONG, None, 3))
         .await
         .unwrap()
         .is_empty());
@@ -933,7 +968,8 @@ pub(crate) async fn max_attempts_leads_to_failed(s: &dyn Storage) {
     assert_eq!(
         s.fail_task(&c.lease, "timeout", Some(past), 2)
             .await
-            .unwrap(),
+            .unwrap()
+            .task,
         TaskStatus::Queued
     );
     let c = claim_one(s, "w1", LONG).await;
@@ -942,7 +978,10 @@ pub(crate) async fn max_attempts_leads_to_failed(s: &dyn Storage) {
         s.fail_task(&c.lease, "timeout again", Some(past), 2)
             .await
             .unwrap(),
-        TaskStatus::Failed
+        Recorded {
+            task: TaskStatus::Failed,
+            job_ended: Some(JobStatus::Failed)
+        }
     );
     let details = s.get_job(job).await.unwrap();
     assert_eq!(details.tasks[0].status, TaskStatus::Failed);
@@ -954,7 +993,7 @@ pub(crate) async fn max_attempts_leads_to_failed(s: &dyn Storage) {
     assert_eq!(details.job.status, JobStatus::Failed);
     assert!(details.job.finished_at.is_some());
     assert!(s
-        .claim_tasks("w1", 1, LONG, None, ATTEMPTS)
+        .claim_tasks(&req("w1", 1, LONG, None, ATTEMPTS))
         .await
         .unwrap()
         .is_empty());
@@ -967,7 +1006,7 @@ pub(crate) async fn job_status_settles_when_all_tasks_end(s: &dyn Storage) {
     assert_eq!(s.get_job(ok).await.unwrap().job.status, JobStatus::Running);
     for (i, c) in claimed.iter().enumerate() {
         assert_eq!(s.get_job(ok).await.unwrap().job.status, JobStatus::Running);
-        s.complete_task(&c.lease, &[]).await.unwrap();
+        let recorded = s.complete_task(&c.lease, &[]).await.unwrap();
         let status = s.get_job(ok).await.unwrap().job.status;
         let expected = if i == 2 {
             JobStatus::Succeeded
@@ -975,6 +1014,8 @@ pub(crate) async fn job_status_settles_when_all_tasks_end(s: &dyn Storage) {
             JobStatus::Running
         };
         assert_eq!(status, expected);
+        assert_eq!(recorded.task, TaskStatus::Succeeded);
+        assert_eq!(recorded.job_ended, (i == 2).then_some(expected));
     }
     let details = s.get_job(ok).await.unwrap();
     assert!(details.job.finished_at.is_some() && details.job.started_at.is_some());
@@ -985,9 +1026,11 @@ pub(crate) async fn job_status_settles_when_all_tasks_end(s: &dyn Storage) {
     let mixed = create(s, &["D", "E"]).await;
     let claimed = claim_all(s, "w1", LONG).await;
     s.complete_task(&claimed[0].lease, &[]).await.unwrap();
-    s.fail_task(&claimed[1].lease, "bad", None, 5)
+    let recorded = s
+        .fail_task(&claimed[1].lease, "bad", None, 5)
         .await
         .unwrap();
+    assert_eq!(recorded.job_ended, Some(JobStatus::CompletedWithErrors));
     let details = s.get_job(mixed).await.unwrap();
     assert_eq!(details.job.status, JobStatus::CompletedWithErrors);
     assert!(details.job.error.unwrap().contains("1 of 2"));
@@ -1009,7 +1052,12 @@ pub(crate) async fn job_status_settles_when_all_tasks_end(s: &dyn Storage) {
     assert_eq!(claimed.len(), 6);
     let done =
         futures::future::join_all(claimed.iter().map(|c| s.complete_task(&c.lease, &[]))).await;
-    assert!(done.into_iter().all(|r| r.is_ok()));
+    // Exactly one of them saw the job end.
+    let ended: Vec<Option<JobStatus>> = done.into_iter().map(|r| r.unwrap().job_ended).collect();
+    assert_eq!(
+        ended.iter().filter(|e| e.is_some()).collect::<Vec<_>>(),
+        [&Some(JobStatus::Succeeded)]
+    );
     assert_eq!(
         s.get_job(parallel).await.unwrap().job.status,
         JobStatus::Succeeded

@@ -6,17 +6,16 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use backfill_domain::{
-    BackfillMode, Candle, DateRange, JobId, JobSpec, JobStatus, RangeBound, Symbol, TaskStatus,
-    Timeframe,
+    BackfillMode, Candle, DateRange, JobId, JobSpec, JobStatus, ProgressEvent, RangeBound, Symbol,
+    TaskStatus, Timeframe,
 };
 use backfill_polygon::{
     AggregatesRequest, MarketData, Page, PageCursor, PolygonClient, PolygonConfig,
 };
 use backfill_polygon_sim::{Fault, RunningSimulator, SimConfig, Simulator};
+use backfill_progress::ProgressBus;
 use backfill_storage::{CandleQuery, Storage};
-use backfill_worker::{
-    Backoff, ProgressBus, ProgressEvent, Worker, WorkerConfig, WorkerDeps, WorkerId,
-};
+use backfill_worker::{Backoff, Worker, WorkerConfig, WorkerDeps, WorkerId};
 use secrecy::SecretString;
 use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinHandle;
@@ -103,7 +102,6 @@ fn start(storage: &Arc<dyn Storage>, market: Arc<dyn MarketData>, config: Worker
     let deps = WorkerDeps {
         queue: storage.clone(),
         candles: storage.clone(),
-        jobs: storage.clone(),
         market,
     };
     let bus = ProgressBus::new(4096);

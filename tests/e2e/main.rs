@@ -1,6 +1,7 @@
 //! End-to-end tests of the `backfill` binary and its services, in one test binary.
 
 mod api;
+mod architecture;
 mod cli;
 mod dashboard;
 mod faults;

@@ -88,6 +88,7 @@ impl TaskQueue for PgStorage {
                 SELECT t.id AS pick_id FROM tasks t JOIN jobs j ON j.id = t.job_id
                 WHERE j.status IN ('queued', 'running')
                   AND ($4::uuid IS NULL OR t.job_id = $4)
+                  AND t.status IN ('queued', 'running')
                   AND ((t.status = 'queued'
                         AND (t.next_attempt_at IS NULL OR t.next_attempt_at <= now()))
                     OR (t.status = 'running' AND t.lease_expires_at <= now()))

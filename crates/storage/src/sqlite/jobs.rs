@@ -269,6 +269,16 @@ pub(super) async fn settle_job(
     let Some(status) = status else {
         return Ok(None);
     };
+    // Most calls find a task left to run: that is one probe of an index, whatever the job's size.
+    let unfinished: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM tasks WHERE job_id = ?1 AND status IN ('queued', 'running'))",
+    )
+    .bind(job_id)
+    .fetch_one(&mut *conn)
+    .await?;
+    if unfinished {
+        return Ok(None);
+    }
     let rows: Vec<(String, i64)> =
         sqlx::query_as("SELECT status, count(*) FROM tasks WHERE job_id = ?1 GROUP BY status")
             .bind(job_id)

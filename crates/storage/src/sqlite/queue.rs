@@ -90,6 +90,7 @@ impl TaskQueue for SqliteStorage {
                 SELECT t.id FROM tasks t JOIN jobs j ON j.id = t.job_id
                 WHERE j.status IN ('queued', 'running')
                   AND (?5 IS NULL OR t.job_id = ?5)
+                  AND t.status IN ('queued', 'running')
                   AND ((t.status = 'queued' AND coalesce(t.next_attempt_at, ?1) <= ?1)
                     OR (t.status = 'running' AND t.lease_expires_at <= ?1))
                 ORDER BY j.created_at, t.id

@@ -367,6 +367,7 @@ async fn sqlite_measure(ctx: &Ctx, w: &Workload) -> anyhow::Result<SqliteMeasure
         &url,
         ctx.sim.base_url(),
         &w.symbols,
+        "1m",
         (&w.from, &w.to),
         ctx.sizes.concurrency,
         dir.path(),

@@ -19,6 +19,8 @@
 //! 4. `api`: status latency with 200 concurrent clients while a job ingests (`backfill serve`
 //!    on PostgreSQL, then SQLite).
 //! 5. `requests`: Polygon requests per symbol against the minimum, for the runs of 1 and 3.
+//! 6. `wide`: a job of 1,000 symbols of day bars (one request each) against one of 100: the time
+//!    per symbol must not grow with the size of the job (both backends).
 //!
 //! Environment: `BENCH_QUICK=1` (2 symbols x 10,000 bars; 2 symbols x January 2024),
 //! `BENCH_SYMBOLS`, `BENCH_BARS`, `BENCH_RUNS` (sections 1 and 2; the median of `BENCH_RUNS`
@@ -33,6 +35,7 @@ mod machine;
 mod memory;
 mod report;
 mod requests;
+mod wide;
 mod worker;
 
 use std::str::FromStr;
@@ -284,6 +287,11 @@ fn main() -> anyhow::Result<()> {
         } else {
             rows.extend(requests::rows(&ctx.sim, &served));
         }
+    }
+
+    if ctx.wants("wide") {
+        eprintln!("section 6: a wide job ...");
+        rows.extend(rt.block_on(wide::rows(&ctx)));
     }
 
     header.push_str(&format!(

@@ -41,12 +41,13 @@ pub(crate) async fn migrate(database_url: &str, dir: &Path) -> anyhow::Result<()
     Ok(())
 }
 
-/// A one-minute backfill of `symbols` over `[from, to]`: `backfill run ... --json` with the
+/// A backfill of `symbols` in `timeframe` over `[from, to]`: `backfill run ... --json` with the
 /// simulator at `sim_base_url` as Polygon, timed from spawn to exit.
 pub(crate) async fn run(
     database_url: &str,
     sim_base_url: &str,
     symbols: &[String],
+    timeframe: &str,
     (from, to): (&str, &str),
     concurrency: u32,
     dir: &Path,
@@ -54,7 +55,7 @@ pub(crate) async fn run(
     let mut cmd = Command::new(BIN);
     cmd.arg("run")
         .args(symbols)
-        .args(["--timeframe", "1m", "--from", from, "--to", to])
+        .args(["--timeframe", timeframe, "--from", from, "--to", to])
         .args(["--concurrency", &concurrency.to_string(), "--json"])
         .env("DATABASE_URL", database_url)
         .env("POLYGON_API_KEY", crate::API_KEY)
@@ -109,6 +110,7 @@ pub(crate) async fn run_on_fresh_pg<T>(
             &db.url,
             ctx.sim.base_url(),
             &w.symbols,
+            "1m",
             (&w.from, &w.to),
             ctx.sizes.concurrency,
             dir,

@@ -133,6 +133,7 @@ pub(crate) fn worker(
         queue: storage.clone(),
         candles: storage.clone(),
         market: Arc::new(client),
+        files: None,
     };
     Worker::new(deps, bus, config)
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use backfill_domain::ProgressEvent;
-use backfill_domain::{JobStatus, Symbol, TaskStatus};
+use backfill_domain::{JobStatus, TaskStatus, TaskUnit};
 use backfill_progress::{ProgressBus, RecvError};
 use backfill_storage::JobDetails;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -29,7 +29,17 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .await
         .context("creating the job")?
         .job;
-    info!(job_id = %job.id, %backend, symbols = spec.symbols().len(), "backfill started");
+    info!(
+        job_id = %job.id,
+        %backend,
+        source = %spec.source(),
+        symbols = spec.symbols().len(),
+        tasks = spec.units().len(),
+        "backfill started"
+    );
+    if let Some(reason) = spec.source_reason() {
+        info!("source: {reason}");
+    }
 
     let bus = ProgressBus::new(4096);
     let mut events = bus.subscribe();
@@ -39,7 +49,12 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let token = shutdown.clone();
     let worker = tokio::spawn(async move { worker.run(token).await });
 
-    let mut ui = Ui::new(spec.symbols().len());
+    let noun = if spec.source().is_bulk() {
+        "days"
+    } else {
+        "symbols"
+    };
+    let mut ui = Ui::new(spec.units().len(), noun);
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     let mut interrupted = false;
     loop {
@@ -106,7 +121,8 @@ fn summary(details: &JobDetails) -> serde_json::Value {
         "candles_per_second": p.candles_per_second,
         "peak_rss_bytes": app::peak_rss_bytes(),
         "symbols": details.tasks.iter().map(|t| json!({
-            "symbol": t.symbol,
+            "symbol": t.symbol(),
+            "day": t.unit.day(),
             "status": t.status,
             "attempts": t.attempts,
             "candles_stored": t.candles_stored,
@@ -129,7 +145,7 @@ fn report(details: &JobDetails, interrupted: bool) {
         .iter()
         .filter(|t| t.status == TaskStatus::Failed)
     {
-        warn!(symbol = %t.symbol, error = t.last_error.as_deref().unwrap_or("unknown"), "symbol failed");
+        warn!(task = %t.unit, error = t.last_error.as_deref().unwrap_or("unknown"), "task failed");
     }
     info!(
         job_id = %details.job.id,
@@ -146,14 +162,16 @@ fn report(details: &JobDetails, interrupted: bool) {
 struct Ui {
     multi: MultiProgress,
     overall: ProgressBar,
-    lines: HashMap<Symbol, ProgressBar>,
-    candles: HashMap<Symbol, u64>,
+    lines: HashMap<TaskUnit, ProgressBar>,
+    candles: HashMap<TaskUnit, u64>,
+    /// What the tasks are: `symbols`, or `days` for the bulk sources.
+    noun: &'static str,
     tty: bool,
     last_log: Instant,
 }
 
 impl Ui {
-    fn new(symbols: usize) -> Self {
+    fn new(tasks: usize, noun: &'static str) -> Self {
         let tty = std::io::stderr().is_terminal();
         let multi = MultiProgress::with_draw_target(if tty {
             ProgressDrawTarget::stderr()
@@ -168,13 +186,14 @@ impl Ui {
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> "),
         );
-        overall.set_message(format!("0/{symbols} symbols"));
+        overall.set_message(format!("0/{tasks} {noun}"));
         overall.enable_steady_tick(Duration::from_millis(120));
         Self {
             multi,
             overall,
             lines: HashMap::new(),
             candles: HashMap::new(),
+            noun,
             tty,
             last_log: Instant::now(),
         }
@@ -182,28 +201,26 @@ impl Ui {
 
     fn on_event(&mut self, event: &ProgressEvent) {
         match event {
-            ProgressEvent::TaskStarted {
-                symbol, attempt, ..
-            } => {
+            ProgressEvent::TaskStarted { unit, attempt, .. } => {
                 let line = self.multi.add(ProgressBar::new_spinner());
                 line.set_style(
                     ProgressStyle::with_template("  {spinner} {prefix:<14} {msg}")
                         .unwrap_or_else(|_| ProgressStyle::default_spinner()),
                 );
-                line.set_prefix(symbol.to_string());
+                line.set_prefix(unit.to_string());
                 line.set_message(format!("attempt {attempt}: fetching"));
                 line.enable_steady_tick(Duration::from_millis(120));
-                self.lines.insert(symbol.clone(), line);
+                self.lines.insert(unit.clone(), line);
             }
             ProgressEvent::PageStored {
-                symbol,
+                unit,
                 fetched,
                 checkpoint,
                 ..
             } => {
-                let total = self.candles.entry(symbol.clone()).or_default();
+                let total = self.candles.entry(unit.clone()).or_default();
                 *total += fetched;
-                if let Some(line) = self.lines.get(symbol) {
+                if let Some(line) = self.lines.get(unit) {
                     line.set_message(format!(
                         "{total} candles, through {}",
                         checkpoint.format("%Y-%m-%d %H:%M")
@@ -211,20 +228,20 @@ impl Ui {
                 }
             }
             ProgressEvent::TaskFinished {
-                symbol,
+                unit,
                 status,
                 error,
                 ..
             } => {
-                if let Some(line) = self.lines.remove(symbol) {
+                if let Some(line) = self.lines.remove(unit) {
                     line.finish_and_clear();
                     self.multi.remove(&line);
                 }
                 match error {
                     Some(e) => {
-                        self.print(&format!("{symbol}: {status}: {e}"));
+                        self.print(&format!("{unit}: {status}: {e}"));
                     }
-                    None if !self.tty => info!(%symbol, %status, "symbol finished"),
+                    None if !self.tty => info!(%unit, %status, "task finished"),
                     None => {}
                 }
             }
@@ -240,8 +257,8 @@ impl Ui {
             .map(|r| format!(", {r:.0} candles/s"))
             .unwrap_or_default();
         let msg = format!(
-            "{}/{} symbols, {} failed, {} candles{rate}",
-            p.symbols_done, p.symbols_total, p.symbols_failed, p.candles_stored
+            "{}/{} {}, {} failed, {} candles{rate}",
+            p.symbols_done, p.symbols_total, self.noun, p.symbols_failed, p.candles_stored
         );
         if !self.tty && self.last_log.elapsed() >= Duration::from_secs(5) {
             self.last_log = Instant::now();

@@ -14,7 +14,7 @@ use axum::http::{header, HeaderName, HeaderValue};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use backfill_domain::ProgressEvent;
-use backfill_domain::{BackfillJob, JobId, SymbolTask, TaskStatus};
+use backfill_domain::{BackfillJob, JobId, Task, TaskStatus};
 use backfill_progress::{Receiver, RecvError};
 use backfill_storage::JobDetails;
 use chrono::{DateTime, Utc};
@@ -98,7 +98,7 @@ struct Watch {
 #[derive(Debug, PartialEq)]
 struct Snapshot {
     job: BackfillJob,
-    tasks: Vec<SymbolTask>,
+    tasks: Vec<Task>,
 }
 
 impl Snapshot {
@@ -106,7 +106,7 @@ impl Snapshot {
         let tasks = details
             .tasks
             .iter()
-            .map(|task| SymbolTask {
+            .map(|task| Task {
                 lease_expires_at: None,
                 updated_at: DateTime::UNIX_EPOCH,
                 ..task.clone()

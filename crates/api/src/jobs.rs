@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use backfill_domain::{
     BackfillJob, BackfillMode, DateRange, JobId, JobProgress, JobSpec, JobStatus, RangeBound,
-    Symbol, SymbolTask, Timeframe, Timespan,
+    Symbol, Task, Timeframe, Timespan,
 };
 use backfill_storage::{JobDetails, JobSummary};
 use serde::{Deserialize, Serialize};
@@ -177,7 +177,7 @@ pub struct JobStatusBody {
     pub job: BackfillJob,
     pub progress: JobProgress,
     /// One task per symbol, in the order of the job's symbols.
-    pub tasks: Vec<SymbolTask>,
+    pub tasks: Vec<Task>,
 }
 
 impl JobStatusBody {

@@ -8,24 +8,28 @@
 //! utoipa.
 
 mod candle;
+mod chunk;
 mod error;
 mod event;
 mod job;
 mod lifecycle;
 mod progress;
 mod range;
+mod source;
 mod symbol;
 mod timeframe;
 
 pub use candle::{Candle, Ohlcv};
+pub use chunk::{chunk_at, requests_needed, Session, MAX_BASE_AGGREGATES};
 pub use error::{Error, Result};
 pub use event::ProgressEvent;
 pub use job::{
-    BackfillJob, BackfillMode, JobId, JobSpec, JobStatus, SymbolTask, TaskId, TaskStatus,
-    MAX_SYMBOLS_PER_JOB,
+    BackfillJob, BackfillMode, JobId, JobSpec, JobStatus, Task, TaskId, TaskStatus, TaskUnit,
+    Universe, MAX_DAYS_PER_JOB, MAX_SYMBOLS_PER_BULK_JOB, MAX_SYMBOLS_PER_JOB,
 };
 pub use lifecycle::{Settlement, TaskCounts};
 pub use progress::{JobProgress, TaskTotals};
 pub use range::{merge_intervals, DateRange, RangeBound};
+pub use source::{choose, costs, weekdays, Chosen, Source, SourceChoice, SourceCost, Sources};
 pub use symbol::Symbol;
 pub use timeframe::{BaseAggregate, Timeframe, Timespan, MAX_MULTIPLIER};

@@ -1,7 +1,7 @@
 //! What happens to a job as its tasks end, and to a task when an attempt fails: the policies
 //! that every storage backend applies inside its transactions, written once here.
 
-use crate::{JobStatus, SymbolTask, TaskStatus};
+use crate::{JobStatus, Task, TaskStatus};
 
 /// How many of a job's tasks are in each status.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -26,7 +26,7 @@ impl TaskCounts {
     }
 
     /// The counts of these tasks.
-    pub fn of(tasks: &[SymbolTask]) -> Self {
+    pub fn of(tasks: &[Task]) -> Self {
         let mut counts = Self::default();
         for t in tasks {
             counts.add(t.status, 1);

@@ -1,14 +1,15 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::{BackfillJob, DateRange, JobStatus, SymbolTask, TaskCounts, TaskStatus};
+use crate::{BackfillJob, DateRange, JobStatus, Task, TaskCounts};
 
 /// A job's progress, derived from its tasks on every read and never stored, so it cannot drift.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct JobProgress {
+    /// Tasks: symbols, or days for the bulk sources.
     pub symbols_total: usize,
-    /// Symbols stored completely.
+    /// Symbols (days) stored completely.
     pub symbols_done: usize,
     pub symbols_failed: usize,
     pub symbols_running: usize,
@@ -19,6 +20,12 @@ pub struct JobProgress {
     /// Bars received from upstream over all symbols.
     pub candles_fetched: u64,
     pub pages: u64,
+    /// Upstream calls made: REST or grouped requests (retries included) and file downloads.
+    #[serde(default)]
+    pub requests: u64,
+    /// Bytes received from upstream, as sent (compressed).
+    #[serde(default)]
+    pub bytes: u64,
     /// 0 to 100: the share of the job's symbol-time already covered, counting the checkpoints of
     /// running and unfinished symbols, not only finished ones. It never goes backwards, because
     /// checkpoints only move forward and survive retries.
@@ -40,25 +47,24 @@ pub struct TaskTotals {
     pub candles_stored: u64,
     pub candles_fetched: u64,
     pub pages: u64,
-    /// The sum over tasks of the share of the job's range they have covered: 1 for a
-    /// succeeded task, [`DateRange::fraction_through`] of its checkpoint otherwise.
+    pub requests: u64,
+    pub bytes: u64,
+    /// The sum over tasks of the share of their work done ([`Task::fraction_done`]).
     pub covered: f64,
 }
 
 impl TaskTotals {
     /// The totals of `tasks`, for a job over `range`.
-    pub fn of(range: DateRange, tasks: &[SymbolTask]) -> Self {
+    pub fn of(range: DateRange, tasks: &[Task]) -> Self {
         let mut totals = Self::default();
         for t in tasks {
             totals.counts.add(t.status, 1);
             totals.candles_stored += t.candles_stored;
             totals.candles_fetched += t.candles_fetched;
             totals.pages += t.pages;
-            totals.covered += match (t.status, t.checkpoint) {
-                (TaskStatus::Succeeded, _) => 1.0,
-                (_, Some(cp)) => range.fraction_through(cp),
-                (_, None) => 0.0,
-            };
+            totals.requests += t.requests;
+            totals.bytes += t.bytes;
+            totals.covered += t.fraction_done(&range);
         }
         totals
     }
@@ -66,7 +72,7 @@ impl TaskTotals {
 
 impl JobProgress {
     /// Derives the progress of `job` from its `tasks` as of `now`.
-    pub fn derive(job: &BackfillJob, tasks: &[SymbolTask], now: DateTime<Utc>) -> Self {
+    pub fn derive(job: &BackfillJob, tasks: &[Task], now: DateTime<Utc>) -> Self {
         Self::from_totals(job, &TaskTotals::of(job.spec.range(), tasks), now)
     }
 
@@ -102,6 +108,8 @@ impl JobProgress {
             candles_stored: t.candles_stored,
             candles_fetched: t.candles_fetched,
             pages: t.pages,
+            requests: t.requests,
+            bytes: t.bytes,
             percent,
             elapsed_seconds,
             candles_per_second,
@@ -116,13 +124,13 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::{BackfillMode, JobId, JobSpec, Symbol, TaskId, Timeframe};
+    use crate::{BackfillMode, JobId, JobSpec, Symbol, TaskId, TaskStatus, TaskUnit, Timeframe};
 
     fn t0() -> DateTime<Utc> {
         "2024-01-01T00:00:00Z".parse().unwrap()
     }
 
-    fn job(n: usize) -> (BackfillJob, Vec<SymbolTask>) {
+    fn job(n: usize) -> (BackfillJob, Vec<Task>) {
         let range = DateRange::from_instants(t0(), t0() + TimeDelta::days(10)).unwrap();
         let symbols: Vec<Symbol> = (0..n)
             .map(|i| Symbol::parse(&format!("S{i}")).unwrap())
@@ -148,23 +156,8 @@ mod tests {
         let tasks = symbols
             .into_iter()
             .enumerate()
-            .map(|(i, symbol)| SymbolTask {
-                id: TaskId(i as i64),
-                job_id: job.id,
-                symbol,
-                status: TaskStatus::Queued,
-                attempts: 0,
-                candles_fetched: 0,
-                candles_stored: 0,
-                pages: 0,
-                checkpoint: None,
-                last_error: None,
-                next_attempt_at: None,
-                worker_id: None,
-                lease_expires_at: None,
-                started_at: None,
-                finished_at: None,
-                updated_at: t0(),
+            .map(|(i, symbol)| {
+                Task::queued(TaskId(i as i64), job.id, TaskUnit::Symbol(symbol), t0())
             })
             .collect();
         (job, tasks)

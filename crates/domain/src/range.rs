@@ -188,6 +188,24 @@ impl DateRange {
         self.to.timestamp_millis()
     }
 
+    /// The whole New York day `date`, from its midnight to the last millisecond before the next.
+    pub fn ny_day(date: NaiveDate) -> Self {
+        Self {
+            from: RangeBound::Date(date).start(),
+            to: RangeBound::Date(date).end(),
+        }
+    }
+
+    /// The New York date of the first instant.
+    pub fn from_ny_date(&self) -> NaiveDate {
+        self.from.with_timezone(&New_York).date_naive()
+    }
+
+    /// The New York date of the last instant.
+    pub fn to_ny_date(&self) -> NaiveDate {
+        self.to.with_timezone(&New_York).date_naive()
+    }
+
     /// The number of milliseconds covered (at least one).
     pub fn len_ms(&self) -> i64 {
         self.to_ms() - self.from_ms() + 1

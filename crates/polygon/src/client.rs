@@ -5,18 +5,18 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use backfill_domain::{Candle, DateRange};
-use chrono::DateTime;
+use chrono::{DateTime, NaiveDate};
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, RETRY_AFTER};
 use secrecy::ExposeSecret;
 use tokio::time::Instant;
 
-use crate::chunk::{chunk_at, Session};
 use crate::paging::{first_path, next_step, rebuild_next_url, CursorState, Step};
-use crate::wire::{decode_aggregates, parse_retry_after, DecodedPage};
+use crate::wire::{decode_aggregates, decode_grouped, parse_retry_after, DecodedPage};
 use crate::{
-    AggregatesRequest, ClientStats, Error, MarketData, Page, PageCursor, PolygonConfig,
+    AggregatesRequest, ClientStats, Error, GroupedDay, MarketData, Page, PageCursor, PolygonConfig,
     RateLimiter, Result,
 };
+use backfill_domain::{chunk_at, Session};
 
 /// The Polygon (Massive) aggregates client. Cheap to clone: clones share the connection pool, the
 /// rate limiter and the counters, so one client serves every task.
@@ -111,19 +111,20 @@ impl PolygonClient {
         }
     }
 
-    /// Fetches one page with retries; returns it with the number of requests made.
-    async fn get_with_retries(
+    /// Fetches one page with retries; returns it with the number of requests made and the
+    /// bytes of the body that was decoded.
+    async fn get_with_retries<T: Send + 'static>(
         &self,
         path: &str,
-        request: &AggregatesRequest,
-    ) -> Result<(DecodedPage, u32)> {
+        decode: &Decoder<T>,
+    ) -> Result<(T, u32, u64)> {
         let config = &self.inner.config;
         let started = Instant::now();
         let mut attempts: u32 = 0;
         loop {
             attempts += 1;
-            let error = match self.attempt(path, request).await {
-                Ok(page) => return Ok((page, attempts)),
+            let error = match self.attempt(path, decode).await {
+                Ok((page, bytes)) => return Ok((page, attempts, bytes)),
                 Err(error) => error,
             };
             if error.is_permanent() {
@@ -167,8 +168,12 @@ impl PolygonClient {
         }
     }
 
-    /// One HTTP request, rate limited, decoded.
-    async fn attempt(&self, path: &str, request: &AggregatesRequest) -> Result<DecodedPage> {
+    /// One HTTP request, rate limited, decoded; returns what was decoded and the body's size.
+    async fn attempt<T: Send + 'static>(
+        &self,
+        path: &str,
+        decode: &Decoder<T>,
+    ) -> Result<(T, u64)> {
         let permit = self.inner.limiter.acquire().await;
         {
             let mut stats = self.stats_mut();
@@ -205,36 +210,49 @@ impl PolygonClient {
             "polygon response"
         );
         let key = self.inner.config.api_key.expose_secret();
+        let bytes = body.len() as u64;
         let decoded = if body.len() > BLOCKING_DECODE_ABOVE {
             // A full page is megabytes of JSON: decode it off the async threads, so that the
             // rest of the process (an API on the same runtime, say) keeps answering.
-            let (symbol, timeframe) = (request.symbol.clone(), request.timeframe);
-            tokio::task::spawn_blocking(move || {
-                decode_aggregates(status, retry_after, &body, &symbol, timeframe)
-            })
-            .await
-            .map_err(|e| Error::Decode {
-                message: format!("the decoding task failed: {e}"),
-            })?
+            let decode = Arc::clone(decode);
+            tokio::task::spawn_blocking(move || decode(status, retry_after, &body))
+                .await
+                .map_err(|e| Error::Decode {
+                    message: format!("the decoding task failed: {e}"),
+                })?
         } else {
-            decode_aggregates(
-                status,
-                retry_after,
-                &body,
-                &request.symbol,
-                request.timeframe,
-            )
+            decode(status, retry_after, &body)
         };
-        let page = decoded.map_err(|e| e.redact(key))?;
-        if let Some(adjusted) = page.adjusted.filter(|a| *a != request.adjusted) {
-            return Err(Error::Decode {
-                message: format!(
-                    "polygon answered adjusted={adjusted} to a request for adjusted={}",
-                    request.adjusted
-                ),
-            });
+        Ok((decoded.map_err(|e| e.redact(key))?, bytes))
+    }
+
+    /// Every ticker's day bar of `day` (a New York date) from the grouped daily endpoint, one
+    /// request (plus retries). Each bar's timestamp is New York midnight of `day`, as the
+    /// aggregates endpoint stamps day bars (the grouped endpoint stamps them at the close).
+    /// A market holiday or a weekend gives no bars.
+    ///
+    /// # Errors
+    /// As [`MarketData::fetch_page`].
+    pub async fn grouped_day(&self, day: NaiveDate, adjusted: bool) -> Result<GroupedDay> {
+        let path = format!("/v2/aggs/grouped/locale/us/market/stocks/{day}?adjusted={adjusted}");
+        let decoder: Decoder<DecodedPage> = Arc::new(move |status, retry_after, body: &[u8]| {
+            let page = decode_grouped(status, retry_after, body, day)?;
+            check_adjusted(page.adjusted, adjusted)?;
+            Ok(page)
+        });
+        let (decoded, requests, bytes) = self.get_with_retries(&path, &decoder).await?;
+        {
+            let mut stats = self.stats_mut();
+            stats.pages += 1;
+            stats.candles += decoded.candles.len() as u64;
+            stats.bars_dropped += decoded.invalid_bars;
         }
-        Ok(page)
+        Ok(GroupedDay {
+            candles: decoded.candles,
+            requests,
+            bytes,
+            dropped: decoded.invalid_bars,
+        })
     }
 
     /// A transport failure, described without the URL and without the key.
@@ -295,7 +313,14 @@ impl MarketData for PolygonClient {
             Some(path) => path.clone(),
             None => first_path(request, current.from_ms(), current.to_ms()),
         };
-        let (decoded, requests) = self.get_with_retries(&path, request).await?;
+        let (symbol, timeframe, adjusted) =
+            (request.symbol.clone(), request.timeframe, request.adjusted);
+        let decoder: Decoder<DecodedPage> = Arc::new(move |status, retry_after, body: &[u8]| {
+            let page = decode_aggregates(status, retry_after, body, &symbol, timeframe)?;
+            check_adjusted(page.adjusted, adjusted)?;
+            Ok(page)
+        });
+        let (decoded, requests, bytes) = self.get_with_retries(&path, &decoder).await?;
 
         let (candles, last_ts, out_of_place) = keep_new_bars(decoded.candles, range, state.last_ts);
         let dropped = decoded.invalid_bars + out_of_place;
@@ -361,7 +386,27 @@ impl MarketData for PolygonClient {
             next,
             dropped,
             requests,
+            bytes,
         })
+    }
+
+    async fn fetch_grouped(&self, day: NaiveDate, adjusted: bool) -> Result<GroupedDay> {
+        self.grouped_day(day, adjusted).await
+    }
+}
+
+/// Decodes a response body (HTTP status, `Retry-After`, body) into what a request asked for.
+type Decoder<T> = Arc<dyn Fn(u16, Option<Duration>, &[u8]) -> Result<T> + Send + Sync>;
+
+/// Fails when Polygon echoed another adjustment than the request's.
+fn check_adjusted(echoed: Option<bool>, asked: bool) -> Result<()> {
+    match echoed {
+        Some(adjusted) if adjusted != asked => Err(Error::Decode {
+            message: format!(
+                "polygon answered adjusted={adjusted} to a request for adjusted={asked}"
+            ),
+        }),
+        _ => Ok(()),
     }
 }
 

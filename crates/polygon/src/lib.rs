@@ -12,10 +12,10 @@
 //! [`MarketData::fetch_page`] makes one such request (plus retries) and returns its candles with a
 //! cursor for the next call, so memory stays bounded whatever the range.
 
-mod chunk;
 mod client;
 mod config;
 mod error;
+mod files;
 mod limiter;
 mod paging;
 mod stats;
@@ -23,17 +23,20 @@ mod wire;
 
 use async_trait::async_trait;
 use backfill_domain::{Candle, DateRange, Symbol, Timeframe};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use futures::Stream;
 
-pub use chunk::{requests_needed, Session};
+pub use backfill_domain::{requests_needed, Session};
 pub use client::PolygonClient;
 pub use config::PolygonConfig;
 pub use error::{Error, Result};
+#[cfg(any(test, feature = "mocks"))]
+pub use files::MockFlatFiles;
+pub use files::{Dataset, DayFile, FilePage, FilePages, FlatFiles};
 pub use limiter::{Permit, RateLimiter};
 pub use paging::PageCursor;
 pub use stats::ClientStats;
-pub use wire::{decode_aggregates, DecodedPage};
+pub use wire::{decode_aggregates, decode_grouped, DecodedPage};
 
 /// What to fetch: the bars of one symbol at one timeframe over an inclusive range.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -60,6 +63,21 @@ pub struct Page {
     pub dropped: u64,
     /// HTTP requests made for this page, retries included.
     pub requests: u32,
+    /// Bytes of the body this page came in (as decoded JSON).
+    pub bytes: u64,
+}
+
+/// Every ticker's day bar of one date, from the grouped daily endpoint.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupedDay {
+    /// Day bars of many symbols, each stamped with New York midnight of the date.
+    pub candles: Vec<Candle>,
+    /// HTTP requests made, retries included.
+    pub requests: u32,
+    /// Bytes of the body (as decoded JSON).
+    pub bytes: u64,
+    /// Bars dropped: without a valid ticker, or with invalid values.
+    pub dropped: u64,
 }
 
 /// A source of historical candles, fetched page by page.
@@ -77,6 +95,11 @@ pub trait MarketData: Send + Sync {
         request: &AggregatesRequest,
         cursor: Option<PageCursor>,
     ) -> Result<Page>;
+
+    /// Every US stock ticker's day bar of `day` (a New York date), in one request, with
+    /// `adjusted` prices or raw ones; none for a weekend or a market holiday. Retried and
+    /// rate limited like [`MarketData::fetch_page`].
+    async fn fetch_grouped(&self, day: NaiveDate, adjusted: bool) -> Result<GroupedDay>;
 }
 
 /// Every page of a request, in order, as a stream; it ends after the last page or the first
@@ -125,6 +148,7 @@ mod tests {
             next,
             dropped: 0,
             requests: 1,
+            bytes: 0,
         }
     }
 

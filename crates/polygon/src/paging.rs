@@ -3,8 +3,8 @@
 use backfill_domain::RangeBound;
 use url::Url;
 
-use crate::chunk::MAX_BASE_AGGREGATES;
 use crate::{AggregatesRequest, Error, Result};
+use backfill_domain::MAX_BASE_AGGREGATES;
 
 /// Where the next [`MarketData::fetch_page`](crate::MarketData::fetch_page) call continues: the
 /// chunk of the range and, inside it, the path and query rebuilt from Polygon's `next_url`.

@@ -5,8 +5,8 @@ use std::borrow::Cow;
 use std::fmt;
 use std::time::Duration;
 
-use backfill_domain::{Candle, Ohlcv, Symbol, Timeframe};
-use chrono::DateTime;
+use backfill_domain::{Candle, DateRange, Ohlcv, Symbol, Timeframe, Timespan};
+use chrono::{DateTime, NaiveDate};
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
@@ -54,24 +54,12 @@ pub fn decode_aggregates(
                 excerpt(body, 80)
             ),
         })?;
-    match parsed.status.as_deref() {
-        Some("ERROR") => {
-            return Err(Error::BadRequest {
-                message: text_of(parsed.error, parsed.message, "polygon answered ERROR"),
-            })
-        }
-        Some("NOT_AUTHORIZED") => {
-            return Err(Error::NotEntitled {
-                status: http_status,
-                message: text_of(
-                    parsed.error,
-                    parsed.message,
-                    "polygon answered NOT_AUTHORIZED",
-                ),
-            })
-        }
-        _ => {}
-    }
+    refused_by_status(
+        parsed.status.as_deref(),
+        http_status,
+        parsed.error.clone(),
+        parsed.message.clone(),
+    )?;
     let Bars {
         candles,
         invalid: invalid_bars,
@@ -100,6 +88,120 @@ pub fn decode_aggregates(
         adjusted: parsed.adjusted,
         status: parsed.status,
     })
+}
+
+/// Fails for a body whose `status` word refuses the request (`ERROR`, `NOT_AUTHORIZED`) whatever
+/// the HTTP status; every other word (`OK`, `DELAYED`, plan names) is data.
+fn refused_by_status(
+    status: Option<&str>,
+    http_status: u16,
+    error: Option<String>,
+    message: Option<String>,
+) -> Result<()> {
+    match status {
+        Some("ERROR") => Err(Error::BadRequest {
+            message: text_of(error, message, "polygon answered ERROR"),
+        }),
+        Some("NOT_AUTHORIZED") => Err(Error::NotEntitled {
+            status: http_status,
+            message: text_of(error, message, "polygon answered NOT_AUTHORIZED"),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Turns one grouped daily response into candles of many tickers, each stamped with New York
+/// midnight of `day` (the aggregates endpoint's stamp for day bars; the grouped endpoint stamps
+/// them at the close). Statuses and errors are read as by [`decode_aggregates`]. Bars without a
+/// valid ticker (`T`) or with invalid values are dropped and counted.
+pub fn decode_grouped(
+    http_status: u16,
+    retry_after: Option<Duration>,
+    body: &[u8],
+    day: NaiveDate,
+) -> Result<DecodedPage> {
+    if !(200..300).contains(&http_status) {
+        return Err(status_error(http_status, retry_after, body));
+    }
+    let parsed: GroupedBody = serde_json::from_slice(body).map_err(|e| Error::Decode {
+        message: format!(
+            "invalid grouped daily json ({e}); the body starts with {:?}",
+            excerpt(body, 80)
+        ),
+    })?;
+    refused_by_status(
+        parsed.status.as_deref(),
+        http_status,
+        parsed.error,
+        parsed.message,
+    )?;
+    let midnight = DateRange::ny_day(day).from().timestamp_millis();
+    let daily = Timeframe::new(1, Timespan::Day).map_err(|e| Error::Decode {
+        message: e.to_string(),
+    })?;
+    let mut candles = Vec::new();
+    let mut invalid_bars = 0;
+    match parsed.results {
+        Some(bars) => {
+            candles.reserve(bars.len());
+            for GroupedBar { ticker, mut bar } in bars {
+                let symbol = ticker.as_deref().map(Symbol::parse);
+                bar.t = bar.t.map(|_| midnight);
+                match symbol {
+                    Some(Ok(symbol)) => match bar.into_candle(&symbol, daily) {
+                        Ok(c) => candles.push(c),
+                        Err(_) => invalid_bars += 1,
+                    },
+                    _ => invalid_bars += 1,
+                }
+            }
+        }
+        None if parsed.results_count.unwrap_or(0.0) > 0.0 => {
+            return Err(Error::Decode {
+                message: format!(
+                    "the grouped response claims {} results but carries none",
+                    parsed.results_count.unwrap_or(0.0)
+                ),
+            })
+        }
+        None => {}
+    }
+    if invalid_bars > 0 {
+        tracing::warn!(%day, invalid_bars, "dropped invalid bars from a grouped day");
+    }
+    Ok(DecodedPage {
+        candles,
+        invalid_bars,
+        next_url: None,
+        adjusted: parsed.adjusted,
+        status: parsed.status,
+    })
+}
+
+/// The grouped daily body: every ticker's bar of one day, no pagination.
+#[derive(Deserialize)]
+struct GroupedBody {
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    results: Option<Vec<GroupedBar>>,
+    #[serde(default, rename = "resultsCount")]
+    results_count: Option<f64>,
+    #[serde(default)]
+    adjusted: Option<bool>,
+    #[serde(default)]
+    error: Option<String>,
+    #[serde(default)]
+    message: Option<String>,
+}
+
+/// One ticker's bar in a grouped answer.
+#[derive(Deserialize)]
+struct GroupedBar {
+    #[serde(default, rename = "T")]
+    ticker: Option<String>,
+    #[serde(flatten)]
+    bar: WireBar,
 }
 
 /// The aggregates body. `results` is decoded straight into candles, bar by bar, so that a page

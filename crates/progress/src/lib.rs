@@ -39,7 +39,7 @@ impl ProgressBus {
 
 #[cfg(test)]
 mod tests {
-    use backfill_domain::{JobId, JobStatus, Symbol};
+    use backfill_domain::{JobId, JobStatus, Symbol, TaskUnit};
 
     use super::*;
 
@@ -54,7 +54,7 @@ mod tests {
         };
         bus.publish(ProgressEvent::TaskStarted {
             job_id,
-            symbol: Symbol::parse("AAPL").unwrap(),
+            unit: TaskUnit::Symbol(Symbol::parse("AAPL").unwrap()),
             attempt: 1,
         });
         bus.publish(finished.clone());

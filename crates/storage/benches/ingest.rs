@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use backfill_domain::{BackfillMode, Candle, DateRange, JobSpec, Ohlcv, Symbol, Timeframe};
 use backfill_storage::postgres::{PgIngestMethod, PgStorage};
 use backfill_storage::sqlite::SqliteStorage;
-use backfill_storage::{ClaimRequest, ClaimedTask, IngestOutcome, Storage};
+use backfill_storage::{ClaimRequest, ClaimedTask, Fetched, IngestOutcome, Storage};
 use chrono::{DateTime, TimeDelta, Utc};
 use std::str::FromStr;
 
@@ -109,7 +109,7 @@ async fn claim(
         .await?;
     claimed.sort_by_key(|c| {
         data.iter()
-            .position(|(sym, _)| *sym == c.task.symbol)
+            .position(|(sym, _)| Some(sym) == c.task.symbol())
             .unwrap_or(usize::MAX)
     });
     Ok(claimed)
@@ -127,7 +127,9 @@ async fn ingest_all(
     for (c, (_, candles)) in claimed.iter().zip(data) {
         for page in candles.chunks(PAGE) {
             let checkpoint = page.last().map_or_else(start, Candle::ts);
-            let o = s.ingest_page(&c.lease, page, checkpoint).await?;
+            let o = s
+                .ingest_page(&c.lease, page, checkpoint, Fetched::default())
+                .await?;
             total.inserted += o.inserted;
             total.updated += o.updated;
             total.unchanged += o.unchanged;

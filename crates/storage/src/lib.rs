@@ -19,6 +19,8 @@ mod error;
 mod page;
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 mod rows;
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+mod series;
 mod traits;
 mod types;
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
@@ -34,6 +36,7 @@ pub use traits::{CandleStore, JobRepository, Storage, TaskQueue};
 #[cfg(any(test, feature = "mocks"))]
 pub use traits::{MockCandleStore, MockJobRepository, MockTaskQueue};
 pub use types::{
-    CandlePage, CandleQuery, ClaimRequest, ClaimedTask, CreatedJob, HeartbeatReport, IngestOutcome,
-    JobDetails, JobSummary, Lease, Recorded,
+    CandlePage, CandleQuery, ClaimRequest, ClaimedTask, CreatedJob, DayCompletion, DayProgress,
+    DaySeries, Fetched, HeartbeatReport, IngestOutcome, JobDetails, JobSummary, Lease, Recorded,
+    SourceFile, StoredFile,
 };

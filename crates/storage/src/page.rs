@@ -43,7 +43,11 @@ pub(crate) fn prepare_page<'a>(
             ));
         }
     }
-    let mut page: Vec<&Candle> = candles.iter().collect();
+    Ok(sorted_without_repeats(candles.iter().collect()))
+}
+
+/// The candles sorted by time, each timestamp once (the last of its candles wins).
+fn sorted_without_repeats(mut page: Vec<&Candle>) -> Vec<&Candle> {
     if !page.windows(2).all(|w| w[0].ts() <= w[1].ts()) {
         // Stable, so that among equal timestamps the later candle stays later.
         page.sort_by_key(|c| c.ts());
@@ -55,7 +59,59 @@ pub(crate) fn prepare_page<'a>(
             _ => out.push(c),
         }
     }
-    Ok(out)
+    out
+}
+
+/// The candles of one symbol in a page of a day task's rows.
+pub(crate) type Group<'a> = (&'a backfill_domain::Symbol, Vec<&'a Candle>);
+
+/// Checks a page of a day task's rows (every candle of the job's `timeframe`, trade counts that
+/// fit) and groups it by symbol, in symbol order, each group sorted by time without repeats.
+pub(crate) fn prepare_rows<'a>(candles: &'a [Candle], timeframe: &str) -> Result<Vec<Group<'a>>> {
+    if let Some(c) = candles.first() {
+        if c.timeframe().to_string() != timeframe {
+            return Err(Error::InvalidInput(format!(
+                "candle of timeframe {} in a day of {timeframe}",
+                c.timeframe()
+            )));
+        }
+    }
+    for c in candles {
+        if candles
+            .first()
+            .is_some_and(|f| f.timeframe() != c.timeframe())
+        {
+            return Err(Error::InvalidInput(
+                "candles of several timeframes in one page".into(),
+            ));
+        }
+        if c.trades().is_some_and(|n| i64::try_from(n).is_err()) {
+            return Err(Error::InvalidInput(format!(
+                "{} at {}: trade count too large",
+                c.symbol(),
+                c.ts()
+            )));
+        }
+    }
+    let mut rows: Vec<&Candle> = candles.iter().collect();
+    // Files come sorted by ticker and then time: sort only when they are not.
+    if !rows
+        .windows(2)
+        .all(|w| (w[0].symbol(), w[0].ts()) <= (w[1].symbol(), w[1].ts()))
+    {
+        rows.sort_by(|a, b| a.symbol().cmp(b.symbol()));
+    }
+    let mut groups: Vec<Group<'a>> = Vec::new();
+    for c in rows {
+        match groups.last_mut() {
+            Some((symbol, group)) if *symbol == c.symbol() => group.push(c),
+            _ => groups.push((c.symbol(), vec![c])),
+        }
+    }
+    for (_, group) in &mut groups {
+        *group = sorted_without_repeats(std::mem::take(group));
+    }
+    Ok(groups)
 }
 
 /// A page of candles from up to `limit + 1` rows read in time order: the extra row only tells
@@ -138,6 +194,44 @@ mod tests {
             })
             .collect();
         assert_eq!(got, [(0, 1.0), (1, 1.0), (2, 9.0)]);
+    }
+
+    #[test]
+    fn rows_are_grouped_by_symbol_sorted_and_deduped() {
+        let rows = [
+            candle("MSFT", 1, 1.0),
+            candle("AAPL", 2, 1.0),
+            candle("MSFT", 0, 1.0),
+            candle("AAPL", 2, 7.0),
+            candle("AAPL", 1, 1.0),
+        ];
+        let groups = prepare_rows(&rows, "1m").unwrap();
+        let got: Vec<(&str, Vec<(i64, f64)>)> = groups
+            .iter()
+            .map(|(s, g)| {
+                let bars = g
+                    .iter()
+                    .map(|c| {
+                        (
+                            (c.ts().timestamp_millis() - 1_700_000_000_000) / 60_000,
+                            c.close(),
+                        )
+                    })
+                    .collect();
+                (s.as_str(), bars)
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("AAPL", vec![(1, 1.0), (2, 7.0)]),
+                ("MSFT", vec![(0, 1.0), (1, 1.0)])
+            ]
+        );
+        assert!(matches!(
+            prepare_rows(&rows, "1d"),
+            Err(Error::InvalidInput(m)) if m.contains("timeframe")
+        ));
     }
 
     #[test]

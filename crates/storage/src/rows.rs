@@ -2,10 +2,10 @@
 //! its own row types and hands these over, so the rules of conversion are written once.
 
 use backfill_domain::{
-    BackfillJob, Candle, DateRange, JobId, JobSpec, JobStatus, Ohlcv, Symbol, SymbolTask,
-    TaskCounts, TaskId, TaskStatus, TaskTotals, Timeframe,
+    BackfillJob, Candle, DateRange, JobId, JobSpec, JobStatus, Ohlcv, Symbol, Task, TaskCounts,
+    TaskId, TaskStatus, TaskTotals, TaskUnit, Timeframe, Universe,
 };
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::error::{Error, Result};
 
@@ -27,6 +27,9 @@ pub(crate) struct JobParts {
     pub(crate) range_to: DateTime<Utc>,
     pub(crate) adjusted: bool,
     pub(crate) mode: String,
+    pub(crate) source: String,
+    pub(crate) source_reason: Option<String>,
+    pub(crate) universe: String,
     pub(crate) status: String,
     pub(crate) created_at: DateTime<Utc>,
     pub(crate) started_at: Option<DateTime<Utc>>,
@@ -42,12 +45,18 @@ impl JobParts {
             .iter()
             .map(|s| Symbol::parse(s))
             .collect::<Result<Vec<_>, _>>()?;
-        let spec = JobSpec::new(
+        let symbols = match self.universe.parse()? {
+            Universe::Symbols => Some(symbols),
+            Universe::All => None,
+        };
+        let spec = JobSpec::from_parts(
             symbols,
             Timeframe::parse(&self.timeframe)?,
             DateRange::from_instants(self.range_from, self.range_to)?,
             self.adjusted,
             self.mode.parse()?,
+            self.source.parse()?,
+            self.source_reason,
         )?;
         Ok(BackfillJob {
             id: self.id,
@@ -67,13 +76,20 @@ impl JobParts {
 pub(crate) struct TaskParts {
     pub(crate) id: i64,
     pub(crate) job_id: JobId,
-    pub(crate) symbol: String,
+    pub(crate) symbol: Option<String>,
+    pub(crate) day: Option<NaiveDate>,
     pub(crate) status: String,
     pub(crate) attempts: i64,
     pub(crate) candles_fetched: i64,
     pub(crate) candles_stored: i64,
     pub(crate) pages: i64,
+    pub(crate) requests: i64,
+    pub(crate) bytes: i64,
     pub(crate) checkpoint: Option<DateTime<Utc>>,
+    pub(crate) rows_done: i64,
+    pub(crate) file_offset: i64,
+    pub(crate) file_size: Option<i64>,
+    pub(crate) note: Option<String>,
     pub(crate) last_error: Option<String>,
     pub(crate) next_attempt_at: Option<DateTime<Utc>>,
     pub(crate) worker_id: Option<String>,
@@ -84,17 +100,36 @@ pub(crate) struct TaskParts {
 }
 
 impl TaskParts {
-    pub(crate) fn into_task(self) -> Result<SymbolTask> {
-        Ok(SymbolTask {
+    pub(crate) fn into_task(self) -> Result<Task> {
+        let unit = match (self.symbol, self.day) {
+            (Some(symbol), None) => TaskUnit::Symbol(Symbol::parse(&symbol)?),
+            (None, Some(day)) => TaskUnit::Day(day),
+            _ => {
+                return Err(Error::InvalidData(format!(
+                    "task {} has neither a symbol nor a day, or both",
+                    self.id
+                )))
+            }
+        };
+        Ok(Task {
             id: TaskId(self.id),
             job_id: self.job_id,
-            symbol: Symbol::parse(&self.symbol)?,
+            unit,
             status: parse_task_status(&self.status)?,
             attempts: non_negative(self.attempts, "attempts")?,
             candles_fetched: non_negative(self.candles_fetched, "candles_fetched")?,
             candles_stored: non_negative(self.candles_stored, "candles_stored")?,
             pages: non_negative(self.pages, "pages")?,
+            requests: non_negative(self.requests, "requests")?,
+            bytes: non_negative(self.bytes, "bytes")?,
             checkpoint: self.checkpoint,
+            rows_done: non_negative(self.rows_done, "rows_done")?,
+            file_offset: non_negative(self.file_offset, "file_offset")?,
+            file_size: self
+                .file_size
+                .map(|n| non_negative(n, "file_size"))
+                .transpose()?,
+            note: self.note,
             last_error: self.last_error,
             next_attempt_at: self.next_attempt_at,
             worker_id: self.worker_id,
@@ -174,6 +209,8 @@ pub(crate) struct TotalsRow {
     sum_stored: i64,
     sum_fetched: i64,
     sum_pages: i64,
+    sum_requests: i64,
+    sum_bytes: i64,
     covered: f64,
 }
 
@@ -192,6 +229,8 @@ impl TotalsRow {
             candles_stored: count(self.sum_stored),
             candles_fetched: count(self.sum_fetched),
             pages: count(self.sum_pages),
+            requests: count(self.sum_requests),
+            bytes: count(self.sum_bytes),
             covered: self.covered,
         })
     }

@@ -15,8 +15,8 @@ use chrono::{DateTime, Utc};
 
 use crate::error::Result;
 use crate::types::{
-    CandlePage, CandleQuery, ClaimRequest, ClaimedTask, CreatedJob, HeartbeatReport, IngestOutcome,
-    JobDetails, JobSummary, Lease, Recorded,
+    CandlePage, CandleQuery, ClaimRequest, ClaimedTask, CreatedJob, DayCompletion, DayProgress,
+    Fetched, HeartbeatReport, IngestOutcome, JobDetails, JobSummary, Lease, Recorded, StoredFile,
 };
 
 /// Backfill jobs and their per-symbol tasks, as the API sees them.
@@ -128,6 +128,16 @@ pub trait TaskQueue: Send + Sync {
     /// written).
     async fn complete_task(&self, lease: &Lease, covered: &[DateRange]) -> Result<Recorded>;
 
+    /// Finishes a day task (a bulk source): records its day as covered for the series
+    /// `completion` names (merged with what was recorded before), records the file stored
+    /// whole, adds the upstream work, marks the task succeeded with its note and releases its
+    /// lease; the job may settle, as after [`TaskQueue::complete_task`].
+    ///
+    /// # Errors
+    /// [`Error::LeaseLost`](crate::Error::LeaseLost) when the lease is not held (nothing is
+    /// written); [`Error::InvalidInput`](crate::Error::InvalidInput) for a symbol task.
+    async fn complete_day(&self, lease: &Lease, completion: &DayCompletion) -> Result<Recorded>;
+
     /// Records a failed attempt. With `retry_at` and fewer than `max_attempts` attempts so far,
     /// the task goes back to the queue, runnable from `retry_at`; otherwise it fails for good
     /// (or is cancelled, when its job was) and the job may settle. Returns the task's new
@@ -181,19 +191,44 @@ pub trait CandleStore: Send + Sync {
     /// Candles repeated within the page count once, the last one winning. New candles are
     /// inserted, changed ones updated, identical ones left untouched. The task's checkpoint
     /// moves to `checkpoint` (never backwards), `candles_fetched` grows by the page's length,
-    /// `candles_stored` by inserted plus updated, and `pages` by one.
+    /// `candles_stored` by inserted plus updated, `pages` by one, and its upstream counters by
+    /// `fetched`.
     ///
     /// # Errors
     /// [`Error::LeaseLost`](crate::Error::LeaseLost) when the lease is not held (expired,
     /// reclaimed, released, or the task finished): nothing is written.
     /// [`Error::InvalidInput`](crate::Error::InvalidInput) when a candle belongs to another
-    /// symbol or timeframe than the task, or has a trade count beyond `i64::MAX`.
+    /// symbol or timeframe than the task, has a trade count beyond `i64::MAX`, or the task is a
+    /// day task (see [`CandleStore::ingest_rows`]).
     async fn ingest_page(
         &self,
         lease: &Lease,
         candles: &[Candle],
         checkpoint: DateTime<Utc>,
+        fetched: Fetched,
     ) -> Result<IngestOutcome>;
+
+    /// Stores one page of a day task's rows (candles of any symbols, of the job's timeframe,
+    /// stored as the job's adjustment) and records where the task stands, in one transaction
+    /// and only while the lease is held, like [`CandleStore::ingest_page`]. Series are created
+    /// as their first candle arrives. `rows_done` and `file_offset` never move backwards.
+    ///
+    /// # Errors
+    /// [`Error::LeaseLost`](crate::Error::LeaseLost) when the lease is not held (nothing is
+    /// written); [`Error::InvalidInput`](crate::Error::InvalidInput) for a candle of another
+    /// timeframe, a trade count beyond `i64::MAX`, or a symbol task.
+    async fn ingest_rows(
+        &self,
+        lease: &Lease,
+        candles: &[Candle],
+        progress: DayProgress,
+    ) -> Result<IngestOutcome>;
+
+    /// The bulk file stored whole under `key`, if one was, with its ETag.
+    ///
+    /// # Errors
+    /// Only database errors.
+    async fn stored_file(&self, key: &str) -> Result<Option<StoredFile>>;
 
     /// Stored candles of one series in a time range, oldest first, one page at a time: pass
     /// the returned `next_cursor` as `after` to read the next page. Every candle of the range

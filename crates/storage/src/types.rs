@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use backfill_domain::{
-    BackfillJob, Candle, DateRange, JobId, JobProgress, JobStatus, Symbol, SymbolTask, TaskId,
+    BackfillJob, Candle, DateRange, JobId, JobProgress, JobStatus, Symbol, Task, TaskId,
     TaskStatus, Timeframe,
 };
 use chrono::{DateTime, Utc};
@@ -21,7 +21,7 @@ pub struct CreatedJob {
 #[derive(Debug, Clone, PartialEq)]
 pub struct JobDetails {
     pub job: BackfillJob,
-    pub tasks: Vec<SymbolTask>,
+    pub tasks: Vec<Task>,
     pub progress: JobProgress,
 }
 
@@ -48,7 +48,7 @@ pub struct Lease {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClaimedTask {
     pub lease: Lease,
-    pub task: SymbolTask,
+    pub task: Task,
     pub job: BackfillJob,
 }
 
@@ -112,6 +112,69 @@ impl IngestOutcome {
     pub fn stored(&self) -> u64 {
         self.inserted + self.updated
     }
+}
+
+/// The upstream work behind a page, added to its task's counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Fetched {
+    /// HTTP requests (retries included) or file downloads.
+    pub requests: u32,
+    /// Bytes received, as sent (compressed).
+    pub bytes: u64,
+}
+
+/// Where a day task stands after a page of its rows, for progress and to resume.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DayProgress {
+    /// Rows of the day's file (or answer) handled so far, in its order, the page included;
+    /// a restart skips them.
+    pub rows_done: u64,
+    /// How far into the day's file (compressed bytes) those rows reach, and the file's size.
+    pub file_offset: u64,
+    pub file_size: Option<u64>,
+    pub fetched: Fetched,
+}
+
+/// Which series a finished day task covers for its day.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DaySeries {
+    /// These symbols' series (a job over a list: the file is the whole truth about them, so a
+    /// symbol without rows that day had none).
+    Listed(Vec<Symbol>),
+    /// Every series of the job's timeframe and adjustment with a candle stored in the day (a job
+    /// over the whole market).
+    Stored,
+}
+
+/// A bulk file stored whole: its key and the ETag it had.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceFile {
+    pub key: String,
+    pub etag: String,
+    pub size: u64,
+    /// Rows the file held.
+    pub rows: u64,
+}
+
+/// A [`SourceFile`] as recorded, with when it was stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredFile {
+    pub file: SourceFile,
+    pub stored_at: DateTime<Utc>,
+}
+
+/// How a day task ended well.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DayCompletion {
+    /// The part of the day now known to be stored (the New York day cut to the job's range),
+    /// and which series that covers; `None` when there was nothing to store (no file that day).
+    pub covered: Option<(DateRange, DaySeries)>,
+    /// The file stored whole, to be recorded so that it is never stored twice while unchanged.
+    pub file: Option<SourceFile>,
+    /// What people should know about how the day ended (no file, a file unchanged since stored).
+    pub note: Option<String>,
+    /// Upstream work not counted with a page (looking the file up, say).
+    pub fetched: Fetched,
 }
 
 /// A read of stored candles: one series, a time range, and a keyset cursor.

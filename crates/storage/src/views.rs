@@ -3,27 +3,23 @@
 
 use std::collections::HashMap;
 
-use backfill_domain::{BackfillJob, JobId, JobProgress, Symbol, SymbolTask, TaskTotals};
+use backfill_domain::{BackfillJob, JobId, JobProgress, Task, TaskTotals, TaskUnit};
 use chrono::{DateTime, Utc};
 
 use crate::error::{Error, Result};
 use crate::types::{ClaimedTask, JobDetails, JobSummary, Lease};
 
-/// Tasks sorted into the order of their job's symbols.
-pub(crate) fn order_tasks(job: &BackfillJob, mut tasks: Vec<SymbolTask>) -> Vec<SymbolTask> {
-    let position: HashMap<&Symbol, usize> = job
-        .spec
-        .symbols()
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (s, i))
-        .collect();
-    tasks.sort_by_key(|t| (position.get(&t.symbol).copied().unwrap_or(usize::MAX), t.id));
+/// Tasks sorted into the order of their job's units (its symbols, or its days).
+pub(crate) fn order_tasks(job: &BackfillJob, mut tasks: Vec<Task>) -> Vec<Task> {
+    let units = job.spec.units();
+    let position: HashMap<&TaskUnit, usize> =
+        units.iter().enumerate().map(|(i, u)| (u, i)).collect();
+    tasks.sort_by_key(|t| (position.get(&t.unit).copied().unwrap_or(usize::MAX), t.id));
     tasks
 }
 
 /// A job's details: its tasks in the order of its symbols and the progress derived from them.
-pub(crate) fn job_details(job: BackfillJob, tasks: Vec<SymbolTask>) -> JobDetails {
+pub(crate) fn job_details(job: BackfillJob, tasks: Vec<Task>) -> JobDetails {
     let tasks = order_tasks(&job, tasks);
     let progress = JobProgress::derive(&job, &tasks, Utc::now());
     JobDetails {
@@ -42,7 +38,7 @@ pub(crate) fn job_summary(job: BackfillJob, totals: &TaskTotals, now: DateTime<U
 /// Pairs claimed tasks (with their new fencing tokens) with their jobs, oldest job first.
 pub(crate) fn claimed_tasks(
     worker_id: &str,
-    tasks: Vec<(SymbolTask, i64)>,
+    tasks: Vec<(Task, i64)>,
     jobs: Vec<BackfillJob>,
 ) -> Result<Vec<ClaimedTask>> {
     let jobs: HashMap<JobId, BackfillJob> = jobs.into_iter().map(|j| (j.id, j)).collect();

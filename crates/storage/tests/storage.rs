@@ -72,6 +72,9 @@ suite!(
     release_leases_requeues_at_once,
     wait_for_work_wakes_on_create,
     concurrent_writers_of_one_series_store_each_candle_once,
+    a_bulk_job_has_one_task_per_weekday,
+    day_rows_of_many_symbols_are_stored_fenced_and_counted,
+    a_finished_day_covers_its_series_and_records_its_file,
 );
 
 mod postgres_only {

@@ -12,9 +12,11 @@
 
 mod backoff;
 mod config;
+mod day;
 mod deps;
 mod error;
 mod id;
+mod outcome;
 mod plan;
 mod running;
 mod task;

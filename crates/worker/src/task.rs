@@ -3,27 +3,18 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use backfill_domain::{BackfillJob, DateRange, JobStatus, ProgressEvent, SymbolTask, TaskStatus};
+use backfill_domain::{
+    BackfillJob, DateRange, JobStatus, ProgressEvent, Symbol, Task, TaskStatus, TaskUnit,
+};
 use backfill_polygon::AggregatesRequest;
-use backfill_storage::{ClaimedTask, Lease, Recorded};
+use backfill_storage::{ClaimedTask, Fetched, Lease, Recorded};
 use chrono::{TimeDelta, Utc};
 use tracing::{debug, info, info_span, warn, Instrument};
 
+use crate::day;
 use crate::intervals_to_fetch;
+use crate::outcome::{report_page, Outcome};
 use crate::running::{Ctx, Running, StopReason};
-
-/// How fetching and storing ended, before it is recorded.
-#[derive(Debug)]
-enum Outcome {
-    /// Every interval was fetched and stored.
-    Done,
-    /// Told to stop.
-    Stopped(StopReason),
-    /// The market data source failed (after its own retries).
-    Market(backfill_polygon::Error),
-    /// Storage failed with something other than a lost lease.
-    Storage(backfill_storage::Error),
-}
 
 /// Runs one claimed task to its end and records the result. Never panics on bad data or
 /// failures: every outcome is written to the task, where people can read it.
@@ -32,19 +23,26 @@ pub(crate) async fn run(ctx: Arc<Ctx>, claimed: ClaimedTask, running: Arc<Runnin
     let span = info_span!(
         "task",
         job_id = %job.id,
-        symbol = %task.symbol,
+        unit = %task.unit,
         attempt = task.attempts,
         worker = %ctx.config.id,
     );
     async move {
         ctx.bus.publish(ProgressEvent::TaskStarted {
             job_id: job.id,
-            symbol: task.symbol.clone(),
+            unit: task.unit.clone(),
             attempt: task.attempts,
         });
         let started = Instant::now();
         let fetch_started = Utc::now();
-        let outcome = fetch_and_store(&ctx, &lease, &task, &job, &running).await;
+        let outcome = match &task.unit {
+            TaskUnit::Symbol(symbol) => {
+                fetch_and_store(&ctx, &lease, &task, symbol, &job, &running).await
+            }
+            TaskUnit::Day(day) => {
+                day::fetch_and_store(&ctx, &lease, &task, *day, &job, &running, fetch_started).await
+            }
+        };
         running.finish();
         let recorded = record(&ctx, &lease, &task, &job, outcome, fetch_started).await;
         let elapsed = started.elapsed().as_secs_f64();
@@ -60,7 +58,7 @@ pub(crate) async fn run(ctx: Arc<Ctx>, claimed: ClaimedTask, running: Arc<Runnin
                 .increment(1);
             ctx.bus.publish(ProgressEvent::TaskFinished {
                 job_id: job.id,
-                symbol: task.symbol.clone(),
+                unit: task.unit.clone(),
                 status,
                 error,
             });
@@ -80,7 +78,8 @@ pub(crate) async fn run(ctx: Arc<Ctx>, claimed: ClaimedTask, running: Arc<Runnin
 async fn fetch_and_store(
     ctx: &Ctx,
     lease: &Lease,
-    task: &SymbolTask,
+    task: &Task,
+    symbol: &Symbol,
     job: &BackfillJob,
     running: &Running,
 ) -> Outcome {
@@ -91,7 +90,7 @@ async fn fetch_and_store(
         backfill_domain::BackfillMode::Missing => {
             match deps
                 .candles
-                .coverage(&task.symbol, spec.timeframe(), spec.adjusted())
+                .coverage(symbol, spec.timeframe(), spec.adjusted())
                 .await
             {
                 Ok(c) => c,
@@ -103,7 +102,7 @@ async fn fetch_and_store(
     debug!(intervals = intervals.len(), "planned");
     for interval in intervals {
         let request = AggregatesRequest {
-            symbol: task.symbol.clone(),
+            symbol: symbol.clone(),
             timeframe: spec.timeframe(),
             range: interval,
             adjusted: spec.adjusted(),
@@ -120,9 +119,13 @@ async fn fetch_and_store(
                 Err(e) => return Outcome::Market(e),
             };
             // Storing is not interrupted: the page and the checkpoint commit together.
+            let fetched = Fetched {
+                requests: page.requests,
+                bytes: page.bytes,
+            };
             let stored = match deps
                 .candles
-                .ingest_page(lease, &page.candles, page.covered_through)
+                .ingest_page(lease, &page.candles, page.covered_through, fetched)
                 .await
             {
                 Ok(o) => o,
@@ -131,17 +134,14 @@ async fn fetch_and_store(
                 }
                 Err(e) => return Outcome::Storage(e),
             };
-            let fetched = page.candles.len() as u64;
-            metrics::counter!("backfill_candles_fetched_total").increment(fetched);
-            metrics::counter!("backfill_candles_stored_total").increment(stored.stored());
-            metrics::counter!("backfill_pages_stored_total").increment(1);
-            ctx.bus.publish(ProgressEvent::PageStored {
-                job_id: job.id,
-                symbol: task.symbol.clone(),
-                fetched,
-                stored: stored.stored(),
-                checkpoint: page.covered_through,
-            });
+            report_page(
+                ctx,
+                job,
+                &task.unit,
+                page.candles.len() as u64,
+                &stored,
+                page.covered_through,
+            );
             if stored.job_cancelled {
                 running.trigger(StopReason::Cancelled);
             }
@@ -181,7 +181,7 @@ impl Reported {
 async fn record(
     ctx: &Ctx,
     lease: &Lease,
-    task: &SymbolTask,
+    task: &Task,
     job: &BackfillJob,
     outcome: Outcome,
     fetch_started: chrono::DateTime<Utc>,
@@ -202,6 +202,10 @@ async fn record(
                 .await
                 .map(|r| Reported::new(r, None))
         }
+        Outcome::DayDone(completion) => queue
+            .complete_day(lease, &completion)
+            .await
+            .map(|r| Reported::new(r, None)),
         Outcome::Stopped(StopReason::Cancelled) => queue
             .cancel_task(lease, "the job was cancelled")
             .await
@@ -217,6 +221,13 @@ async fn record(
         Outcome::Stopped(StopReason::LeaseLost) => {
             warn!("lease lost; another worker owns this task now");
             return None;
+        }
+        Outcome::Unavailable(message) => {
+            warn!(error = %message, "cannot serve the task");
+            queue
+                .fail_task(lease, &message, None, cfg.max_attempts)
+                .await
+                .map(|r| Reported::new(r, Some(message)))
         }
         Outcome::Market(err) if err.is_permanent() => {
             let message = err.to_string();
@@ -296,7 +307,7 @@ pub(crate) async fn record_panic(ctx: &Ctx, running: &Running) {
 }
 
 /// An error with its sources, for logs and task errors.
-fn chain(err: &dyn std::error::Error) -> String {
+pub(crate) fn chain(err: &dyn std::error::Error) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
     while let Some(s) = source {

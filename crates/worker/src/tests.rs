@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use backfill_domain::{
     BackfillJob, BackfillMode, Candle, DateRange, JobId, JobSpec, JobStatus, Ohlcv, ProgressEvent,
-    Symbol, SymbolTask, TaskId, TaskStatus, Timeframe,
+    Symbol, Task, TaskId, TaskStatus, TaskUnit, Timeframe,
 };
 use backfill_polygon::{AggregatesRequest, MockMarketData, Page, PageCursor};
 use backfill_progress::ProgressBus;
@@ -55,23 +55,17 @@ fn claimed(mode: BackfillMode, attempts: u32, checkpoint: Option<DateTime<Utc>>)
     let job = job(mode, JobStatus::Running);
     ClaimedTask {
         lease: lease(),
-        task: SymbolTask {
-            id: TaskId(1),
-            job_id: job.id,
-            symbol: Symbol::parse("AAPL").unwrap(),
+        task: Task {
             status: TaskStatus::Running,
             attempts,
-            candles_fetched: 0,
-            candles_stored: 0,
-            pages: 0,
             checkpoint,
-            last_error: None,
-            next_attempt_at: None,
             worker_id: Some("w".to_owned()),
-            lease_expires_at: None,
-            started_at: None,
-            finished_at: None,
-            updated_at: at(T0),
+            ..Task::queued(
+                TaskId(1),
+                job.id,
+                TaskUnit::Symbol(Symbol::parse("AAPL").unwrap()),
+                at(T0),
+            )
         },
         job,
     }
@@ -110,6 +104,7 @@ fn page(days: std::ops::Range<i64>, covered_through: i64, next: Option<PageCurso
         next,
         dropped: 0,
         requests: 1,
+        bytes: 100,
     }
 }
 
@@ -157,6 +152,7 @@ impl Harness {
                 queue: Arc::new(self.queue),
                 candles: Arc::new(self.candles),
                 market: Arc::new(self.market),
+                files: None,
             },
             bus,
             config: self.config,
@@ -211,7 +207,7 @@ async fn stores_every_page_then_completes_with_the_range_covered() {
     h.candles
         .expect_ingest_page()
         .times(2)
-        .returning(move |l, c, cp| {
+        .returning(move |l, c, cp, _| {
             assert_eq!(l, &lease());
             log.lock().unwrap().push((c.len(), cp));
             Ok(stored(c.len() as u64))
@@ -260,9 +256,9 @@ async fn zero_candles_is_a_success() {
         .returning(|_, _| Ok(page(0..0, T0 + 10 * DAY - 1, None)));
     h.candles
         .expect_ingest_page()
-        .withf(|_, c, _| c.is_empty())
+        .withf(|_, c, _, _| c.is_empty())
         .times(1)
-        .returning(|_, _, _| Ok(IngestOutcome::default()));
+        .returning(|_, _, _, _| Ok(IngestOutcome::default()));
     h.queue
         .expect_complete_task()
         .times(1)
@@ -291,7 +287,7 @@ async fn missing_mode_fetches_only_what_is_not_covered_after_the_checkpoint() {
     h.candles
         .expect_ingest_page()
         .times(1)
-        .returning(|_, c, _| Ok(stored(c.len() as u64)));
+        .returning(|_, c, _, _| Ok(stored(c.len() as u64)));
     h.queue
         .expect_complete_task()
         .withf(|_, covered| covered == [range()])
@@ -436,7 +432,7 @@ async fn a_storage_failure_reschedules_the_task() {
     h.candles
         .expect_ingest_page()
         .times(1)
-        .returning(|_, _, _| Err(backfill_storage::Error::InvalidData("boom".to_owned())));
+        .returning(|_, _, _, _| Err(backfill_storage::Error::InvalidData("boom".to_owned())));
     h.queue
         .expect_fail_task()
         .withf(|_, msg, retry_at, _| msg.contains("storage failed") && retry_at.is_some())
@@ -463,7 +459,7 @@ async fn a_lost_lease_stops_the_task_and_records_nothing() {
     h.candles
         .expect_ingest_page()
         .times(1)
-        .returning(|l, _, _| Err(backfill_storage::Error::LeaseLost { task_id: l.task_id }));
+        .returning(|l, _, _, _| Err(backfill_storage::Error::LeaseLost { task_id: l.task_id }));
     h.queue.expect_complete_task().times(0);
     h.queue.expect_fail_task().times(0);
     h.queue.expect_cancel_task().times(0);
@@ -487,7 +483,7 @@ async fn a_cancelled_job_stops_after_the_page_being_stored() {
     h.candles
         .expect_ingest_page()
         .times(1)
-        .returning(|_, _, _| {
+        .returning(|_, _, _, _| {
             Ok(IngestOutcome {
                 inserted: 2,
                 job_cancelled: true,
@@ -571,6 +567,7 @@ async fn heartbeats_leave_out_a_task_that_is_recording_its_outcome() {
             queue: Arc::new(h.queue),
             candles: Arc::new(h.candles),
             market: Arc::new(h.market),
+            files: None,
         },
         ProgressBus::new(8),
         h.config,

@@ -76,7 +76,7 @@ pub(super) fn text(out: &mut impl Write, action: &JobsAction, body: &[u8]) -> an
                 writeln!(
                     out,
                     "  {:<24} {:<10} {:>10} candles  attempts {}{}",
-                    t.symbol.as_str(),
+                    t.unit.to_string(),
                     t.status.as_str(),
                     t.candles_stored,
                     t.attempts,

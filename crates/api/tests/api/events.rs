@@ -9,7 +9,7 @@ use axum::http::{header, Response, StatusCode};
 use axum::Router;
 use backfill_api::{router, ApiConfig};
 use backfill_domain::ProgressEvent;
-use backfill_domain::{JobId, JobStatus, Symbol, TaskStatus};
+use backfill_domain::{JobId, JobStatus, Symbol, TaskStatus, TaskUnit};
 use backfill_progress::ProgressBus;
 use backfill_storage::{JobDetails, MockCandleStore, MockJobRepository};
 use chrono::{TimeDelta, Utc};
@@ -117,7 +117,7 @@ fn events_uri() -> String {
 fn page_stored(job_id: JobId) -> ProgressEvent {
     ProgressEvent::PageStored {
         job_id,
-        symbol: Symbol::parse("AAPL").unwrap(),
+        unit: TaskUnit::Symbol(Symbol::parse("AAPL").unwrap()),
         fetched: 10,
         stored: 10,
         checkpoint: Utc::now(),

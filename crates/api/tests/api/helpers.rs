@@ -9,7 +9,7 @@ use axum::Router;
 use backfill_api::{router, ApiConfig, AppState};
 use backfill_domain::{
     BackfillJob, BackfillMode, Candle, DateRange, JobId, JobProgress, JobSpec, JobStatus, Ohlcv,
-    RangeBound, Symbol, SymbolTask, TaskId, TaskStatus, Timeframe,
+    RangeBound, Symbol, Task, TaskId, TaskStatus, TaskUnit, Timeframe,
 };
 use backfill_storage::{
     CandlePage, CreatedJob, JobDetails, JobSummary, MockCandleStore, MockJobRepository,
@@ -62,11 +62,9 @@ pub(crate) fn task(
     index: usize,
     status: TaskStatus,
     candles_stored: u64,
-) -> SymbolTask {
-    SymbolTask {
-        id: TaskId(index as i64 + 1),
-        job_id: job.id,
-        symbol: job.spec.symbols()[index].clone(),
+) -> Task {
+    let unit = TaskUnit::Symbol(job.spec.symbols()[index].clone());
+    Task {
         status,
         attempts: u32::from(status != TaskStatus::Queued),
         candles_fetched: candles_stored,
@@ -77,9 +75,7 @@ pub(crate) fn task(
         next_attempt_at: None,
         worker_id: (status == TaskStatus::Running).then(|| "worker-1".to_owned()),
         lease_expires_at: (status == TaskStatus::Running).then(|| Utc::now() + TimeDelta::hours(1)),
-        started_at: None,
-        finished_at: None,
-        updated_at: t0(),
+        ..Task::queued(TaskId(index as i64 + 1), job.id, unit, t0())
     }
 }
 
@@ -92,7 +88,7 @@ pub(crate) fn details(status: JobStatus, task_status: TaskStatus, candles: u64) 
     details_of(job, tasks)
 }
 
-pub(crate) fn details_of(job: BackfillJob, tasks: Vec<SymbolTask>) -> JobDetails {
+pub(crate) fn details_of(job: BackfillJob, tasks: Vec<Task>) -> JobDetails {
     let progress = JobProgress::derive(&job, &tasks, Utc::now());
     JobDetails {
         job,

@@ -225,7 +225,7 @@ async fn parameters_and_bodies_are_described() {
         "ErrorCode",
         "BackfillJob",
         "JobProgress",
-        "SymbolTask",
+        "Task",
         "HealthBody",
     ] {
         assert!(schemas.contains_key(name), "{name} missing");

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use backfill_domain::{Symbol, Timeframe};
-use backfill_polygon::{decode_aggregates, DecodedPage, Error};
+use backfill_polygon::{decode_aggregates, decode_grouped, DecodedPage, Error};
 
 const DIR: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -278,4 +278,81 @@ fn no_fixture_makes_the_decoder_fail_other_than_with_a_typed_error() {
             assert_eq!(page.invalid_bars, 2, "ticker records are not bars");
         }
     }
+}
+
+/// Every recorded grouped daily body: each ticker's bar, stamped with New York midnight of the
+/// requested date (the aggregates endpoint's stamp for day bars), whatever `t` the body carries.
+#[test]
+fn grouped_daily_bodies_become_day_bars_at_new_york_midnight() {
+    let cases = [
+        (
+            "client-go__v2_aggs_grouped_locale_us_market_stocks_2021-07-22.json",
+            "2021-07-22",
+            vec![
+                ("KIMPL", 26.07, 25.9102, 4_369.0, Some(74)),
+                ("TANH", 24.5, 23.4, 25_933.6, Some(1_096)),
+                ("VSAT", 34.9, 34.24, 312_583.0, Some(4_966)),
+            ],
+        ),
+        (
+            "client-python__v2_aggs_grouped_locale_us_market_stocks_2005-04-04__q_adjusted-true.json",
+            "2005-04-04",
+            vec![("GIK", 9.99, 10.02, 895_345.0, Some(96))],
+        ),
+        (
+            "client-python-openapi__v2_aggs_grouped_locale_us_market_stocks_date__200_example.json",
+            "2020-10-14",
+            vec![
+                ("KIMPL", 26.07, 25.9102, 4_369.0, Some(74)),
+                ("TANH", 24.5, 23.4, 25_933.6, Some(1_096)),
+                ("VSAT", 34.9, 34.24, 312_583.0, Some(4_966)),
+            ],
+        ),
+    ];
+    for (name, date, expected) in cases {
+        let day: chrono::NaiveDate = date.parse().unwrap();
+        let page = decode_grouped(200, None, &read(name), day).unwrap();
+        assert_eq!(page.invalid_bars, 0, "{name}");
+        assert_eq!(page.adjusted, Some(true), "{name}");
+        let midnight = backfill_domain::DateRange::ny_day(day).from();
+        let got: Vec<(&str, f64, f64, f64, Option<u64>)> = page
+            .candles
+            .iter()
+            .map(|c| {
+                assert_eq!(c.ts(), midnight, "{name}");
+                assert_eq!(c.timeframe(), Timeframe::parse("1d").unwrap());
+                (
+                    c.symbol().as_str(),
+                    c.open(),
+                    c.close(),
+                    c.volume(),
+                    c.trades(),
+                )
+            })
+            .collect();
+        assert_eq!(got, expected, "{name}");
+    }
+}
+
+#[test]
+fn a_grouped_day_without_results_is_empty_and_errors_are_typed() {
+    let day: chrono::NaiveDate = "2020-01-01".parse().unwrap();
+    let page = decode_grouped(
+        200,
+        None,
+        &read("issue__polygon-io_issues_2__ok_results_null.json"),
+        day,
+    )
+    .unwrap();
+    assert!(page.candles.is_empty());
+    let err = decode_grouped(
+        401,
+        None,
+        &read("issue__polygon-io_issues_219__400_error_api_key_not_provided.json"),
+        day,
+    )
+    .unwrap_err();
+    assert!(err.is_permanent(), "{err}");
+    let err = decode_grouped(200, None, b"<html>oops</html>", day).unwrap_err();
+    assert!(matches!(err, Error::Decode { .. }));
 }

@@ -5,11 +5,13 @@ use sqlx::{Connection, PgConnection};
 
 use super::queue::lock_lease;
 use super::{PgIngestMethod, PgStorage};
-use crate::error::Result;
-use crate::page::{candle_page, check_limit, prepare_page};
-use crate::rows::{count, parse_job_status, CandleValues};
+use crate::error::{Error, Result};
+use crate::page::{candle_page, check_limit, prepare_page, prepare_rows};
+use crate::rows::{count, non_negative, parse_job_status, CandleValues};
 use crate::traits::CandleStore;
-use crate::types::{CandlePage, CandleQuery, IngestOutcome, Lease};
+use crate::types::{
+    CandlePage, CandleQuery, DayProgress, Fetched, IngestOutcome, Lease, SourceFile, StoredFile,
+};
 
 /// Upserts the rows of `src` (ts, open, high, low, close, volume, vwap, trades) into series
 /// `$1`, skipping rows already stored with the same values (they are read, never rewritten),
@@ -58,40 +60,120 @@ impl CandleStore for PgStorage {
         lease: &Lease,
         candles: &[Candle],
         checkpoint: DateTime<Utc>,
+        fetched: Fetched,
     ) -> Result<IngestOutcome> {
         let mut tx = self.pool.begin().await?;
         let held = lock_lease(&mut tx, lease).await?;
-        let page = prepare_page(candles, &held.symbol, &held.timeframe)?;
-        let (inserted, updated) = if page.is_empty() {
-            (0, 0)
-        } else {
-            match self.ingest {
-                PgIngestMethod::Diff => ingest_diff(&mut tx, held.series_id, &page).await?,
-                PgIngestMethod::Unnest => upsert_unnest(&mut tx, held.series_id, &page).await?,
-                PgIngestMethod::CopyStaging => {
-                    upsert_staged(&mut tx, held.series_id, &page).await?
-                }
-            }
+        let (Some(symbol), Some(series_id)) = (held.symbol.as_deref(), held.series_id) else {
+            return Err(Error::InvalidInput(format!(
+                "task {} is a day task: its rows go through ingest_rows",
+                lease.task_id
+            )));
         };
-        let (inserted, updated) = (count(inserted), count(updated));
+        let page = prepare_page(candles, symbol, &held.timeframe)?;
+        let stored = page.len() as u64;
+        let (inserted, updated) = self.ingest_groups(&mut tx, &[(series_id, page)]).await?;
         sqlx::query(
             "UPDATE tasks SET checkpoint = greatest(checkpoint, $2), \
              candles_fetched = candles_fetched + $3, candles_stored = candles_stored + $4, \
-             pages = pages + 1, updated_at = now() WHERE id = $1",
+             pages = pages + 1, requests = requests + $5, bytes = bytes + $6, \
+             updated_at = now() WHERE id = $1",
         )
         .bind(lease.task_id.0)
         .bind(checkpoint)
         .bind(i64::try_from(candles.len()).unwrap_or(i64::MAX))
         .bind(i64::try_from(inserted + updated).unwrap_or(i64::MAX))
+        .bind(i64::from(fetched.requests))
+        .bind(i64::try_from(fetched.bytes).unwrap_or(i64::MAX))
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
         Ok(IngestOutcome {
             inserted,
             updated,
-            unchanged: page.len() as u64 - inserted - updated,
+            unchanged: stored - inserted - updated,
             job_cancelled: parse_job_status(&held.job_status)? == JobStatus::Cancelled,
         })
+    }
+
+    async fn ingest_rows(
+        &self,
+        lease: &Lease,
+        candles: &[Candle],
+        progress: DayProgress,
+    ) -> Result<IngestOutcome> {
+        let mut tx = self.pool.begin().await?;
+        let held = lock_lease(&mut tx, lease).await?;
+        if held.day.is_none() {
+            return Err(Error::InvalidInput(format!(
+                "task {} is a symbol task: its candles go through ingest_page",
+                lease.task_id
+            )));
+        }
+        let groups = prepare_rows(candles, &held.timeframe)?;
+        // Series are created in short statements of their own (not in the page's transaction),
+        // so that tasks storing the same new tickers do not wait for each other's pages.
+        let symbols: Vec<&str> = groups.iter().map(|(s, _)| s.as_str()).collect();
+        let ids = self
+            .series_ids(&symbols, &held.timeframe, held.adjusted)
+            .await?;
+        let stored: u64 = groups.iter().map(|(_, g)| g.len() as u64).sum();
+        let mut by_series: Vec<(i32, Vec<&Candle>)> = groups
+            .into_iter()
+            .zip(ids)
+            .map(|((_, group), id)| (id, group))
+            .collect();
+        by_series.sort_by_key(|(id, _)| *id);
+        let (inserted, updated) = self.ingest_groups(&mut tx, &by_series).await?;
+        sqlx::query(
+            "UPDATE tasks SET rows_done = greatest(rows_done, $2), \
+             file_offset = greatest(file_offset, $3), file_size = coalesce($4, file_size), \
+             candles_fetched = candles_fetched + $5, candles_stored = candles_stored + $6, \
+             pages = pages + 1, requests = requests + $7, bytes = bytes + $8, \
+             updated_at = now() WHERE id = $1",
+        )
+        .bind(lease.task_id.0)
+        .bind(i64::try_from(progress.rows_done).unwrap_or(i64::MAX))
+        .bind(i64::try_from(progress.file_offset).unwrap_or(i64::MAX))
+        .bind(
+            progress
+                .file_size
+                .map(|n| i64::try_from(n).unwrap_or(i64::MAX)),
+        )
+        .bind(i64::try_from(candles.len()).unwrap_or(i64::MAX))
+        .bind(i64::try_from(inserted + updated).unwrap_or(i64::MAX))
+        .bind(i64::from(progress.fetched.requests))
+        .bind(i64::try_from(progress.fetched.bytes).unwrap_or(i64::MAX))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(IngestOutcome {
+            inserted,
+            updated,
+            unchanged: stored - inserted - updated,
+            job_cancelled: parse_job_status(&held.job_status)? == JobStatus::Cancelled,
+        })
+    }
+
+    async fn stored_file(&self, key: &str) -> Result<Option<StoredFile>> {
+        let row: Option<(String, String, i64, i64, DateTime<Utc>)> = sqlx::query_as(
+            "SELECT key, etag, size, rows, stored_at FROM source_files WHERE key = $1",
+        )
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|(key, etag, size, rows, stored_at)| {
+            Ok(StoredFile {
+                file: SourceFile {
+                    key,
+                    etag,
+                    size: non_negative(size, "file size")?,
+                    rows: non_negative(rows, "file rows")?,
+                },
+                stored_at,
+            })
+        })
+        .transpose()
     }
 
     async fn candles(&self, query: &CandleQuery) -> Result<CandlePage> {
@@ -156,8 +238,9 @@ struct CandleRow {
     trades: Option<i64>,
 }
 
-/// A stored candle as `ts, open, high, low, close, volume, vwap, trades`.
+/// A stored candle as `series_id, ts, open, high, low, close, volume, vwap, trades`.
 type StoredTuple = (
+    i32,
     DateTime<Utc>,
     f64,
     f64,
@@ -170,13 +253,13 @@ type StoredTuple = (
 
 /// Whether the stored values equal the candle's (exact comparison, as the database makes).
 fn same_values(s: &StoredTuple, c: &Candle) -> bool {
-    s.1 == c.open()
-        && s.2 == c.high()
-        && s.3 == c.low()
-        && s.4 == c.close()
-        && s.5 == c.volume()
-        && s.6 == c.vwap()
-        && s.7 == c.trades().and_then(|n| i64::try_from(n).ok())
+    s.2 == c.open()
+        && s.3 == c.high()
+        && s.4 == c.low()
+        && s.5 == c.close()
+        && s.6 == c.volume()
+        && s.7 == c.vwap()
+        && s.8 == c.trades().and_then(|n| i64::try_from(n).ok())
 }
 
 impl CandleRow {
@@ -236,53 +319,144 @@ impl Columns {
     }
 }
 
-/// The default ingest: diff the page against the stored rows of its time span, COPY the new
-/// rows, UPDATE the changed ones.
+impl PgStorage {
+    /// The ids of the series of `symbols` (sorted, distinct) at `timeframe` and `adjusted`, in
+    /// the same order, creating the missing ones. Known ids are remembered: series are never
+    /// deleted.
+    async fn series_ids(
+        &self,
+        symbols: &[&str],
+        timeframe: &str,
+        adjusted: bool,
+    ) -> Result<Vec<i32>> {
+        let missing = self.series.missing(symbols, timeframe, adjusted);
+        if !missing.is_empty() {
+            sqlx::query(
+                "INSERT INTO series (symbol, timeframe, adjusted) \
+                 SELECT s, $2, $3 FROM unnest($1::text[]) AS s ORDER BY s ON CONFLICT DO NOTHING",
+            )
+            .bind(&missing)
+            .bind(timeframe)
+            .bind(adjusted)
+            .execute(&self.pool)
+            .await?;
+            let found: Vec<(i32, String)> = sqlx::query_as(
+                "SELECT id, symbol FROM series \
+                 WHERE symbol = ANY($1) AND timeframe = $2 AND adjusted = $3",
+            )
+            .bind(&missing)
+            .bind(timeframe)
+            .bind(adjusted)
+            .fetch_all(&self.pool)
+            .await?;
+            self.series.remember(found, timeframe, adjusted);
+        }
+        self.series.ids(symbols, timeframe, adjusted)
+    }
+
+    /// Stores candles grouped by series (groups sorted by series id, each sorted by time
+    /// without repeats) with the configured method; returns (inserted, updated).
+    async fn ingest_groups(
+        &self,
+        conn: &mut PgConnection,
+        groups: &[(i32, Vec<&Candle>)],
+    ) -> Result<(u64, u64)> {
+        let groups: Vec<&(i32, Vec<&Candle>)> =
+            groups.iter().filter(|(_, g)| !g.is_empty()).collect();
+        if groups.is_empty() {
+            return Ok((0, 0));
+        }
+        let (inserted, updated) = match self.ingest {
+            PgIngestMethod::Diff => ingest_diff(conn, &groups).await?,
+            PgIngestMethod::Unnest | PgIngestMethod::CopyStaging => {
+                let mut total = (0, 0);
+                for (series_id, page) in &groups {
+                    let (i, u) = if self.ingest == PgIngestMethod::Unnest {
+                        upsert_unnest(conn, *series_id, page).await?
+                    } else {
+                        upsert_staged(conn, *series_id, page).await?
+                    };
+                    total = (total.0 + i, total.1 + u);
+                }
+                total
+            }
+        };
+        Ok((count(inserted), count(updated)))
+    }
+}
+
+/// The default ingest: diff the pages against the stored rows of their series' time spans (one
+/// query for all of them), COPY the new rows, UPDATE the changed ones.
 async fn ingest_diff(
     conn: &mut PgConnection,
-    series_id: i32,
-    page: &[&Candle],
+    groups: &[&(i32, Vec<&Candle>)],
 ) -> Result<(i64, i64)> {
-    let (Some(first), Some(last)) = (page.first(), page.last()) else {
-        return Ok((0, 0));
-    };
+    let mut ids = Vec::with_capacity(groups.len());
+    let mut froms = Vec::with_capacity(groups.len());
+    let mut tos = Vec::with_capacity(groups.len());
+    for (id, page) in groups {
+        if let (Some(first), Some(last)) = (page.first(), page.last()) {
+            ids.push(*id);
+            froms.push(first.ts());
+            tos.push(last.ts());
+        }
+    }
     // Decoded as tuples (by position): looking columns up by name per row costs more here.
-    let stored: Vec<StoredTuple> = sqlx::query_as(
-        "SELECT ts, open, high, low, close, volume, vwap, trades FROM candles \
-         WHERE series_id = $1 AND ts >= $2 AND ts <= $3 ORDER BY ts",
-    )
-    .bind(series_id)
-    .bind(first.ts())
-    .bind(last.ts())
-    .fetch_all(&mut *conn)
-    .await?;
-    let mut fresh: Vec<&Candle> = Vec::new();
-    let mut changed: Vec<&Candle> = Vec::new();
+    let stored: Vec<StoredTuple> = if ids.len() == 1 {
+        sqlx::query_as(
+            "SELECT series_id, ts, open, high, low, close, volume, vwap, trades FROM candles \
+             WHERE series_id = $1 AND ts >= $2 AND ts <= $3 ORDER BY ts",
+        )
+        .bind(ids[0])
+        .bind(froms[0])
+        .bind(tos[0])
+        .fetch_all(&mut *conn)
+        .await?
+    } else {
+        sqlx::query_as(
+            "SELECT c.series_id, c.ts, c.open, c.high, c.low, c.close, c.volume, c.vwap, \
+                 c.trades \
+             FROM unnest($1::int4[], $2::timestamptz[], $3::timestamptz[]) AS g(id, f, t) \
+             JOIN candles c ON c.series_id = g.id AND c.ts >= g.f AND c.ts <= g.t \
+             ORDER BY c.series_id, c.ts",
+        )
+        .bind(&ids)
+        .bind(&froms)
+        .bind(&tos)
+        .fetch_all(&mut *conn)
+        .await?
+    };
+    let mut fresh: Vec<(i32, &Candle)> = Vec::new();
+    let mut changed: Vec<(i32, &Candle)> = Vec::new();
     let mut stored = stored.iter().peekable();
-    for &c in page {
-        while stored.next_if(|s| s.0 < c.ts()).is_some() {}
-        match stored.peek() {
-            Some(s) if s.0 == c.ts() => {
-                if !same_values(s, c) {
-                    changed.push(c);
+    for (id, page) in groups {
+        for &c in page {
+            while stored.next_if(|s| (s.0, s.1) < (*id, c.ts())).is_some() {}
+            match stored.peek() {
+                Some(s) if s.0 == *id && s.1 == c.ts() => {
+                    if !same_values(s, c) {
+                        changed.push((*id, c));
+                    }
                 }
+                _ => fresh.push((*id, c)),
             }
-            _ => fresh.push(c),
         }
     }
     if !fresh.is_empty() {
         let mut savepoint = conn.begin().await?;
-        let copied = copy_rows(&mut savepoint, series_id, &fresh).await;
+        let copied = copy_rows(&mut savepoint, &fresh).await;
         match copied {
             Ok(()) => savepoint.commit().await?,
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
                 // Another writer stored some of these rows since they were read.
-                tracing::debug!(
-                    series_id,
-                    "concurrent insert of the same candles, upserting"
-                );
+                tracing::debug!("concurrent insert of the same candles, upserting");
                 savepoint.rollback().await?;
-                return upsert_unnest(conn, series_id, page).await;
+                let mut total = (0, 0);
+                for (series_id, page) in groups {
+                    let (i, u) = upsert_unnest(conn, *series_id, page).await?;
+                    total = (total.0 + i, total.1 + u);
+                }
+                return Ok(total);
             }
             Err(e) => return Err(e.into()),
         }
@@ -290,43 +464,45 @@ async fn ingest_diff(
     let updated = if changed.is_empty() {
         0
     } else {
-        update_rows(conn, series_id, &changed).await?
+        update_rows(conn, &changed).await?
     };
     let inserted = i64::try_from(fresh.len()).unwrap_or(i64::MAX);
     Ok((inserted, i64::try_from(updated).unwrap_or(i64::MAX)))
 }
 
 /// `COPY` of rows that are not stored yet straight into `candles`.
-async fn copy_rows(
-    conn: &mut PgConnection,
-    series_id: i32,
-    rows: &[&Candle],
-) -> Result<(), sqlx::Error> {
+async fn copy_rows(conn: &mut PgConnection, rows: &[(i32, &Candle)]) -> Result<(), sqlx::Error> {
     let mut copy = conn
         .copy_in_raw(
             "COPY candles (ts, open, high, low, close, volume, vwap, trades, series_id) \
              FROM STDIN (FORMAT binary)",
         )
         .await?;
-    copy.send(encode_binary(rows, Some(series_id))).await?;
+    copy.send(encode_binary(
+        rows.iter().map(|(id, c)| (Some(*id), *c)),
+        rows.len(),
+    ))
+    .await?;
     copy.finish().await?;
     Ok(())
 }
 
 /// Replaces the values of stored rows that differ from `rows`; returns how many changed.
-async fn update_rows(conn: &mut PgConnection, series_id: i32, rows: &[&Candle]) -> Result<u64> {
-    let c = Columns::new(rows);
+async fn update_rows(conn: &mut PgConnection, rows: &[(i32, &Candle)]) -> Result<u64> {
+    let ids: Vec<i32> = rows.iter().map(|(id, _)| *id).collect();
+    let candles: Vec<&Candle> = rows.iter().map(|(_, c)| *c).collect();
+    let c = Columns::new(&candles);
     let done = sqlx::query(
         "UPDATE candles AS c SET open = u.open, high = u.high, low = u.low, close = u.close, \
              volume = u.volume, vwap = u.vwap, trades = u.trades \
-         FROM unnest($2::timestamptz[], $3::float8[], $4::float8[], $5::float8[], \
+         FROM unnest($1::int4[], $2::timestamptz[], $3::float8[], $4::float8[], $5::float8[], \
              $6::float8[], $7::float8[], $8::float8[], $9::int8[]) \
-             AS u(ts, open, high, low, close, volume, vwap, trades) \
-         WHERE c.series_id = $1 AND c.ts = u.ts \
+             AS u(series_id, ts, open, high, low, close, volume, vwap, trades) \
+         WHERE c.series_id = u.series_id AND c.ts = u.ts \
            AND (c.open, c.high, c.low, c.close, c.volume, c.vwap, c.trades) \
                IS DISTINCT FROM (u.open, u.high, u.low, u.close, u.volume, u.vwap, u.trades)",
     )
-    .bind(series_id)
+    .bind(&ids)
     .bind(&c.ts)
     .bind(&c.open)
     .bind(&c.high)
@@ -376,7 +552,8 @@ async fn upsert_staged(
     let mut copy = conn
         .copy_in_raw("COPY candles_stage FROM STDIN (FORMAT binary)")
         .await?;
-    copy.send(encode_binary(page, None)).await?;
+    copy.send(encode_binary(page.iter().map(|c| (None, *c)), page.len()))
+        .await?;
     copy.finish().await?;
     let counts = sqlx::query_as(UPSERT_STAGED)
         .bind(series_id)
@@ -385,12 +562,12 @@ async fn upsert_staged(
     Ok(counts)
 }
 
-/// PostgreSQL's binary COPY format of candle rows: the columns of `candles_stage`, followed by
-/// `series_id` when given (the column order of `candles`).
-fn encode_binary(page: &[&Candle], series_id: Option<i32>) -> Vec<u8> {
+/// PostgreSQL's binary COPY format of `n` candle rows: the columns of `candles_stage`, followed
+/// by `series_id` when given (the column order of `candles`).
+fn encode_binary<'a>(rows: impl Iterator<Item = (Option<i32>, &'a Candle)>, n: usize) -> Vec<u8> {
     /// Microseconds from the Unix epoch to PostgreSQL's epoch, 2000-01-01.
     const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
-    let mut buf = Vec::with_capacity(19 + page.len() * 96 + 2);
+    let mut buf = Vec::with_capacity(19 + n * 96 + 2);
     buf.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
     buf.extend_from_slice(&0i32.to_be_bytes());
     buf.extend_from_slice(&0i32.to_be_bytes());
@@ -398,8 +575,8 @@ fn encode_binary(page: &[&Candle], series_id: Option<i32>) -> Vec<u8> {
         buf.extend_from_slice(&8i32.to_be_bytes());
         buf.extend_from_slice(&v.to_be_bytes());
     };
-    let fields: i16 = if series_id.is_some() { 9 } else { 8 };
-    for c in page {
+    for (series_id, c) in rows {
+        let fields: i16 = if series_id.is_some() { 9 } else { 8 };
         buf.extend_from_slice(&fields.to_be_bytes());
         let micros = (c.ts() - DateTime::<Utc>::UNIX_EPOCH)
             .num_microseconds()

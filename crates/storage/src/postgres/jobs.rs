@@ -1,6 +1,6 @@
 use async_trait::async_trait;
-use backfill_domain::{BackfillJob, JobId, JobSpec, JobStatus, Symbol};
-use chrono::Utc;
+use backfill_domain::{BackfillJob, JobId, JobSpec, JobStatus, Symbol, TaskUnit};
+use chrono::{NaiveDate, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -11,8 +11,8 @@ use crate::traits::JobRepository;
 use crate::types::{CreatedJob, JobDetails, JobSummary};
 use crate::views::{job_details, job_summary};
 
-/// The aggregates of a job's tasks for listings; `covered` mirrors
-/// `DateRange::fraction_through` on millisecond timestamps.
+/// The aggregates of a job's tasks for listings; `covered` mirrors `Task::fraction_done`
+/// (`DateRange::fraction_through` on millisecond timestamps for symbol tasks).
 macro_rules! totals_select {
     () => {
         "SELECT j.*, a.* FROM (SELECT "
@@ -29,8 +29,13 @@ const LIST_TAIL: &str = " LIMIT $1) j
                coalesce(sum(t.candles_stored), 0)::bigint AS sum_stored,
                coalesce(sum(t.candles_fetched), 0)::bigint AS sum_fetched,
                coalesce(sum(t.pages), 0)::bigint AS sum_pages,
+               coalesce(sum(t.requests), 0)::bigint AS sum_requests,
+               coalesce(sum(t.bytes), 0)::bigint AS sum_bytes,
                coalesce(sum(CASE
                    WHEN t.status = 'succeeded' THEN 1.0::float8
+                   WHEN t.day IS NOT NULL THEN CASE WHEN t.file_size > 0
+                       THEN least(t.file_offset::float8 / t.file_size::float8, 1.0::float8)
+                       ELSE 0.0::float8 END
                    WHEN t.checkpoint IS NULL OR t.checkpoint < j.range_from THEN 0.0::float8
                    WHEN t.checkpoint >= j.range_to THEN 1.0::float8
                    ELSE (floor(extract(epoch FROM t.checkpoint) * 1000)
@@ -62,8 +67,8 @@ impl JobRepository for PgStorage {
         let mut tx = self.pool.begin().await?;
         let inserted: Option<JobRow> = sqlx::query_as(concat!(
             "INSERT INTO jobs (id, symbols, timeframe, range_from, range_to, adjusted, mode, \
-             status, idempotency_key, simulated) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', $8, $9) \
+             status, idempotency_key, simulated, source, source_reason, universe) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', $8, $9, $10, $11, $12) \
              ON CONFLICT (idempotency_key) DO NOTHING RETURNING ",
             job_columns!()
         ))
@@ -76,6 +81,9 @@ impl JobRepository for PgStorage {
         .bind(spec.mode().as_str())
         .bind(idempotency_key)
         .bind(self.simulated)
+        .bind(spec.source().as_str())
+        .bind(spec.source_reason())
+        .bind(spec.universe().as_str())
         .fetch_optional(&mut *tx)
         .await?;
         let Some(row) = inserted else {
@@ -100,6 +108,24 @@ impl JobRepository for PgStorage {
                 created: false,
             });
         };
+        if spec.source().is_bulk() {
+            // One task per trading day; its series are created as their rows arrive.
+            let days: Vec<NaiveDate> = spec.units().iter().filter_map(TaskUnit::day).collect();
+            sqlx::query(
+                "INSERT INTO tasks (job_id, day) \
+                 SELECT $1, d FROM unnest($2::date[]) WITH ORDINALITY AS u(d, pos) ORDER BY u.pos",
+            )
+            .bind(row.id)
+            .bind(&days)
+            .execute(&mut *tx)
+            .await?;
+            notify(&mut tx).await?;
+            tx.commit().await?;
+            return Ok(CreatedJob {
+                job: row.into_job()?,
+                created: true,
+            });
+        }
         // Series first, in a fixed order so that concurrent creations cannot deadlock.
         let mut sorted = symbols.clone();
         sorted.sort_unstable();

@@ -8,8 +8,8 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use backfill_domain::{JobId, SymbolTask};
-use chrono::{DateTime, Utc};
+use backfill_domain::{JobId, Task};
+use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 use sqlx::PgConnection;
@@ -18,6 +18,7 @@ use uuid::Uuid;
 
 use crate::error::Result;
 use crate::rows::{JobParts, TaskParts};
+use crate::series::SeriesCache;
 
 /// The NOTIFY channel on which storage announces that tasks became runnable.
 const WAKE_CHANNEL: &str = "backfill_tasks";
@@ -54,6 +55,9 @@ pub struct PgStorage {
     listener: Arc<Mutex<Option<PgListener>>>,
     /// Jobs created through this handle are marked simulated.
     simulated: bool,
+    /// Series ids by (symbol, timeframe, adjusted), as day tasks meet them (series are never
+    /// deleted, so a known id stays right).
+    series: SeriesCache<i32>,
 }
 
 impl PgStorage {
@@ -85,6 +89,7 @@ impl PgStorage {
             ingest: PgIngestMethod::default(),
             listener: Arc::new(Mutex::new(None)),
             simulated: false,
+            series: SeriesCache::default(),
         }
     }
 
@@ -120,17 +125,18 @@ impl PgStorage {
 /// The columns of `jobs` that [`JobRow`] reads, in a literal for `concat!`.
 macro_rules! job_columns {
     () => {
-        "id, symbols, timeframe, range_from, range_to, adjusted, mode, status, created_at, \
-         started_at, finished_at, error, simulated"
+        "id, symbols, timeframe, range_from, range_to, adjusted, mode, source, source_reason, \
+         universe, status, created_at, started_at, finished_at, error, simulated"
     };
 }
 
 /// The columns of `tasks` that [`TaskRow`] reads, in a literal for `concat!`.
 macro_rules! task_columns {
     () => {
-        "id, job_id, symbol, status, attempts, candles_fetched, candles_stored, pages, \
-         checkpoint, last_error, next_attempt_at, worker_id, lease_token, lease_expires_at, \
-         started_at, finished_at, updated_at"
+        "id, job_id, symbol, day, status, attempts, candles_fetched, candles_stored, pages, \
+         requests, bytes, checkpoint, rows_done, file_offset, file_size, note, last_error, \
+         next_attempt_at, worker_id, lease_token, lease_expires_at, started_at, finished_at, \
+         updated_at"
     };
 }
 
@@ -145,6 +151,9 @@ struct JobRow {
     range_to: DateTime<Utc>,
     adjusted: bool,
     mode: String,
+    source: String,
+    source_reason: Option<String>,
+    universe: String,
     status: String,
     created_at: DateTime<Utc>,
     started_at: Option<DateTime<Utc>>,
@@ -163,6 +172,9 @@ impl JobRow {
             range_to: self.range_to,
             adjusted: self.adjusted,
             mode: self.mode,
+            source: self.source,
+            source_reason: self.source_reason,
+            universe: self.universe,
             status: self.status,
             created_at: self.created_at,
             started_at: self.started_at,
@@ -178,13 +190,20 @@ impl JobRow {
 struct TaskRow {
     id: i64,
     job_id: Uuid,
-    symbol: String,
+    symbol: Option<String>,
+    day: Option<NaiveDate>,
     status: String,
     attempts: i32,
     candles_fetched: i64,
     candles_stored: i64,
     pages: i64,
+    requests: i64,
+    bytes: i64,
     checkpoint: Option<DateTime<Utc>>,
+    rows_done: i64,
+    file_offset: i64,
+    file_size: Option<i64>,
+    note: Option<String>,
     last_error: Option<String>,
     next_attempt_at: Option<DateTime<Utc>>,
     worker_id: Option<String>,
@@ -196,17 +215,24 @@ struct TaskRow {
 }
 
 impl TaskRow {
-    fn into_task(self) -> Result<SymbolTask> {
+    fn into_task(self) -> Result<Task> {
         TaskParts {
             id: self.id,
             job_id: JobId::from_uuid(self.job_id),
             symbol: self.symbol,
+            day: self.day,
             status: self.status,
             attempts: i64::from(self.attempts),
             candles_fetched: self.candles_fetched,
             candles_stored: self.candles_stored,
             pages: self.pages,
+            requests: self.requests,
+            bytes: self.bytes,
             checkpoint: self.checkpoint,
+            rows_done: self.rows_done,
+            file_offset: self.file_offset,
+            file_size: self.file_size,
+            note: self.note,
             last_error: self.last_error,
             next_attempt_at: self.next_attempt_at,
             worker_id: self.worker_id,

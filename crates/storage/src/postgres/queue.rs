@@ -2,8 +2,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use backfill_domain::{DateRange, TaskStatus};
-use chrono::{DateTime, Utc};
+use backfill_domain::{DateRange, Symbol, TaskStatus};
+use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -12,25 +12,32 @@ use super::{job_columns, micros, notify, task_columns, JobRow, PgStorage, TaskRo
 use crate::error::{Error, Result};
 use crate::rows::parse_job_status;
 use crate::traits::TaskQueue;
-use crate::types::{ClaimRequest, ClaimedTask, HeartbeatReport, Lease, Recorded};
+use crate::types::{
+    ClaimRequest, ClaimedTask, DayCompletion, DaySeries, HeartbeatReport, Lease, Recorded,
+};
 use crate::views::claimed_tasks;
 
 /// What a fenced write learns about its task while locking it.
 #[derive(Debug, sqlx::FromRow)]
 pub(super) struct HeldLease {
     pub(super) job_id: Uuid,
-    pub(super) series_id: i32,
-    pub(super) symbol: String,
+    /// The series and symbol of a symbol task; `None` for a day task.
+    pub(super) series_id: Option<i32>,
+    pub(super) symbol: Option<String>,
+    /// The date of a day task.
+    pub(super) day: Option<NaiveDate>,
     pub(super) attempts: i32,
     pub(super) job_status: String,
     pub(super) timeframe: String,
+    pub(super) adjusted: bool,
 }
 
 /// Locks the task of `lease` if the lease is still held: same worker and token, running, and
 /// not expired. Fails with [`Error::LeaseLost`] otherwise.
 pub(super) async fn lock_lease(conn: &mut PgConnection, lease: &Lease) -> Result<HeldLease> {
     sqlx::query_as(
-        "SELECT t.job_id, t.series_id, t.symbol, t.attempts, j.status AS job_status, j.timeframe \
+        "SELECT t.job_id, t.series_id, t.symbol, t.day, t.attempts, j.status AS job_status, \
+             j.timeframe, j.adjusted \
          FROM tasks t JOIN jobs j ON j.id = t.job_id \
          WHERE t.id = $1 AND t.worker_id = $2 AND t.lease_token = $3 AND t.status = 'running' \
            AND t.lease_expires_at > now() \
@@ -173,13 +180,106 @@ impl TaskQueue for PgStorage {
         let mut tx = self.pool.begin().await?;
         let held = lock_lease(&mut tx, lease).await?;
         if !covered.is_empty() {
-            add_coverage(&mut tx, held.series_id, covered).await?;
+            let series_id = held.series_id.ok_or_else(|| {
+                Error::InvalidInput(format!(
+                    "task {} is a day task: it ends with complete_day",
+                    lease.task_id
+                ))
+            })?;
+            add_coverage(&mut tx, &[series_id], covered).await?;
         }
         sqlx::query(
             "UPDATE tasks SET status = 'succeeded', worker_id = NULL, lease_expires_at = NULL, \
              next_attempt_at = NULL, finished_at = now(), updated_at = now() WHERE id = $1",
         )
         .bind(lease.task_id.0)
+        .execute(&mut *tx)
+        .await?;
+        let job_ended = settle_job(&mut tx, held.job_id).await?;
+        tx.commit().await?;
+        Ok(Recorded {
+            task: TaskStatus::Succeeded,
+            job_ended,
+        })
+    }
+
+    async fn complete_day(&self, lease: &Lease, completion: &DayCompletion) -> Result<Recorded> {
+        let mut tx = self.pool.begin().await?;
+        let held = lock_lease(&mut tx, lease).await?;
+        if held.day.is_none() {
+            return Err(Error::InvalidInput(format!(
+                "task {} is a symbol task: it ends with complete_task",
+                lease.task_id
+            )));
+        }
+        if let Some((covered, series)) = &completion.covered {
+            let ids: Vec<i32> = match series {
+                DaySeries::Listed(symbols) => {
+                    let mut names: Vec<&str> = symbols.iter().map(Symbol::as_str).collect();
+                    names.sort_unstable();
+                    names.dedup();
+                    sqlx::query(
+                        "INSERT INTO series (symbol, timeframe, adjusted) \
+                         SELECT s, $2, $3 FROM unnest($1::text[]) AS s ORDER BY s \
+                         ON CONFLICT DO NOTHING",
+                    )
+                    .bind(&names)
+                    .bind(&held.timeframe)
+                    .bind(held.adjusted)
+                    .execute(&mut *tx)
+                    .await?;
+                    sqlx::query_scalar(
+                        "SELECT id FROM series \
+                         WHERE symbol = ANY($1) AND timeframe = $2 AND adjusted = $3 ORDER BY id",
+                    )
+                    .bind(&names)
+                    .bind(&held.timeframe)
+                    .bind(held.adjusted)
+                    .fetch_all(&mut *tx)
+                    .await?
+                }
+                DaySeries::Stored => {
+                    sqlx::query_scalar(
+                        "SELECT s.id FROM series s \
+                         WHERE s.timeframe = $1 AND s.adjusted = $2 AND EXISTS (SELECT 1 \
+                             FROM candles c WHERE c.series_id = s.id AND c.ts >= $3 \
+                               AND c.ts <= $4) \
+                         ORDER BY s.id",
+                    )
+                    .bind(&held.timeframe)
+                    .bind(held.adjusted)
+                    .bind(covered.from())
+                    .bind(covered.to())
+                    .fetch_all(&mut *tx)
+                    .await?
+                }
+            };
+            add_coverage(&mut tx, &ids, std::slice::from_ref(covered)).await?;
+        }
+        if let Some(file) = &completion.file {
+            sqlx::query(
+                "INSERT INTO source_files (key, etag, size, rows, stored_at) \
+                 VALUES ($1, $2, $3, $4, now()) ON CONFLICT (key) DO UPDATE SET \
+                 etag = excluded.etag, size = excluded.size, rows = excluded.rows, \
+                 stored_at = excluded.stored_at",
+            )
+            .bind(&file.key)
+            .bind(&file.etag)
+            .bind(i64::try_from(file.size).unwrap_or(i64::MAX))
+            .bind(i64::try_from(file.rows).unwrap_or(i64::MAX))
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query(
+            "UPDATE tasks SET status = 'succeeded', worker_id = NULL, lease_expires_at = NULL, \
+             next_attempt_at = NULL, note = $2, requests = requests + $3, bytes = bytes + $4, \
+             file_offset = coalesce(file_size, file_offset), finished_at = now(), \
+             updated_at = now() WHERE id = $1",
+        )
+        .bind(lease.task_id.0)
+        .bind(completion.note.as_deref())
+        .bind(i64::from(completion.fetched.requests))
+        .bind(i64::try_from(completion.fetched.bytes).unwrap_or(i64::MAX))
         .execute(&mut *tx)
         .await?;
         let job_ended = settle_job(&mut tx, held.job_id).await?;
@@ -336,44 +436,63 @@ fn report(leases: &[Lease], worker_id: &str, held: &[(i64, bool)]) -> HeartbeatR
     report
 }
 
-/// Merges `covered` into the stored coverage of a series. Locks the series row so that
-/// concurrent merges of one series run one after the other.
+/// Merges `covered` into the stored coverage of each series of `series_ids` (sorted by id).
+/// Locks those series rows first, in id order, so that concurrent merges of a series run one
+/// after the other and cannot deadlock.
 async fn add_coverage(
     conn: &mut PgConnection,
-    series_id: i32,
+    series_ids: &[i32],
     covered: &[DateRange],
 ) -> Result<()> {
-    sqlx::query("SELECT id FROM series WHERE id = $1 FOR UPDATE")
-        .bind(series_id)
-        .execute(&mut *conn)
-        .await?;
-    let stored: Vec<(DateTime<Utc>, DateTime<Utc>)> = sqlx::query_as(
-        "SELECT range_from, range_to FROM coverage WHERE series_id = $1 ORDER BY range_from",
-    )
-    .bind(series_id)
-    .fetch_all(&mut *conn)
-    .await?;
-    let stored = stored
-        .into_iter()
-        .map(|(from, to)| DateRange::from_instants(from, to))
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut all = stored.clone();
-    all.extend_from_slice(covered);
-    let merged = backfill_domain::merge_intervals(all);
-    if merged == stored {
+    if series_ids.is_empty() || covered.is_empty() {
         return Ok(());
     }
-    sqlx::query("DELETE FROM coverage WHERE series_id = $1")
-        .bind(series_id)
+    sqlx::query("SELECT id FROM series WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+        .bind(series_ids)
         .execute(&mut *conn)
         .await?;
-    let froms: Vec<DateTime<Utc>> = merged.iter().map(DateRange::from).collect();
-    let tos: Vec<DateTime<Utc>> = merged.iter().map(DateRange::to).collect();
+    let stored: Vec<(i32, DateTime<Utc>, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT series_id, range_from, range_to FROM coverage WHERE series_id = ANY($1) \
+         ORDER BY series_id, range_from",
+    )
+    .bind(series_ids)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut by_series: HashMap<i32, Vec<DateRange>> = HashMap::new();
+    for (id, from, to) in stored {
+        by_series
+            .entry(id)
+            .or_default()
+            .push(DateRange::from_instants(from, to)?);
+    }
+    let (mut changed, mut ids, mut froms, mut tos) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for &id in series_ids {
+        let before = by_series.remove(&id).unwrap_or_default();
+        let mut all = before.clone();
+        all.extend_from_slice(covered);
+        let merged = backfill_domain::merge_intervals(all);
+        if merged != before {
+            changed.push(id);
+            for r in merged {
+                ids.push(id);
+                froms.push(r.from());
+                tos.push(r.to());
+            }
+        }
+    }
+    if changed.is_empty() {
+        return Ok(());
+    }
+    sqlx::query("DELETE FROM coverage WHERE series_id = ANY($1)")
+        .bind(&changed)
+        .execute(&mut *conn)
+        .await?;
     sqlx::query(
         "INSERT INTO coverage (series_id, range_from, range_to) \
-         SELECT $1, f, t FROM unnest($2::timestamptz[], $3::timestamptz[]) AS u(f, t)",
+         SELECT * FROM unnest($1::int4[], $2::timestamptz[], $3::timestamptz[])",
     )
-    .bind(series_id)
+    .bind(&ids)
     .bind(&froms)
     .bind(&tos)
     .execute(&mut *conn)

@@ -7,11 +7,13 @@ use sqlx::SqliteConnection;
 
 use super::queue::check_lease;
 use super::{dt, ms, now_ms, SqliteStorage};
-use crate::error::Result;
-use crate::page::{candle_page, check_limit, prepare_page};
-use crate::rows::{count, parse_job_status, CandleValues};
+use crate::error::{Error, Result};
+use crate::page::{candle_page, check_limit, prepare_page, prepare_rows};
+use crate::rows::{count, non_negative, parse_job_status, CandleValues};
 use crate::traits::CandleStore;
-use crate::types::{CandlePage, CandleQuery, IngestOutcome, Lease};
+use crate::types::{
+    CandlePage, CandleQuery, DayProgress, Fetched, IngestOutcome, Lease, SourceFile, StoredFile,
+};
 
 /// Statement sizes, in rows, for multi-row INSERTs: a page goes in as few executions as
 /// possible. The largest uses 32,760 of the 32,766 parameters SQLite allows (about 6 % faster
@@ -52,46 +54,31 @@ impl CandleStore for SqliteStorage {
         lease: &Lease,
         candles: &[Candle],
         checkpoint: DateTime<Utc>,
+        fetched: Fetched,
     ) -> Result<IngestOutcome> {
         let mut w = self.page_write_tx().await?;
         let held = check_lease(&mut w.tx, lease).await?;
-        let page = prepare_page(candles, &held.symbol, &held.timeframe)?;
-        let (inserted, updated) = match (page.first(), page.last()) {
-            (Some(first), Some(last)) => {
-                let span = (ms(first.ts()), ms(last.ts()));
-                // Inserted rows are told apart from updated ones by counting the stored rows of
-                // the page's span before and after. An empty span (a first ingest) needs no
-                // count, and a page that wrote nothing (a re-ingest) needs no second one.
-                let before = count_in(&mut w.tx, held.series_id, span).await?;
-                let mut written = 0;
-                let mut rest = &page[..];
-                for (size, sql) in CHUNKS.iter().zip(UPSERTS.iter()) {
-                    let mut chunks = rest.chunks_exact(*size);
-                    for chunk in &mut chunks {
-                        written += upsert(&mut w.tx, sql, held.series_id, chunk).await?;
-                    }
-                    rest = chunks.remainder();
-                }
-                let inserted = if before == 0 {
-                    written
-                } else if written == 0 {
-                    0
-                } else {
-                    count(count_in(&mut w.tx, held.series_id, span).await? - before)
-                };
-                (inserted, written.saturating_sub(inserted))
-            }
-            _ => (0, 0),
+        let (Some(symbol), Some(series_id)) = (held.symbol.as_deref(), held.series_id) else {
+            return Err(Error::InvalidInput(format!(
+                "task {} is a day task: its rows go through ingest_rows",
+                lease.task_id
+            )));
         };
+        let page = prepare_page(candles, symbol, &held.timeframe)?;
+        let stored = page.len() as u64;
+        let (inserted, updated) = write_groups(&mut w.tx, &[(series_id, page)]).await?;
         sqlx::query(
             "UPDATE tasks SET checkpoint = max(coalesce(checkpoint, ?2), ?2), \
              candles_fetched = candles_fetched + ?3, candles_stored = candles_stored + ?4, \
-             pages = pages + 1, updated_at = ?5 WHERE id = ?1",
+             pages = pages + 1, requests = requests + ?5, bytes = bytes + ?6, updated_at = ?7 \
+             WHERE id = ?1",
         )
         .bind(lease.task_id.0)
         .bind(ms(checkpoint))
         .bind(i64::try_from(candles.len()).unwrap_or(i64::MAX))
         .bind(i64::try_from(inserted + updated).unwrap_or(i64::MAX))
+        .bind(i64::from(fetched.requests))
+        .bind(i64::try_from(fetched.bytes).unwrap_or(i64::MAX))
         .bind(now_ms())
         .execute(&mut *w.tx)
         .await?;
@@ -100,9 +87,98 @@ impl CandleStore for SqliteStorage {
         Ok(IngestOutcome {
             inserted,
             updated,
-            unchanged: (page.len() as u64).saturating_sub(inserted + updated),
+            unchanged: stored.saturating_sub(inserted + updated),
             job_cancelled: parse_job_status(&held.job_status)? == JobStatus::Cancelled,
         })
+    }
+
+    async fn ingest_rows(
+        &self,
+        lease: &Lease,
+        candles: &[Candle],
+        progress: DayProgress,
+    ) -> Result<IngestOutcome> {
+        // The series of new tickers are created first, in a write of their own, so that no id
+        // is remembered from a transaction that might roll back.
+        let (timeframe, adjusted): (String, bool) = sqlx::query_as(
+            "SELECT j.timeframe, j.adjusted FROM tasks t JOIN jobs j ON j.id = t.job_id \
+             WHERE t.id = ?1",
+        )
+        .bind(lease.task_id.0)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(Error::LeaseLost {
+            task_id: lease.task_id,
+        })?;
+        let groups = prepare_rows(candles, &timeframe)?;
+        let symbols: Vec<&str> = groups.iter().map(|(s, _)| s.as_str()).collect();
+        let ids = self.series_ids(&symbols, &timeframe, adjusted).await?;
+        let mut w = self.page_write_tx().await?;
+        let held = check_lease(&mut w.tx, lease).await?;
+        if held.day.is_none() {
+            return Err(Error::InvalidInput(format!(
+                "task {} is a symbol task: its candles go through ingest_page",
+                lease.task_id
+            )));
+        }
+        let stored: u64 = groups.iter().map(|(_, g)| g.len() as u64).sum();
+        let by_series: Vec<(i64, Vec<&Candle>)> = groups
+            .into_iter()
+            .zip(ids)
+            .map(|((_, group), id)| (id, group))
+            .collect();
+        let (inserted, updated) = write_groups(&mut w.tx, &by_series).await?;
+        sqlx::query(
+            "UPDATE tasks SET rows_done = max(rows_done, ?2), \
+             file_offset = max(file_offset, ?3), file_size = coalesce(?4, file_size), \
+             candles_fetched = candles_fetched + ?5, candles_stored = candles_stored + ?6, \
+             pages = pages + 1, requests = requests + ?7, bytes = bytes + ?8, updated_at = ?9 \
+             WHERE id = ?1",
+        )
+        .bind(lease.task_id.0)
+        .bind(i64::try_from(progress.rows_done).unwrap_or(i64::MAX))
+        .bind(i64::try_from(progress.file_offset).unwrap_or(i64::MAX))
+        .bind(
+            progress
+                .file_size
+                .map(|n| i64::try_from(n).unwrap_or(i64::MAX)),
+        )
+        .bind(i64::try_from(candles.len()).unwrap_or(i64::MAX))
+        .bind(i64::try_from(inserted + updated).unwrap_or(i64::MAX))
+        .bind(i64::from(progress.fetched.requests))
+        .bind(i64::try_from(progress.fetched.bytes).unwrap_or(i64::MAX))
+        .bind(now_ms())
+        .execute(&mut *w.tx)
+        .await?;
+        w.tx.commit().await?;
+        self.request_checkpoint();
+        Ok(IngestOutcome {
+            inserted,
+            updated,
+            unchanged: stored.saturating_sub(inserted + updated),
+            job_cancelled: parse_job_status(&held.job_status)? == JobStatus::Cancelled,
+        })
+    }
+
+    async fn stored_file(&self, key: &str) -> Result<Option<StoredFile>> {
+        let row: Option<(String, String, i64, i64, i64)> = sqlx::query_as(
+            "SELECT key, etag, size, rows, stored_at FROM source_files WHERE key = ?1",
+        )
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|(key, etag, size, rows, stored_at)| {
+            Ok(StoredFile {
+                file: SourceFile {
+                    key,
+                    etag,
+                    size: non_negative(size, "file size")?,
+                    rows: non_negative(rows, "file rows")?,
+                },
+                stored_at: dt(stored_at)?,
+            })
+        })
+        .transpose()
     }
 
     async fn candles(&self, query: &CandleQuery) -> Result<CandlePage> {
@@ -193,17 +269,63 @@ async fn count_in(
     Ok(n)
 }
 
+/// Writes candles grouped by series (each group sorted by time without repeats) in multi-row
+/// upserts of [`CHUNKS`] sizes; returns (inserted, updated). Inserted rows are told apart from
+/// updated ones by counting the stored rows of each group's span before and after. An empty span
+/// (a first ingest) needs no count, and a page that wrote nothing (a re-ingest) needs no second
+/// one.
+async fn write_groups(
+    conn: &mut SqliteConnection,
+    groups: &[(i64, Vec<&Candle>)],
+) -> Result<(u64, u64)> {
+    let spans: Vec<(i64, (i64, i64))> = groups
+        .iter()
+        .filter_map(|(id, g)| Some((*id, (ms(g.first()?.ts()), ms(g.last()?.ts())))))
+        .collect();
+    if spans.is_empty() {
+        return Ok((0, 0));
+    }
+    let mut before = 0;
+    for (id, span) in &spans {
+        before += count_in(conn, *id, *span).await?;
+    }
+    let rows: Vec<(i64, &Candle)> = groups
+        .iter()
+        .flat_map(|(id, g)| g.iter().map(move |c| (*id, *c)))
+        .collect();
+    let mut written = 0;
+    let mut rest = &rows[..];
+    for (size, sql) in CHUNKS.iter().zip(UPSERTS.iter()) {
+        let mut chunks = rest.chunks_exact(*size);
+        for chunk in &mut chunks {
+            written += upsert(conn, sql, chunk).await?;
+        }
+        rest = chunks.remainder();
+    }
+    let inserted = if before == 0 {
+        written
+    } else if written == 0 {
+        0
+    } else {
+        let mut after = 0;
+        for (id, span) in &spans {
+            after += count_in(conn, *id, *span).await?;
+        }
+        count(after - before)
+    };
+    Ok((inserted, written.saturating_sub(inserted)))
+}
+
 /// Runs one multi-row upsert and returns how many rows it inserted or changed.
 async fn upsert(
     conn: &mut SqliteConnection,
     sql: &'static str,
-    series_id: i64,
-    rows: &[&Candle],
+    rows: &[(i64, &Candle)],
 ) -> Result<u64> {
     let mut q = sqlx::query(sql);
-    for c in rows {
+    for (series_id, c) in rows {
         q = q
-            .bind(series_id)
+            .bind(*series_id)
             .bind(ms(c.ts()))
             .bind(c.open())
             .bind(c.high())
@@ -211,7 +333,7 @@ async fn upsert(
             .bind(c.close())
             .bind(c.volume())
             .bind(c.vwap())
-            // prepare_page rejected trade counts beyond i64.
+            // prepare_page and prepare_rows rejected trade counts beyond i64.
             .bind(c.trades().and_then(|n| i64::try_from(n).ok()));
     }
     Ok(q.execute(conn).await?.rows_affected())

@@ -1,5 +1,5 @@
 use async_trait::async_trait;
-use backfill_domain::{BackfillJob, JobId, JobSpec, JobStatus, Symbol};
+use backfill_domain::{BackfillJob, JobId, JobSpec, JobStatus, Symbol, TaskUnit};
 use chrono::Utc;
 use sqlx::SqliteConnection;
 
@@ -58,8 +58,8 @@ impl JobRepository for SqliteStorage {
         let now = now_ms();
         let row: JobRow = sqlx::query_as(concat!(
             "INSERT INTO jobs (id, symbols, timeframe, range_from, range_to, adjusted, mode, \
-             status, idempotency_key, created_at, simulated) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'queued', ?8, ?9, ?10) RETURNING ",
+             status, idempotency_key, created_at, simulated, source, source_reason, universe) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'queued', ?8, ?9, ?10, ?11, ?12, ?13) RETURNING ",
             job_columns!()
         ))
         .bind(JobId::new().to_string())
@@ -72,9 +72,26 @@ impl JobRepository for SqliteStorage {
         .bind(idempotency_key)
         .bind(now)
         .bind(self.simulated)
+        .bind(spec.source().as_str())
+        .bind(spec.source_reason())
+        .bind(spec.universe().as_str())
         .fetch_one(&mut *w.tx)
         .await?;
-        for symbol in &symbols {
+        // One task per trading day for a bulk source; its series are created as rows arrive.
+        for day in spec.units().iter().filter_map(TaskUnit::day) {
+            sqlx::query("INSERT INTO tasks (job_id, day, updated_at) VALUES (?1, ?2, ?3)")
+                .bind(&row.id)
+                .bind(day.to_string())
+                .bind(now)
+                .execute(&mut *w.tx)
+                .await?;
+        }
+        let per_symbol: &[&str] = if spec.source().is_bulk() {
+            &[]
+        } else {
+            &symbols
+        };
+        for symbol in per_symbol {
             sqlx::query(
                 "INSERT INTO series (symbol, timeframe, adjusted) VALUES (?1, ?2, ?3) \
                  ON CONFLICT DO NOTHING",
@@ -136,8 +153,12 @@ impl JobRepository for SqliteStorage {
                 coalesce(sum(t.candles_stored), 0) AS sum_stored,
                 coalesce(sum(t.candles_fetched), 0) AS sum_fetched,
                 coalesce(sum(t.pages), 0) AS sum_pages,
+                coalesce(sum(t.requests), 0) AS sum_requests,
+                coalesce(sum(t.bytes), 0) AS sum_bytes,
                 CAST(coalesce(sum(CASE
                     WHEN t.status = 'succeeded' THEN 1.0
+                    WHEN t.day IS NOT NULL THEN CASE WHEN t.file_size > 0
+                        THEN min(CAST(t.file_offset AS REAL) / t.file_size, 1.0) ELSE 0.0 END
                     WHEN t.checkpoint IS NULL OR t.checkpoint < j.range_from THEN 0.0
                     WHEN t.checkpoint >= j.range_to THEN 1.0
                     ELSE CAST(t.checkpoint - j.range_from + 1 AS REAL)

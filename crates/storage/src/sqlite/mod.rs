@@ -9,8 +9,8 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use backfill_domain::{BackfillJob, JobId, SymbolTask};
-use chrono::{DateTime, Utc};
+use backfill_domain::{BackfillJob, JobId, Task};
+use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -20,6 +20,7 @@ use tokio::sync::{mpsc, Mutex, Notify, OwnedMutexGuard};
 
 use crate::error::{Error, Result};
 use crate::rows::{JobParts, TaskParts};
+use crate::series::SeriesCache;
 
 /// The SQLite schema migrations, embedded from `migrations/sqlite`.
 pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/sqlite");
@@ -52,6 +53,9 @@ pub struct SqliteStorage {
     checkpoint: Option<mpsc::Sender<()>>,
     /// Jobs created through this handle are marked simulated.
     simulated: bool,
+    /// Series ids by (symbol, timeframe, adjusted), as day tasks meet them (series are never
+    /// deleted, so a known id stays right).
+    series: SeriesCache<i64>,
 }
 
 /// A write transaction holding the in-process write lock until it ends.
@@ -137,6 +141,7 @@ impl SqliteStorage {
             wake: Arc::new(Notify::new()),
             checkpoint: None,
             simulated: false,
+            series: SeriesCache::default(),
         }
     }
 
@@ -189,6 +194,45 @@ impl SqliteStorage {
         }
     }
 
+    /// The ids of the series of `symbols` (sorted, distinct) at `timeframe` and `adjusted`, in
+    /// the same order, creating the missing ones in a write of their own. Known ids are
+    /// remembered: series are never deleted.
+    async fn series_ids(
+        &self,
+        symbols: &[&str],
+        timeframe: &str,
+        adjusted: bool,
+    ) -> Result<Vec<i64>> {
+        let missing = self.series.missing(symbols, timeframe, adjusted);
+        if !missing.is_empty() {
+            let names = serde_json::to_string(&missing)
+                .map_err(|e| Error::InvalidInput(format!("symbols do not encode: {e}")))?;
+            let mut w = self.write_tx().await?;
+            sqlx::query(
+                "INSERT INTO series (symbol, timeframe, adjusted) \
+                 SELECT value, ?2, ?3 FROM json_each(?1) WHERE true ON CONFLICT DO NOTHING",
+            )
+            .bind(&names)
+            .bind(timeframe)
+            .bind(adjusted)
+            .execute(&mut *w.tx)
+            .await?;
+            let found: Vec<(i64, String)> = sqlx::query_as(
+                "SELECT id, symbol FROM series WHERE timeframe = ?2 AND adjusted = ?3 \
+                   AND symbol IN (SELECT value FROM json_each(?1))",
+            )
+            .bind(&names)
+            .bind(timeframe)
+            .bind(adjusted)
+            .fetch_all(&mut *w.tx)
+            .await?;
+            w.tx.commit().await?;
+            // Remembered only now that the rows are committed.
+            self.series.remember(found, timeframe, adjusted);
+        }
+        self.series.ids(symbols, timeframe, adjusted)
+    }
+
     /// Wakes the callers of `wait_for_work` in this process.
     fn wake(&self) {
         self.wake.notify_waiters();
@@ -226,16 +270,17 @@ fn spawn_checkpointer(pool: SqlitePool) -> mpsc::Sender<()> {
 
 macro_rules! job_columns {
     () => {
-        "id, symbols, timeframe, range_from, range_to, adjusted, mode, status, created_at, \
-         started_at, finished_at, error, simulated"
+        "id, symbols, timeframe, range_from, range_to, adjusted, mode, source, source_reason, \
+         universe, status, created_at, started_at, finished_at, error, simulated"
     };
 }
 
 macro_rules! task_columns {
     () => {
-        "id, job_id, symbol, status, attempts, candles_fetched, candles_stored, pages, \
-         checkpoint, last_error, next_attempt_at, worker_id, lease_token, lease_expires_at, \
-         started_at, finished_at, updated_at"
+        "id, job_id, symbol, day, status, attempts, candles_fetched, candles_stored, pages, \
+         requests, bytes, checkpoint, rows_done, file_offset, file_size, note, last_error, \
+         next_attempt_at, worker_id, lease_token, lease_expires_at, started_at, finished_at, \
+         updated_at"
     };
 }
 
@@ -267,6 +312,12 @@ fn duration_ms(d: Duration) -> i64 {
         .min(TEN_YEARS)
 }
 
+/// A day stored as `YYYY-MM-DD`.
+fn parse_day(s: &str) -> Result<NaiveDate> {
+    s.parse()
+        .map_err(|_| Error::InvalidData(format!("invalid day {s:?}")))
+}
+
 fn parse_job_id(s: &str) -> Result<JobId> {
     s.parse()
         .map_err(|_| Error::InvalidData(format!("invalid job id {s:?}")))
@@ -281,6 +332,9 @@ struct JobRow {
     range_to: i64,
     adjusted: bool,
     mode: String,
+    source: String,
+    source_reason: Option<String>,
+    universe: String,
     status: String,
     created_at: i64,
     started_at: Option<i64>,
@@ -301,6 +355,9 @@ impl JobRow {
             range_to: dt(self.range_to)?,
             adjusted: self.adjusted,
             mode: self.mode,
+            source: self.source,
+            source_reason: self.source_reason,
+            universe: self.universe,
             status: self.status,
             created_at: dt(self.created_at)?,
             started_at: opt_dt(self.started_at)?,
@@ -316,13 +373,20 @@ impl JobRow {
 struct TaskRow {
     id: i64,
     job_id: String,
-    symbol: String,
+    symbol: Option<String>,
+    day: Option<String>,
     status: String,
     attempts: i64,
     candles_fetched: i64,
     candles_stored: i64,
     pages: i64,
+    requests: i64,
+    bytes: i64,
     checkpoint: Option<i64>,
+    rows_done: i64,
+    file_offset: i64,
+    file_size: Option<i64>,
+    note: Option<String>,
     last_error: Option<String>,
     next_attempt_at: Option<i64>,
     worker_id: Option<String>,
@@ -334,17 +398,24 @@ struct TaskRow {
 }
 
 impl TaskRow {
-    fn into_task(self) -> Result<SymbolTask> {
+    fn into_task(self) -> Result<Task> {
         TaskParts {
             id: self.id,
             job_id: parse_job_id(&self.job_id)?,
             symbol: self.symbol,
+            day: self.day.as_deref().map(parse_day).transpose()?,
             status: self.status,
             attempts: self.attempts,
             candles_fetched: self.candles_fetched,
             candles_stored: self.candles_stored,
             pages: self.pages,
+            requests: self.requests,
+            bytes: self.bytes,
             checkpoint: opt_dt(self.checkpoint)?,
+            rows_done: self.rows_done,
+            file_offset: self.file_offset,
+            file_size: self.file_size,
+            note: self.note,
             last_error: self.last_error,
             next_attempt_at: opt_dt(self.next_attempt_at)?,
             worker_id: self.worker_id,

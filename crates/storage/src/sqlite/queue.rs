@@ -1,7 +1,8 @@
+use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use backfill_domain::{DateRange, TaskStatus};
+use backfill_domain::{DateRange, Symbol, TaskStatus};
 use chrono::{DateTime, Utc};
 use sqlx::SqliteConnection;
 
@@ -12,25 +13,32 @@ use super::{
 use crate::error::{Error, Result};
 use crate::rows::parse_job_status;
 use crate::traits::TaskQueue;
-use crate::types::{ClaimRequest, ClaimedTask, HeartbeatReport, Lease, Recorded};
+use crate::types::{
+    ClaimRequest, ClaimedTask, DayCompletion, DaySeries, HeartbeatReport, Lease, Recorded,
+};
 use crate::views::claimed_tasks;
 
 /// What a fenced write learns about its task.
 #[derive(Debug, sqlx::FromRow)]
 pub(super) struct HeldLease {
     pub(super) job_id: String,
-    pub(super) series_id: i64,
-    pub(super) symbol: String,
+    /// The series and symbol of a symbol task; `None` for a day task.
+    pub(super) series_id: Option<i64>,
+    pub(super) symbol: Option<String>,
+    /// The date of a day task (`YYYY-MM-DD`).
+    pub(super) day: Option<String>,
     pub(super) attempts: i64,
     pub(super) job_status: String,
     pub(super) timeframe: String,
+    pub(super) adjusted: bool,
 }
 
 /// Checks, inside a write transaction, that the lease is still held: same worker and token,
 /// running, not expired. Fails with [`Error::LeaseLost`] otherwise.
 pub(super) async fn check_lease(conn: &mut SqliteConnection, lease: &Lease) -> Result<HeldLease> {
     sqlx::query_as(
-        "SELECT t.job_id, t.series_id, t.symbol, t.attempts, j.status AS job_status, j.timeframe \
+        "SELECT t.job_id, t.series_id, t.symbol, t.day, t.attempts, j.status AS job_status, \
+             j.timeframe, j.adjusted \
          FROM tasks t JOIN jobs j ON j.id = t.job_id \
          WHERE t.id = ?1 AND t.worker_id = ?2 AND t.lease_token = ?3 AND t.status = 'running' \
            AND t.lease_expires_at > ?4",
@@ -181,7 +189,13 @@ impl TaskQueue for SqliteStorage {
         let mut w = self.write_tx().await?;
         let held = check_lease(&mut w.tx, lease).await?;
         if !covered.is_empty() {
-            add_coverage(&mut w.tx, held.series_id, covered).await?;
+            let series_id = held.series_id.ok_or_else(|| {
+                Error::InvalidInput(format!(
+                    "task {} is a day task: it ends with complete_day",
+                    lease.task_id
+                ))
+            })?;
+            add_coverage(&mut w.tx, &[series_id], covered).await?;
         }
         sqlx::query(
             "UPDATE tasks SET status = 'succeeded', worker_id = NULL, lease_expires_at = NULL, \
@@ -189,6 +203,95 @@ impl TaskQueue for SqliteStorage {
         )
         .bind(lease.task_id.0)
         .bind(now_ms())
+        .execute(&mut *w.tx)
+        .await?;
+        let job_ended = settle_job(&mut w.tx, &held.job_id).await?;
+        w.tx.commit().await?;
+        Ok(Recorded {
+            task: TaskStatus::Succeeded,
+            job_ended,
+        })
+    }
+
+    async fn complete_day(&self, lease: &Lease, completion: &DayCompletion) -> Result<Recorded> {
+        let mut w = self.write_tx().await?;
+        let held = check_lease(&mut w.tx, lease).await?;
+        if held.day.is_none() {
+            return Err(Error::InvalidInput(format!(
+                "task {} is a symbol task: it ends with complete_task",
+                lease.task_id
+            )));
+        }
+        let now = now_ms();
+        if let Some((covered, series)) = &completion.covered {
+            let ids: Vec<i64> = match series {
+                DaySeries::Listed(symbols) => {
+                    let names: Vec<&str> = symbols.iter().map(Symbol::as_str).collect();
+                    let names = serde_json::to_string(&names)
+                        .map_err(|e| Error::InvalidInput(format!("symbols do not encode: {e}")))?;
+                    sqlx::query(
+                        "INSERT INTO series (symbol, timeframe, adjusted) \
+                         SELECT value, ?2, ?3 FROM json_each(?1) WHERE true \
+                         ON CONFLICT DO NOTHING",
+                    )
+                    .bind(&names)
+                    .bind(&held.timeframe)
+                    .bind(held.adjusted)
+                    .execute(&mut *w.tx)
+                    .await?;
+                    sqlx::query_scalar(
+                        "SELECT id FROM series WHERE timeframe = ?2 AND adjusted = ?3 \
+                           AND symbol IN (SELECT value FROM json_each(?1)) ORDER BY id",
+                    )
+                    .bind(&names)
+                    .bind(&held.timeframe)
+                    .bind(held.adjusted)
+                    .fetch_all(&mut *w.tx)
+                    .await?
+                }
+                DaySeries::Stored => {
+                    sqlx::query_scalar(
+                        "SELECT s.id FROM series s \
+                         WHERE s.timeframe = ?1 AND s.adjusted = ?2 AND EXISTS (SELECT 1 \
+                             FROM candles c WHERE c.series_id = s.id AND c.ts BETWEEN ?3 AND ?4) \
+                         ORDER BY s.id",
+                    )
+                    .bind(&held.timeframe)
+                    .bind(held.adjusted)
+                    .bind(covered.from_ms())
+                    .bind(covered.to_ms())
+                    .fetch_all(&mut *w.tx)
+                    .await?
+                }
+            };
+            add_coverage(&mut w.tx, &ids, std::slice::from_ref(covered)).await?;
+        }
+        if let Some(file) = &completion.file {
+            sqlx::query(
+                "INSERT INTO source_files (key, etag, size, rows, stored_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (key) DO UPDATE SET \
+                 etag = excluded.etag, size = excluded.size, rows = excluded.rows, \
+                 stored_at = excluded.stored_at",
+            )
+            .bind(&file.key)
+            .bind(&file.etag)
+            .bind(i64::try_from(file.size).unwrap_or(i64::MAX))
+            .bind(i64::try_from(file.rows).unwrap_or(i64::MAX))
+            .bind(now)
+            .execute(&mut *w.tx)
+            .await?;
+        }
+        sqlx::query(
+            "UPDATE tasks SET status = 'succeeded', worker_id = NULL, lease_expires_at = NULL, \
+             next_attempt_at = NULL, note = ?2, requests = requests + ?3, bytes = bytes + ?4, \
+             file_offset = coalesce(file_size, file_offset), finished_at = ?5, updated_at = ?5 \
+             WHERE id = ?1",
+        )
+        .bind(lease.task_id.0)
+        .bind(completion.note.as_deref())
+        .bind(i64::from(completion.fetched.requests))
+        .bind(i64::try_from(completion.fetched.bytes).unwrap_or(i64::MAX))
+        .bind(now)
         .execute(&mut *w.tx)
         .await?;
         let job_ended = settle_job(&mut w.tx, &held.job_id).await?;
@@ -323,39 +426,54 @@ impl TaskQueue for SqliteStorage {
     }
 }
 
-/// Merges `covered` into the stored coverage of a series (inside the write transaction).
+/// Merges `covered` into the stored coverage of each series of `series_ids` (inside the write
+/// transaction).
 async fn add_coverage(
     conn: &mut SqliteConnection,
-    series_id: i64,
+    series_ids: &[i64],
     covered: &[DateRange],
 ) -> Result<()> {
-    let stored: Vec<(i64, i64)> = sqlx::query_as(
-        "SELECT range_from, range_to FROM coverage WHERE series_id = ?1 ORDER BY range_from",
-    )
-    .bind(series_id)
-    .fetch_all(&mut *conn)
-    .await?;
-    let stored = stored
-        .into_iter()
-        .map(|(from, to)| Ok(DateRange::from_instants(dt(from)?, dt(to)?)?))
-        .collect::<Result<Vec<_>>>()?;
-    let mut all = stored.clone();
-    all.extend_from_slice(covered);
-    let merged = backfill_domain::merge_intervals(all);
-    if merged == stored {
+    if series_ids.is_empty() || covered.is_empty() {
         return Ok(());
     }
-    sqlx::query("DELETE FROM coverage WHERE series_id = ?1")
-        .bind(series_id)
-        .execute(&mut *conn)
-        .await?;
-    for r in merged {
-        sqlx::query("INSERT INTO coverage (series_id, range_from, range_to) VALUES (?1, ?2, ?3)")
-            .bind(series_id)
+    let ids = serde_json::to_string(series_ids)
+        .map_err(|e| Error::InvalidInput(format!("series ids do not encode: {e}")))?;
+    let stored: Vec<(i64, i64, i64)> = sqlx::query_as(
+        "SELECT series_id, range_from, range_to FROM coverage \
+         WHERE series_id IN (SELECT value FROM json_each(?1)) ORDER BY series_id, range_from",
+    )
+    .bind(&ids)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut by_series: HashMap<i64, Vec<DateRange>> = HashMap::new();
+    for (id, from, to) in stored {
+        by_series
+            .entry(id)
+            .or_default()
+            .push(DateRange::from_instants(dt(from)?, dt(to)?)?);
+    }
+    for &id in series_ids {
+        let before = by_series.remove(&id).unwrap_or_default();
+        let mut all = before.clone();
+        all.extend_from_slice(covered);
+        let merged = backfill_domain::merge_intervals(all);
+        if merged == before {
+            continue;
+        }
+        sqlx::query("DELETE FROM coverage WHERE series_id = ?1")
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+        for r in merged {
+            sqlx::query(
+                "INSERT INTO coverage (series_id, range_from, range_to) VALUES (?1, ?2, ?3)",
+            )
+            .bind(id)
             .bind(r.from_ms())
             .bind(r.to_ms())
             .execute(&mut *conn)
             .await?;
+        }
     }
     Ok(())
 }

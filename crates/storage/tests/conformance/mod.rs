@@ -6,9 +6,12 @@ use std::time::Duration;
 
 use backfill_domain::{
     BackfillMode, Candle, DateRange, JobId, JobSpec, JobStatus, Ohlcv, Symbol, TaskStatus,
-    Timeframe,
+    TaskUnit, Timeframe,
 };
-use backfill_storage::{CandleQuery, ClaimRequest, ClaimedTask, Error, Lease, Recorded, Storage};
+use backfill_storage::{
+    CandleQuery, ClaimRequest, ClaimedTask, DayCompletion, DayProgress, DaySeries, Error, Fetched,
+    Lease, Recorded, SourceFile, Storage,
+};
 use chrono::{DateTime, TimeDelta, Utc};
 
 /// A long lease: it does not expire during a test.
@@ -156,7 +159,11 @@ pub(crate) async fn creates_a_job_with_one_task_per_symbol(s: &dyn Storage) {
     assert_eq!(created.job.status, JobStatus::Queued);
     let details = s.get_job(created.job.id).await.unwrap();
     assert_eq!(details.job, created.job);
-    let symbols: Vec<&str> = details.tasks.iter().map(|t| t.symbol.as_str()).collect();
+    let symbols: Vec<&str> = details
+        .tasks
+        .iter()
+        .map(|t| t.symbol().unwrap().as_str())
+        .collect();
     assert_eq!(symbols, ["MSFT", "AAPL", "X:BTCUSD"]);
     for task in &details.tasks {
         assert_eq!(task.status, TaskStatus::Queued);
@@ -208,13 +215,19 @@ pub(crate) async fn same_page_twice_stores_nothing_new(s: &dyn Storage) {
     let job = create(s, &["AAPL"]).await;
     let c = claim_one(s, "w1", LONG).await;
     let page = bars("AAPL", 0, 500);
-    let first = s.ingest_page(&c.lease, &page, minute(499)).await.unwrap();
+    let first = s
+        .ingest_page(&c.lease, &page, minute(499), Fetched::default())
+        .await
+        .unwrap();
     assert_eq!(
         (first.inserted, first.updated, first.unchanged),
         (500, 0, 0)
     );
     assert!(!first.job_cancelled);
-    let second = s.ingest_page(&c.lease, &page, minute(499)).await.unwrap();
+    let second = s
+        .ingest_page(&c.lease, &page, minute(499), Fetched::default())
+        .await
+        .unwrap();
     assert_eq!(
         (second.inserted, second.updated, second.unchanged),
         (0, 0, 500)
@@ -238,7 +251,7 @@ pub(crate) async fn pages_of_any_size_are_stored_whole(s: &dyn Storage) {
     for n in [1, 2, 7, 13, 3_639, 3_640, 3_641, 7_281, 10_000] {
         let page = bars("AAPL", start, n);
         let outcome = s
-            .ingest_page(&c.lease, &page, minute(start + n - 1))
+            .ingest_page(&c.lease, &page, minute(start + n - 1), Fetched::default())
             .await
             .unwrap();
         assert_eq!(
@@ -258,18 +271,28 @@ pub(crate) async fn pages_of_any_size_are_stored_whole(s: &dyn Storage) {
 pub(crate) async fn store_one_page(s: &dyn Storage, n: i64) {
     create(s, &["AAPL"]).await;
     let c = claim_one(s, "w1", LONG).await;
-    s.ingest_page(&c.lease, &bars("AAPL", 0, n), minute(n - 1))
-        .await
-        .unwrap();
+    s.ingest_page(
+        &c.lease,
+        &bars("AAPL", 0, n),
+        minute(n - 1),
+        Fetched::default(),
+    )
+    .await
+    .unwrap();
 }
 
 pub(crate) async fn a_changed_close_counts_as_one_update(s: &dyn Storage) {
     let job = create(s, &["AAPL"]).await;
     let c = claim_one(s, "w1", LONG).await;
     let mut page = bars("AAPL", 0, 100);
-    s.ingest_page(&c.lease, &page, minute(99)).await.unwrap();
+    s.ingest_page(&c.lease, &page, minute(99), Fetched::default())
+        .await
+        .unwrap();
     page[42] = bar("AAPL", 42, 1234.5);
-    let outcome = s.ingest_page(&c.lease, &page, minute(99)).await.unwrap();
+    let outcome = s
+        .ingest_page(&c.lease, &page, minute(99), Fetched::default())
+        .await
+        .unwrap();
     assert_eq!(
         (outcome.inserted, outcome.updated, outcome.unchanged),
         (0, 1, 99)
@@ -294,7 +317,10 @@ pub(crate) async fn a_changed_close_counts_as_one_update(s: &dyn Storage) {
         },
     )
     .unwrap();
-    let outcome = s.ingest_page(&c.lease, &[fixed], minute(0)).await.unwrap();
+    let outcome = s
+        .ingest_page(&c.lease, &[fixed], minute(0), Fetched::default())
+        .await
+        .unwrap();
     assert_eq!((outcome.inserted, outcome.updated), (0, 1));
     let task = &s.get_job(job).await.unwrap().tasks[0];
     assert_eq!(task.checkpoint, Some(minute(99)));
@@ -307,7 +333,10 @@ pub(crate) async fn repeats_within_a_page_count_once_and_the_last_wins(s: &dyn S
     page.push(bar("AAPL", 3, 77.0));
     page.reverse();
     page.push(bar("AAPL", 5, 55.0));
-    let outcome = s.ingest_page(&c.lease, &page, minute(9)).await.unwrap();
+    let outcome = s
+        .ingest_page(&c.lease, &page, minute(9), Fetched::default())
+        .await
+        .unwrap();
     assert_eq!(
         (outcome.inserted, outcome.updated, outcome.unchanged),
         (10, 0, 0)
@@ -329,7 +358,8 @@ pub(crate) async fn a_page_of_another_symbol_is_rejected(s: &dyn Storage) {
     let mut page = bars("AAPL", 0, 5);
     page.extend(bars("MSFT", 5, 1));
     assert!(matches!(
-        s.ingest_page(&c.lease, &page, minute(5)).await,
+        s.ingest_page(&c.lease, &page, minute(5), Fetched::default())
+            .await,
         Err(Error::InvalidInput(_))
     ));
     assert!(all_candles(s, "AAPL", true).await.is_empty());
@@ -340,7 +370,11 @@ pub(crate) async fn a_write_after_the_lease_expired_is_rejected(s: &dyn Storage)
     let job = create(s, &["AAPL"]).await;
     let c = claim_one(s, "w1", EXPIRED).await;
     let page = bars("AAPL", 0, 50);
-    assert_lease_lost(s.ingest_page(&c.lease, &page, minute(49)).await, &c.lease);
+    assert_lease_lost(
+        s.ingest_page(&c.lease, &page, minute(49), Fetched::default())
+            .await,
+        &c.lease,
+    );
     assert_lease_lost(s.complete_task(&c.lease, &[job_range()]).await, &c.lease);
     assert_lease_lost(s.fail_task(&c.lease, "x", None, 3).await, &c.lease);
     assert_lease_lost(s.cancel_task(&c.lease, "x").await, &c.lease);
@@ -366,14 +400,22 @@ pub(crate) async fn a_write_after_the_lease_expired_is_rejected(s: &dyn Storage)
     let again = claim_one(s, "w2", LONG).await;
     assert_eq!(again.task.id, c.task.id);
     assert!(again.lease.token > c.lease.token);
-    assert_lease_lost(s.ingest_page(&c.lease, &page, minute(49)).await, &c.lease);
+    assert_lease_lost(
+        s.ingest_page(&c.lease, &page, minute(49), Fetched::default())
+            .await,
+        &c.lease,
+    );
     let stale = Lease {
         worker_id: "w2".into(),
         ..c.lease.clone()
     };
-    assert_lease_lost(s.ingest_page(&stale, &page, minute(49)).await, &stale);
+    assert_lease_lost(
+        s.ingest_page(&stale, &page, minute(49), Fetched::default())
+            .await,
+        &stale,
+    );
     let outcome = s
-        .ingest_page(&again.lease, &page, minute(49))
+        .ingest_page(&again.lease, &page, minute(49), Fetched::default())
         .await
         .unwrap();
     assert_eq!(outcome.inserted, 50);
@@ -502,8 +544,9 @@ pub(crate) async fn heartbeat_extends_leases_and_reports_cancellation(s: &dyn St
     let outcome = s
         .ingest_page(
             &leases[0],
-            &bars(claimed[0].task.symbol.as_str(), 0, 3),
+            &bars(claimed[0].task.symbol().unwrap().as_str(), 0, 3),
             minute(2),
+            Fetched::default(),
         )
         .await
         .unwrap();
@@ -531,7 +574,7 @@ pub(crate) async fn heartbeat_extends_leases_and_reports_cancellation(s: &dyn St
         .unwrap();
     assert_eq!((kept.candles_stored, kept.checkpoint), (3, Some(minute(2))));
     assert_eq!(
-        all_candles(s, claimed[0].task.symbol.as_str(), true)
+        all_candles(s, claimed[0].task.symbol().unwrap().as_str(), true)
             .await
             .len(),
         3
@@ -596,14 +639,19 @@ pub(crate) async fn cancel_and_retry_follow_the_state_machine(s: &dyn Storage) {
 pub(crate) async fn retry_keeps_checkpoints_and_counters(s: &dyn Storage) {
     let job = create(s, &["AAPL", "MSFT"]).await;
     let claimed = claim_all(s, "w1", LONG).await;
-    let (aapl, msft) = if claimed[0].task.symbol.as_str() == "AAPL" {
+    let (aapl, msft) = if claimed[0].task.symbol().unwrap().as_str() == "AAPL" {
         (&claimed[0], &claimed[1])
     } else {
         (&claimed[1], &claimed[0])
     };
-    s.ingest_page(&aapl.lease, &bars("AAPL", 0, 20), minute(19))
-        .await
-        .unwrap();
+    s.ingest_page(
+        &aapl.lease,
+        &bars("AAPL", 0, 20),
+        minute(19),
+        Fetched::default(),
+    )
+    .await
+    .unwrap();
     assert_eq!(
         s.fail_task(&aapl.lease, "upstream said 500", None, 3)
             .await
@@ -626,7 +674,7 @@ pub(crate) async fn retry_keeps_checkpoints_and_counters(s: &dyn Storage) {
     let task = details
         .tasks
         .iter()
-        .find(|t| t.symbol.as_str() == "AAPL")
+        .find(|t| t.symbol().unwrap().as_str() == "AAPL")
         .unwrap();
     assert_eq!(task.status, TaskStatus::Queued);
     assert_eq!(task.attempts, 0);
@@ -638,7 +686,7 @@ pub(crate) async fn retry_keeps_checkpoints_and_counters(s: &dyn Storage) {
     let done = details
         .tasks
         .iter()
-        .find(|t| t.symbol.as_str() == "MSFT")
+        .find(|t| t.symbol().unwrap().as_str() == "MSFT")
         .unwrap();
     assert_eq!(
         done.status,
@@ -710,15 +758,17 @@ pub(crate) async fn listed_progress_matches_the_job_details(s: &dyn Storage) {
     let claimed = claim_all(s, "w1", LONG).await;
     s.ingest_page(
         &claimed[0].lease,
-        &bars(claimed[0].task.symbol.as_str(), 0, 30),
+        &bars(claimed[0].task.symbol().unwrap().as_str(), 0, 30),
         minute(29),
+        Fetched::default(),
     )
     .await
     .unwrap();
     s.ingest_page(
         &claimed[1].lease,
-        &bars(claimed[1].task.symbol.as_str(), 0, 10),
+        &bars(claimed[1].task.symbol().unwrap().as_str(), 0, 10),
         minute(9),
+        Fetched::default(),
     )
     .await
     .unwrap();
@@ -782,15 +832,17 @@ pub(crate) async fn keyset_pagination_returns_every_candle_once(s: &dyn Storage)
     expected.extend(bars("AAPL", 1000, 211));
     for c in &claimed {
         if c.job.spec.adjusted() {
-            s.ingest_page(&c.lease, &expected[..300], minute(299))
+            s.ingest_page(&c.lease, &expected[..300], minute(299), Fetched::default())
                 .await
                 .unwrap();
-            s.ingest_page(&c.lease, &expected[300..], minute(1210))
+            s.ingest_page(&c.lease, &expected[300..], minute(1210), Fetched::default())
                 .await
                 .unwrap();
         } else {
             let other: Vec<Candle> = (0..2000).map(|i| bar("AAPL", i, -1.0)).collect();
-            s.ingest_page(&c.lease, &other, minute(1999)).await.unwrap();
+            s.ingest_page(&c.lease, &other, minute(1999), Fetched::default())
+                .await
+                .unwrap();
         }
     }
     let range = DateRange::from_instants(minute(0), minute(1210)).unwrap();
@@ -902,7 +954,11 @@ pub(crate) async fn a_transient_failure_waits_for_its_retry_time(s: &dyn Storage
     let recorded = s.fail_task(&c.lease, "429", Some(past), 3).await.unwrap();
     assert_eq!(recorded.task, TaskStatus::Queued);
     assert_eq!(recorded.job_ended, None);
-    assert_lease_lost(s.ingest_page(&c.lease, &[], minute(0)).await, &c.lease);
+    assert_lease_lost(
+        s.ingest_page(&c.lease, &[], minute(0), Fetched::default())
+            .await,
+        &c.lease,
+    );
     // Due: claimable at once.
     let c = claim_one(s, "w1", LONG).await;
     assert_eq!(c.task.attempts, 2);
@@ -1070,15 +1126,17 @@ pub(crate) async fn release_leases_requeues_at_once(s: &dyn Storage) {
     assert_eq!(claimed.len(), 2);
     s.ingest_page(
         &claimed[0].lease,
-        &bars(claimed[0].task.symbol.as_str(), 0, 5),
+        &bars(claimed[0].task.symbol().unwrap().as_str(), 0, 5),
         minute(4),
+        Fetched::default(),
     )
     .await
     .unwrap();
     assert_eq!(s.release_leases("other").await.unwrap(), 0);
     assert_eq!(s.release_leases("w1").await.unwrap(), 2);
     assert_lease_lost(
-        s.ingest_page(&claimed[0].lease, &[], minute(5)).await,
+        s.ingest_page(&claimed[0].lease, &[], minute(5), Fetched::default())
+            .await,
         &claimed[0].lease,
     );
     let details = s.get_job(job).await.unwrap();
@@ -1142,8 +1200,18 @@ pub(crate) async fn concurrent_writers_of_one_series_store_each_candle_once(s: &
     for round in 0..5 {
         let page = bars("AAPL", round * 1000, 1500);
         let (a, b) = tokio::join!(
-            s.ingest_page(&claimed[0].lease, &page, minute(round * 1000 + 1499)),
-            s.ingest_page(&claimed[1].lease, &page, minute(round * 1000 + 1499)),
+            s.ingest_page(
+                &claimed[0].lease,
+                &page,
+                minute(round * 1000 + 1499),
+                Fetched::default()
+            ),
+            s.ingest_page(
+                &claimed[1].lease,
+                &page,
+                minute(round * 1000 + 1499),
+                Fetched::default()
+            ),
         );
         let (a, b) = (a.unwrap(), b.unwrap());
         assert_eq!(a.updated + b.updated, 0);
@@ -1171,4 +1239,352 @@ pub(crate) async fn jobs_of_a_demo_handle_say_they_are_simulated(
     let listed = real.list_jobs(10, None).await.unwrap();
     let flags: Vec<bool> = listed.iter().map(|j| j.job.simulated).collect();
     assert_eq!(flags, [false, true]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Day tasks (the bulk sources).
+
+fn day(s: &str) -> chrono::NaiveDate {
+    s.parse().unwrap()
+}
+
+/// A job of the flatfiles source over 2024-01-02 (a Tuesday) to 2024-01-04, raw minute bars, of
+/// the whole market (`None`) or of `symbols`.
+fn bulk_spec(symbols: Option<&[&str]>, mode: BackfillMode) -> JobSpec {
+    JobSpec::with_source(
+        symbols.map(|list| list.iter().map(|s| sym(s)).collect()),
+        tf(),
+        DateRange::new(
+            backfill_domain::RangeBound::parse("2024-01-02").unwrap(),
+            backfill_domain::RangeBound::parse("2024-01-04").unwrap(),
+        )
+        .unwrap(),
+        false,
+        mode,
+        backfill_domain::Chosen {
+            source: backfill_domain::Source::FlatFiles,
+            reason: "asked for: flatfiles".to_owned(),
+        },
+    )
+    .unwrap()
+}
+
+/// A raw one-minute bar of `symbol` at minute `i` of the New York day `d`.
+fn day_bar(symbol: &str, d: &str, i: i64, close: f64) -> Candle {
+    let start = DateRange::ny_day(day(d)).from();
+    Candle::new(
+        sym(symbol),
+        tf(),
+        start + TimeDelta::minutes(i),
+        Ohlcv {
+            open: 10.0,
+            high: 12.0,
+            low: 9.0,
+            close,
+            volume: 100.0 + i as f64,
+            vwap: None,
+            trades: Some(7),
+        },
+    )
+    .unwrap()
+}
+
+fn progress(rows_done: u64, file_offset: u64) -> DayProgress {
+    DayProgress {
+        rows_done,
+        file_offset,
+        file_size: Some(1_000),
+        fetched: Fetched {
+            requests: 1,
+            bytes: 250,
+        },
+    }
+}
+
+async fn raw_candles(s: &dyn Storage, symbol: &str) -> Vec<Candle> {
+    all_candles(s, symbol, false).await
+}
+
+pub(crate) async fn a_bulk_job_has_one_task_per_weekday(s: &dyn Storage) {
+    let created = s
+        .create_job(&bulk_spec(None, BackfillMode::Missing), None)
+        .await
+        .unwrap();
+    assert!(created.created);
+    let details = s.get_job(created.job.id).await.unwrap();
+    assert_eq!(
+        details.job.spec.source(),
+        backfill_domain::Source::FlatFiles
+    );
+    assert_eq!(details.job.spec.universe(), backfill_domain::Universe::All);
+    assert_eq!(
+        details.job.spec.source_reason(),
+        Some("asked for: flatfiles")
+    );
+    let units: Vec<TaskUnit> = details.tasks.iter().map(|t| t.unit.clone()).collect();
+    assert_eq!(
+        units,
+        [
+            TaskUnit::Day(day("2024-01-02")),
+            TaskUnit::Day(day("2024-01-03")),
+            TaskUnit::Day(day("2024-01-04"))
+        ]
+    );
+    assert_eq!(details.progress.symbols_total, 3);
+    // The same spec again under a key is the same job; listing shows it with its progress.
+    let keyed = s
+        .create_job(&bulk_spec(Some(&["AAPL"]), BackfillMode::Full), Some("k"))
+        .await
+        .unwrap();
+    let again = s
+        .create_job(&bulk_spec(Some(&["AAPL"]), BackfillMode::Full), Some("k"))
+        .await
+        .unwrap();
+    assert_eq!((again.created, again.job.id), (false, keyed.job.id));
+    assert_eq!(again.job.spec.symbols(), [sym("AAPL")]);
+    let listed = s.list_jobs(10, None).await.unwrap();
+    assert_eq!(listed.len(), 2);
+    assert!(listed.iter().all(|j| j.progress.symbols_total == 3));
+}
+
+pub(crate) async fn day_rows_of_many_symbols_are_stored_fenced_and_counted(s: &dyn Storage) {
+    let job = s
+        .create_job(&bulk_spec(None, BackfillMode::Missing), None)
+        .await
+        .unwrap()
+        .job
+        .id;
+    let c = claim_one(s, "w1", LONG).await;
+    assert_eq!(c.task.unit, TaskUnit::Day(day("2024-01-02")));
+    // A day task's rows go through ingest_rows, not ingest_page.
+    assert!(matches!(
+        s.ingest_page(&c.lease, &[], minute(0), Fetched::default())
+            .await,
+        Err(Error::InvalidInput(_))
+    ));
+    let rows = vec![
+        day_bar("AAPL", "2024-01-02", 0, 1.0),
+        day_bar("AAPL", "2024-01-02", 1, 2.0),
+        day_bar("MSFT", "2024-01-02", 0, 3.0),
+        day_bar("ZZZ.A", "2024-01-02", 5, 4.0),
+    ];
+    let first = s
+        .ingest_rows(&c.lease, &rows, progress(4, 400))
+        .await
+        .unwrap();
+    assert_eq!((first.inserted, first.updated, first.unchanged), (4, 0, 0));
+    assert_eq!(raw_candles(s, "AAPL").await, rows[..2]);
+    assert_eq!(raw_candles(s, "MSFT").await, rows[2..3]);
+    assert_eq!(raw_candles(s, "ZZZ.A").await, rows[3..]);
+    assert!(all_candles(s, "AAPL", true).await.is_empty(), "raw only");
+    // Again with one change and a new row: counted as such, progress never goes back.
+    let mut again = rows.clone();
+    again[1] = day_bar("AAPL", "2024-01-02", 1, 2.5);
+    again.push(day_bar("MSFT", "2024-01-02", 1, 3.5));
+    let second = s
+        .ingest_rows(&c.lease, &again, progress(3, 300))
+        .await
+        .unwrap();
+    assert_eq!(
+        (second.inserted, second.updated, second.unchanged),
+        (1, 1, 3)
+    );
+    let details = s.get_job(job).await.unwrap();
+    let task = &details.tasks[0];
+    assert_eq!((task.rows_done, task.file_offset), (4, 400));
+    assert_eq!(task.file_size, Some(1_000));
+    assert_eq!((task.requests, task.bytes, task.pages), (2, 500, 2));
+    assert_eq!((task.candles_fetched, task.candles_stored), (9, 6));
+    // Progress: 0.4 of the first of three days.
+    assert!((details.progress.percent - 40.0 / 3.0).abs() < 1e-6);
+    let listed = s.list_jobs(1, None).await.unwrap().remove(0);
+    assert!((listed.progress.percent - details.progress.percent).abs() < 1e-6);
+    assert_eq!((listed.progress.requests, listed.progress.bytes), (2, 500));
+    // A candle of another timeframe is refused; a lost lease writes nothing.
+    let daily = Candle::new(
+        sym("AAPL"),
+        Timeframe::parse("1d").unwrap(),
+        DateRange::ny_day(day("2024-01-02")).from(),
+        Ohlcv {
+            open: 1.0,
+            high: 1.0,
+            low: 1.0,
+            close: 1.0,
+            volume: 1.0,
+            vwap: None,
+            trades: None,
+        },
+    )
+    .unwrap();
+    assert!(matches!(
+        s.ingest_rows(&c.lease, &[daily], progress(5, 500)).await,
+        Err(Error::InvalidInput(_))
+    ));
+    let stale = Lease {
+        token: c.lease.token + 1,
+        ..c.lease.clone()
+    };
+    assert_lease_lost(s.ingest_rows(&stale, &rows, progress(9, 900)).await, &stale);
+    // A symbol task's candles do not go through ingest_rows.
+    let rest = create(s, &["AAPL"]).await;
+    let symbol_task = s
+        .claim_tasks(&req("w2", 1, LONG, Some(rest), ATTEMPTS))
+        .await
+        .unwrap()
+        .remove(0);
+    assert!(matches!(
+        s.ingest_rows(&symbol_task.lease, &rows, progress(1, 1))
+            .await,
+        Err(Error::InvalidInput(_))
+    ));
+}
+
+pub(crate) async fn a_finished_day_covers_its_series_and_records_its_file(s: &dyn Storage) {
+    let job = s
+        .create_job(&bulk_spec(None, BackfillMode::Missing), None)
+        .await
+        .unwrap()
+        .job
+        .id;
+    let claimed = claim_all(s, "w1", LONG).await;
+    assert_eq!(claimed.len(), 3);
+    let day2 = DateRange::ny_day(day("2024-01-02"));
+    let rows = [
+        day_bar("AAPL", "2024-01-02", 0, 1.0),
+        day_bar("MSFT", "2024-01-02", 3, 3.0),
+    ];
+    s.ingest_rows(&claimed[0].lease, &rows, progress(2, 1_000))
+        .await
+        .unwrap();
+    let file = SourceFile {
+        key: "us_stocks_sip/minute_aggs_v1/2024/01/2024-01-02.csv.gz".to_owned(),
+        etag: "\"abc\"".to_owned(),
+        size: 1_000,
+        rows: 2,
+    };
+    assert_eq!(s.stored_file(&file.key).await.unwrap(), None);
+    let recorded = s
+        .complete_day(
+            &claimed[0].lease,
+            &DayCompletion {
+                covered: Some((day2, DaySeries::Stored)),
+                file: Some(file.clone()),
+                note: None,
+                fetched: Fetched {
+                    requests: 1,
+                    bytes: 0,
+                },
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        recorded,
+        Recorded {
+            task: TaskStatus::Succeeded,
+            job_ended: None
+        }
+    );
+    // Every series with a candle that day now covers the day; the file is recorded.
+    for symbol in ["AAPL", "MSFT"] {
+        assert_eq!(s.coverage(&sym(symbol), tf(), false).await.unwrap(), [day2]);
+    }
+    let stored = s.stored_file(&file.key).await.unwrap().unwrap();
+    assert_eq!(stored.file, file);
+    // The next day: a listed symbol without rows is covered too (the file is the whole truth).
+    let day3 = DateRange::ny_day(day("2024-01-03"));
+    s.complete_day(
+        &claimed[1].lease,
+        &DayCompletion {
+            covered: Some((day3, DaySeries::Listed(vec![sym("AAPL"), sym("IBM")]))),
+            file: None,
+            note: None,
+            fetched: Fetched::default(),
+        },
+    )
+    .await
+    .unwrap();
+    let merged = DateRange::from_instants(day2.from(), day3.to()).unwrap();
+    assert_eq!(
+        s.coverage(&sym("AAPL"), tf(), false).await.unwrap(),
+        [merged]
+    );
+    assert_eq!(s.coverage(&sym("IBM"), tf(), false).await.unwrap(), [day3]);
+    assert_eq!(s.coverage(&sym("MSFT"), tf(), false).await.unwrap(), [day2]);
+    // A day without a file: a note, no coverage; the job ends with it.
+    let recorded = s
+        .complete_day(
+            &claimed[2].lease,
+            &DayCompletion {
+                covered: None,
+                file: None,
+                note: Some("no file for 2024-01-04".to_owned()),
+                fetched: Fetched {
+                    requests: 1,
+                    bytes: 0,
+                },
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(recorded.job_ended, Some(JobStatus::Succeeded));
+    let details = s.get_job(job).await.unwrap();
+    assert_eq!(details.progress.percent, 100.0);
+    assert_eq!(
+        details.tasks[2].note.as_deref(),
+        Some("no file for 2024-01-04")
+    );
+    assert_eq!(details.tasks[0].file_offset, 1_000);
+    assert_eq!(details.progress.requests, 3);
+    // A replaced file is recorded with its new ETag.
+    let job2 = s
+        .create_job(&bulk_spec(None, BackfillMode::Full), None)
+        .await
+        .unwrap()
+        .job
+        .id;
+    let c = s
+        .claim_tasks(&req("w1", 1, LONG, Some(job2), ATTEMPTS))
+        .await
+        .unwrap()
+        .remove(0);
+    let replaced = SourceFile {
+        etag: "\"def\"".to_owned(),
+        ..file.clone()
+    };
+    s.complete_day(
+        &c.lease,
+        &DayCompletion {
+            covered: Some((day2, DaySeries::Stored)),
+            file: Some(replaced.clone()),
+            note: None,
+            fetched: Fetched::default(),
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        s.stored_file(&file.key).await.unwrap().unwrap().file,
+        replaced
+    );
+    // A symbol task does not end with complete_day.
+    let rest = create(s, &["AAPL"]).await;
+    let symbol_task = s
+        .claim_tasks(&req("w2", 1, LONG, Some(rest), ATTEMPTS))
+        .await
+        .unwrap()
+        .remove(0);
+    assert!(matches!(
+        s.complete_day(
+            &symbol_task.lease,
+            &DayCompletion {
+                covered: None,
+                file: None,
+                note: None,
+                fetched: Fetched::default()
+            }
+        )
+        .await,
+        Err(Error::InvalidInput(_))
+    ));
 }

@@ -10,7 +10,7 @@ use backfill_domain::{
     TaskStatus, Timeframe,
 };
 use backfill_polygon::{
-    AggregatesRequest, MarketData, Page, PageCursor, PolygonClient, PolygonConfig,
+    AggregatesRequest, GroupedDay, MarketData, Page, PageCursor, PolygonClient, PolygonConfig,
 };
 use backfill_polygon_sim::{Fault, RunningSimulator, SimConfig, Simulator};
 use backfill_progress::ProgressBus;
@@ -64,6 +64,15 @@ impl MarketData for Gated {
         self.permits.acquire().await.unwrap().forget();
         self.inner.fetch_page(request, cursor).await
     }
+
+    async fn fetch_grouped(
+        &self,
+        day: chrono::NaiveDate,
+        adjusted: bool,
+    ) -> backfill_polygon::Result<GroupedDay> {
+        self.permits.acquire().await.unwrap().forget();
+        self.inner.fetch_grouped(day, adjusted).await
+    }
 }
 
 fn gated(inner: Arc<dyn MarketData>) -> (Arc<dyn MarketData>, Arc<Semaphore>) {
@@ -103,6 +112,7 @@ fn start(storage: &Arc<dyn Storage>, market: Arc<dyn MarketData>, config: Worker
         queue: storage.clone(),
         candles: storage.clone(),
         market,
+        files: None,
     };
     let bus = ProgressBus::new(4096);
     let worker = Worker::new(deps, bus.clone(), config);
@@ -443,7 +453,7 @@ pub(crate) async fn two_workers_share_a_job(db: Db) {
     for s in symbols {
         let n = count(
             &seen,
-            |(_, e)| matches!(e, ProgressEvent::TaskStarted { symbol, .. } if symbol.as_str() == s),
+            |(_, e)| matches!(e, ProgressEvent::TaskStarted { unit, .. } if unit.to_string() == s),
         );
         assert_eq!(n, 1, "{s}");
     }

@@ -1,11 +1,13 @@
-//! Splitting a range into requests of at most 50,000 base aggregates.
+//! Splitting a range into Polygon requests of at most 50,000 base aggregates: what a REST
+//! backfill costs, which the client follows when it fetches and planning counts beforehand.
 
-use backfill_domain::{DateRange, Symbol, Timeframe, Timespan};
 use chrono::{Datelike, NaiveDate, NaiveTime, TimeZone, Weekday};
 use chrono_tz::America::New_York;
 
+use crate::{DateRange, Symbol, Timeframe, Timespan};
+
 /// Polygon's largest `limit`, in base aggregates.
-pub(crate) const MAX_BASE_AGGREGATES: i64 = 50_000;
+pub const MAX_BASE_AGGREGATES: i64 = 50_000;
 
 /// When a ticker's base aggregates can exist, which sizes its requests: Polygon's `limit` counts
 /// the base aggregates it reads, and a market that is closed has none.
@@ -80,7 +82,7 @@ fn ny_ms(day: NaiveDate, hour: u32) -> Option<i64> {
 ///
 /// This is the chunk of `range` that starts at `from` (the range's start, or the instant after
 /// the end of the chunk before), or `None` when `from` lies outside the range.
-pub(crate) fn chunk_at(
+pub fn chunk_at(
     range: &DateRange,
     timeframe: Timeframe,
     session: Session,

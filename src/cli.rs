@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::path::PathBuf;
 
-use backfill_domain::{BackfillMode, RangeBound, Symbol, Timeframe};
+use backfill_domain::{BackfillMode, RangeBound, SourceChoice, Symbol, Timeframe};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use secrecy::SecretString;
 
@@ -192,8 +192,18 @@ pub(crate) struct SimArgs {
 #[derive(Args)]
 pub(crate) struct SpecArgs {
     /// Tickers as Polygon spells them: AAPL, BRK.A, X:BTCUSD, C:EURUSD, I:SPX, O:SPY251219C00650000.
-    #[arg(required = true, value_parser = parse_symbol)]
+    #[arg(required_unless_present = "all_tickers", value_parser = parse_symbol)]
     pub(crate) symbols: Vec<Symbol>,
+    /// Every ticker the source has each day instead of listed symbols (the flatfiles and
+    /// grouped sources).
+    #[arg(long, env = "BACKFILL_ALL_TICKERS", conflicts_with = "symbols")]
+    pub(crate) all_tickers: bool,
+    /// Where the bars come from: rest (symbol by symbol), flatfiles (1m or 1d files of the whole
+    /// market per day, raw prices; needs S3 credentials), grouped (1d bars of the whole market
+    /// per request) or auto (the fewest upstream calls). Default: rest, or auto with
+    /// --all-tickers.
+    #[arg(long, env = "BACKFILL_SOURCE", value_parser = parse_source)]
+    pub(crate) source: Option<SourceChoice>,
     /// Bar size: 1s, 5m, 1h, 1d, 1w, 1mo, 1q or 1y.
     #[arg(long, short = 't', env = "BACKFILL_TIMEFRAME", default_value = "1d", value_parser = parse_timeframe)]
     pub(crate) timeframe: Timeframe,
@@ -215,6 +225,36 @@ pub(crate) struct SpecArgs {
 pub(crate) struct PlanArgs {
     #[command(flatten)]
     pub(crate) spec: SpecArgs,
+    #[command(flatten)]
+    pub(crate) files: FlatFilesArgs,
+}
+
+/// Polygon (Massive) Flat Files: S3 credentials from the Flat Files page of the dashboard.
+#[derive(Args)]
+pub(crate) struct FlatFilesArgs {
+    /// The S3 access key id for Flat Files. Never logged.
+    #[arg(long, env = "POLYGON_S3_ACCESS_KEY_ID", hide_env_values = true, value_parser = parse_secret)]
+    pub(crate) s3_access_key_id: Option<SecretString>,
+    /// The S3 secret access key for Flat Files. Never logged.
+    #[arg(long, env = "POLYGON_S3_SECRET_ACCESS_KEY", hide_env_values = true, value_parser = parse_secret)]
+    pub(crate) s3_secret_access_key: Option<SecretString>,
+    /// The S3 endpoint of Flat Files.
+    #[arg(
+        long,
+        env = "POLYGON_S3_ENDPOINT",
+        default_value = "https://files.massive.com"
+    )]
+    pub(crate) s3_endpoint: String,
+    /// The bucket of Flat Files.
+    #[arg(long, env = "POLYGON_S3_BUCKET", default_value = "flatfiles")]
+    pub(crate) s3_bucket: String,
+}
+
+impl FlatFilesArgs {
+    /// Whether Flat Files can be used: both keys are set.
+    pub(crate) fn configured(&self) -> bool {
+        self.s3_access_key_id.is_some() && self.s3_secret_access_key.is_some()
+    }
 }
 
 #[derive(Args)]
@@ -257,6 +297,10 @@ fn parse_timeframe(s: &str) -> Result<Timeframe, String> {
 
 fn parse_bound(s: &str) -> Result<RangeBound, String> {
     RangeBound::parse(s).map_err(|e| e.to_string())
+}
+
+fn parse_source(s: &str) -> Result<SourceChoice, String> {
+    s.parse().map_err(|e: backfill_domain::Error| e.to_string())
 }
 
 fn parse_secret(s: &str) -> Result<SecretString, String> {

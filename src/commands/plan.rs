@@ -1,25 +1,52 @@
 use std::io::Write;
 
-use backfill_domain::{DateRange, JobSpec};
-use backfill_polygon::{requests_needed, Session};
+use backfill_domain::{
+    choose, costs, DateRange, JobSpec, Session, SourceChoice, SourceCost, Sources,
+};
+use backfill_polygon::requests_needed;
 use serde_json::json;
 
 use crate::cli::{PlanArgs, SpecArgs};
 
-/// Validates the arguments into a job spec, with messages that name the bad value.
-pub(crate) fn spec(args: SpecArgs) -> anyhow::Result<JobSpec> {
+/// Validates the arguments into a job spec, with messages that name the bad value, and
+/// resolves its source among those `available`; also answers what each source would cost.
+pub(crate) fn spec(
+    args: SpecArgs,
+    available: Sources,
+) -> anyhow::Result<(JobSpec, Vec<SourceCost>)> {
     let range = DateRange::new(args.from, args.to)?;
-    Ok(JobSpec::new(
-        args.symbols,
+    let symbols = (!args.all_tickers).then_some(args.symbols);
+    let choice = args.source.unwrap_or(if symbols.is_none() {
+        SourceChoice::Auto
+    } else {
+        SourceChoice::Rest
+    });
+    let listed = symbols.as_deref();
+    let costs = costs(args.timeframe, &range, args.adjusted, listed, available);
+    let chosen = choose(
+        choice,
+        args.timeframe,
+        &range,
+        args.adjusted,
+        listed,
+        available,
+    )?;
+    let spec = JobSpec::with_source(
+        symbols,
         args.timeframe,
         range,
         args.adjusted,
         args.mode.into(),
-    )?)
+        chosen,
+    )?;
+    Ok((spec, costs))
 }
 
 pub(crate) fn run(args: PlanArgs) -> anyhow::Result<()> {
-    let spec = spec(args.spec)?;
+    let available = Sources {
+        flat_files: args.files.configured(),
+    };
+    let (spec, costs) = spec(args.spec, available)?;
     let range = spec.range();
     let base = spec
         .timeframe()
@@ -49,6 +76,10 @@ pub(crate) fn run(args: PlanArgs) -> anyhow::Result<()> {
         .sum();
     let plan = json!({
         "job": spec,
+        "source": spec.source(),
+        "source_reason": spec.source_reason(),
+        "tasks": spec.units().len(),
+        "costs": costs,
         "base_aggregates_at_most_per_symbol": base_bars,
         "per_symbol": per_symbol,
         "requests": requests,

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use backfill_domain::ProgressEvent;
-use backfill_domain::{JobStatus, TaskStatus, TaskUnit};
+use backfill_domain::{JobStatus, Sources, TaskStatus, TaskUnit};
 use backfill_progress::{ProgressBus, RecvError};
 use backfill_storage::JobDetails;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -21,7 +21,7 @@ use crate::commands::plan;
 
 pub(crate) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let signalled = app::shutdown_on_signal();
-    let spec = plan::spec(args.spec)?;
+    let (spec, _) = plan::spec(args.spec, Sources { flat_files: false })?;
     let market = app::market(&args.polygon).await?;
     let (storage, backend) = app::open_storage(&args.database, args.polygon.demo).await?;
     let job = storage

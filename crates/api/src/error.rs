@@ -51,8 +51,15 @@ pub enum ErrorCode {
     InvalidTimeframe,
     /// A bad date or timestamp, a reversed range, or a range ending after tomorrow.
     InvalidRange,
-    /// A job with no symbols or more than 1,000.
+    /// A job with no symbols or more than 1,000 (20,000 for a bulk source), or a bulk job over
+    /// a range without a weekday.
     InvalidJob,
+    /// An unknown source, or one that cannot serve the job (its timeframe, adjustment or
+    /// universe); the message names the fix.
+    InvalidSource,
+    /// A source this server is not configured for (Flat Files without S3 credentials); the
+    /// message names the fix.
+    SourceUnavailable,
     /// A `limit` outside its bounds.
     InvalidLimit,
     /// A `cursor` that is not one this API handed out.
@@ -97,6 +104,8 @@ impl ErrorCode {
         Self::InvalidTimeframe,
         Self::InvalidRange,
         Self::InvalidJob,
+        Self::InvalidSource,
+        Self::SourceUnavailable,
         Self::InvalidLimit,
         Self::InvalidCursor,
         Self::InvalidIdempotencyKey,
@@ -127,6 +136,8 @@ impl ErrorCode {
             Self::InvalidTimeframe => "invalid_timeframe",
             Self::InvalidRange => "invalid_range",
             Self::InvalidJob => "invalid_job",
+            Self::InvalidSource => "invalid_source",
+            Self::SourceUnavailable => "source_unavailable",
             Self::InvalidLimit => "invalid_limit",
             Self::InvalidCursor => "invalid_cursor",
             Self::InvalidIdempotencyKey => "invalid_idempotency_key",
@@ -157,6 +168,8 @@ impl ErrorCode {
             | Self::InvalidTimeframe
             | Self::InvalidRange
             | Self::InvalidJob
+            | Self::InvalidSource
+            | Self::SourceUnavailable
             | Self::InvalidLimit
             | Self::InvalidCursor
             | Self::InvalidIdempotencyKey
@@ -358,6 +371,8 @@ impl From<backfill_domain::Error> for ApiError {
             }
             E::InvalidRange(_) => Self::new(ErrorCode::InvalidRange, message),
             E::InvalidJob(_) => Self::new(ErrorCode::InvalidJob, message),
+            E::InvalidSource(_) => Self::new(ErrorCode::InvalidSource, message),
+            E::SourceUnavailable(_) => Self::new(ErrorCode::SourceUnavailable, message),
             E::IllegalTransition { .. } => Self::new(ErrorCode::Conflict, message),
             err @ E::InvalidCandle(_) => {
                 Self::new(ErrorCode::InternalError, "invalid stored candle").with_source(err)

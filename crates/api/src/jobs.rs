@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use backfill_domain::{
     BackfillJob, BackfillMode, DateRange, JobId, JobProgress, JobSpec, JobStatus, RangeBound,
-    Symbol, Task, Timeframe, Timespan,
+    SourceChoice, SourceCost, Sources, Symbol, Task, Timeframe, Timespan, Universe,
 };
 use backfill_storage::{JobDetails, JobSummary};
 use serde::{Deserialize, Serialize};
@@ -37,22 +37,38 @@ const MAX_REPORTED_SYMBOLS: usize = 50;
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create_backfill))
+        .routes(routes!(plan_backfill))
         .routes(routes!(job_status))
         .routes(routes!(recent_jobs))
         .routes(routes!(cancel_job))
         .routes(routes!(retry_job))
 }
 
-/// A backfill request: which symbols, at which bar size, over which dates.
+/// A backfill request: which symbols (or the whole market), at which bar size, over which
+/// dates, from which source.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({
     "symbols": ["AAPL", "MSFT"], "timeframe": "1m", "from": "2024-01-01", "to": "2024-06-30",
-    "adjusted": true, "mode": "missing"
+    "adjusted": true, "mode": "missing", "source": "auto"
 }))]
 pub struct CreateBackfillRequest {
-    /// 1 to 1,000 tickers (letters, digits and `.:-_`); upper-cased and de-duplicated.
+    /// Tickers (letters, digits and `.:-_`), upper-cased and de-duplicated: 1 to 1,000 for the
+    /// rest source, up to 20,000 for the bulk sources. Empty or absent with `"universe": "all"`.
+    #[serde(default)]
     pub symbols: Vec<String>,
+    /// `symbols` (the default): the listed symbols; `all`: every ticker the source has each
+    /// day (flatfiles and grouped only).
+    #[serde(default)]
+    pub universe: Universe,
+    /// Where the bars come from: `rest` (the aggregates endpoint, symbol by symbol), `flatfiles`
+    /// (Flat Files: 1m or 1d bars of the whole market per trading day, raw prices, no vwap;
+    /// needs S3 credentials), `grouped` (grouped daily: 1d bars of the whole market per
+    /// request), or `auto` (the source with the fewest upstream calls that can serve the job;
+    /// the job says why). Default: `rest`, or `auto` with `"universe": "all"`.
+    #[serde(default)]
+    #[schema(example = "auto")]
+    pub source: Option<String>,
     /// `"1m"`-style short form, or `{"multiplier": 1, "timespan": "minute"}`.
     #[schema(value_type = Timeframe)]
     pub timeframe: TimeframeInput,
@@ -130,8 +146,15 @@ impl BoundInput {
 }
 
 impl CreateBackfillRequest {
-    /// Validates everything, reporting every bad symbol at once.
-    pub(crate) fn into_spec(self) -> Result<JobSpec, ApiError> {
+    /// Validates everything, reporting every bad symbol at once, and resolves the source among
+    /// those `available`.
+    pub(crate) fn into_spec(self, available: Sources) -> Result<JobSpec, ApiError> {
+        let (spec, _) = self.plan(available)?;
+        Ok(spec)
+    }
+
+    /// The job this request would create, and what each source would cost it.
+    pub(crate) fn plan(self, available: Sources) -> Result<(JobSpec, Vec<SourceCost>), ApiError> {
         let mut symbols = Vec::with_capacity(self.symbols.len());
         let mut bad = Vec::new();
         let mut first_error = None;
@@ -160,13 +183,29 @@ impl CreateBackfillRequest {
         }
         let timeframe = self.timeframe.parse()?;
         let range = DateRange::new(self.from.parse()?, self.to.parse()?)?;
-        Ok(JobSpec::new(
-            symbols,
-            timeframe,
-            range,
-            self.adjusted,
-            self.mode,
-        )?)
+        let symbols = match self.universe {
+            Universe::Symbols => Some(symbols),
+            Universe::All if symbols.is_empty() => None,
+            Universe::All => {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidJob,
+                    "invalid job: \"universe\": \"all\" takes every ticker of the source: \
+                     leave \"symbols\" out, or use \"universe\": \"symbols\"",
+                ))
+            }
+        };
+        let choice = match self.source.as_deref() {
+            Some(name) => name.parse::<SourceChoice>()?,
+            None if symbols.is_none() => SourceChoice::Auto,
+            None => SourceChoice::Rest,
+        };
+        let listed = symbols.as_deref();
+        let costs = backfill_domain::costs(timeframe, &range, self.adjusted, listed, available);
+        let chosen =
+            backfill_domain::choose(choice, timeframe, &range, self.adjusted, listed, available)?;
+        let spec =
+            JobSpec::with_source(symbols, timeframe, range, self.adjusted, self.mode, chosen)?;
+        Ok((spec, costs))
     }
 }
 
@@ -287,7 +326,7 @@ async fn status_body(state: &AppState, id: JobId) -> Result<JobStatusBody, ApiEr
             ("Location" = String, description = "The job's status URL: /api/v1/backfill/status/{job_id}"),
             ("Idempotent-Replayed" = Option<String>, description = "`true` when an earlier request with the same key created the job"),
          )),
-        (status = 400, description = "invalid_json, invalid_body, invalid_symbol, invalid_timeframe, invalid_range, invalid_job or invalid_idempotency_key", body = ErrorBody),
+        (status = 400, description = "invalid_json, invalid_body, invalid_symbol, invalid_timeframe, invalid_range, invalid_job, invalid_source, source_unavailable or invalid_idempotency_key", body = ErrorBody),
         (status = 409, description = "idempotency_key_conflict: the key was used for a different request", body = ErrorBody),
         (status = 413, description = "payload_too_large: the body is over 1 MiB", body = ErrorBody),
         (status = 415, description = "unsupported_media_type: the body is not sent as application/json", body = ErrorBody),
@@ -299,14 +338,21 @@ pub(crate) async fn create_backfill(
     AppJson(request): AppJson<CreateBackfillRequest>,
 ) -> Result<Response, ApiError> {
     let key = idempotency_key(&headers)?;
-    let spec = request.into_spec()?;
+    let spec = request.into_spec(state.config().sources())?;
     let created = state
         .jobs()
         .create_job(&spec, key.as_deref())
         .await
         .map_err(ApiError::from_create)?;
     let id = created.job.id;
-    tracing::info!(job_id = %id, created = created.created, symbols = spec.symbols().len(), "backfill submitted");
+    tracing::info!(
+        job_id = %id,
+        created = created.created,
+        source = %spec.source(),
+        symbols = spec.symbols().len(),
+        tasks = spec.units().len(),
+        "backfill submitted"
+    );
     let body = status_body(&state, id).await?;
     let location = HeaderValue::from_str(&format!("/api/v1/backfill/status/{id}"))
         .map_err(|e| ApiError::new(ErrorCode::InternalError, "bad location").with_source(e))?;
@@ -322,6 +368,48 @@ pub(crate) async fn create_backfill(
             .insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
     }
     Ok(response)
+}
+
+/// What a backfill request would become: the job's spec (with the source chosen and why), its
+/// tasks, and what each source would cost it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PlanBody {
+    /// The validated spec, as the job would be created.
+    pub spec: JobSpec,
+    /// Tasks the job would have: one per symbol (rest), one per weekday (bulk sources).
+    pub tasks: usize,
+    /// Upstream calls and estimated bytes of each source, and why a source cannot serve the
+    /// job when it cannot.
+    pub costs: Vec<SourceCost>,
+}
+
+/// Plan a backfill.
+///
+/// Validates a request exactly as submitting it would and answers the job it would create,
+/// with the source chosen (and, for `auto`, why) and every source's cost: requests or file
+/// downloads, and estimated bytes. Nothing is created.
+#[utoipa::path(
+    post,
+    path = "/api/v1/backfill/plan",
+    tag = "jobs",
+    request_body = CreateBackfillRequest,
+    responses(
+        (status = 200, description = "The job the request would create and what each source would cost", body = PlanBody),
+        (status = 400, description = "invalid_json, invalid_body, invalid_symbol, invalid_timeframe, invalid_range, invalid_job, invalid_source or source_unavailable", body = ErrorBody),
+        (status = 413, description = "payload_too_large: the body is over 1 MiB", body = ErrorBody),
+        (status = 415, description = "unsupported_media_type: the body is not sent as application/json", body = ErrorBody),
+    )
+)]
+pub(crate) async fn plan_backfill(
+    State(state): State<AppState>,
+    AppJson(request): AppJson<CreateBackfillRequest>,
+) -> Result<Json<PlanBody>, ApiError> {
+    let (spec, costs) = request.plan(state.config().sources())?;
+    Ok(Json(PlanBody {
+        tasks: spec.units().len(),
+        spec,
+        costs,
+    }))
 }
 
 /// A job's status.
@@ -462,7 +550,7 @@ mod tests {
             "symbols": ["aapl", "AAPL", "msft"], "timeframe": {"multiplier": 5, "timespan": "minute"},
             "from": "2024-01-01", "to": 1_704_153_600_000i64
         }))
-        .into_spec()
+        .into_spec(Sources { flat_files: false })
         .unwrap();
         let names: Vec<_> = spec.symbols().iter().map(Symbol::as_str).collect();
         assert_eq!(names, ["AAPL", "MSFT"]);
@@ -477,7 +565,7 @@ mod tests {
             "symbols": ["AAPL", "A B", "<img src=x>"], "timeframe": "1m",
             "from": "2024-01-01", "to": "2024-01-02"
         }))
-        .into_spec()
+        .into_spec(Sources { flat_files: false })
         .unwrap_err();
         assert_eq!(err.code(), ErrorCode::InvalidSymbol);
         let body = err.into_body();

@@ -45,7 +45,7 @@ pub use dashboard::{InfoBody, CONTENT_SECURITY_POLICY};
 pub use error::{ApiError, Error, ErrorBody, ErrorCode, ErrorDetail, Result};
 pub use health::HealthBody;
 pub use jobs::{
-    BoundInput, CreateBackfillRequest, JobStatusBody, JobSummaryBody, RecentJobsBody,
+    BoundInput, CreateBackfillRequest, JobStatusBody, JobSummaryBody, PlanBody, RecentJobsBody,
     TimeframeInput,
 };
 pub use serve::serve;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::HeaderValue;
+use backfill_domain::Sources;
 use backfill_progress::ProgressBus;
 use backfill_storage::{CandleStore, JobRepository};
 use secrecy::{ExposeSecret, SecretString};
@@ -42,6 +43,7 @@ pub struct ApiConfig {
     redact: Vec<SecretString>,
     status_cache_ttl: Duration,
     demo: bool,
+    sources: Sources,
 }
 
 impl ApiConfig {
@@ -162,6 +164,17 @@ impl ApiConfig {
 
     /// Says that the data is simulated (`serve --demo`): `GET /api/v1/info` answers
     /// `"demo": true` and the dashboard shows it on every page. Off by default.
+    /// Which sources this server can accept jobs for: Flat Files only when the workers have S3
+    /// credentials (the server is given them too). Without this, Flat Files are refused.
+    pub fn with_sources(mut self, sources: Sources) -> Self {
+        self.sources = sources;
+        self
+    }
+
+    pub(crate) fn sources(&self) -> Sources {
+        self.sources
+    }
+
     pub fn with_demo(mut self, demo: bool) -> Self {
         self.demo = demo;
         self
@@ -220,6 +233,7 @@ impl Default for ApiConfig {
             redact: Vec::new(),
             status_cache_ttl: Self::DEFAULT_STATUS_CACHE_TTL,
             demo: false,
+            sources: Sources { flat_files: false },
         }
     }
 }
@@ -235,6 +249,7 @@ impl fmt::Debug for ApiConfig {
             .field("body_limit", &self.body_limit)
             .field("redacted_secrets", &self.redact.len())
             .field("demo", &self.demo)
+            .field("sources", &self.sources)
             .field("status_cache_ttl", &self.status_cache_ttl)
             .finish()
     }

@@ -16,6 +16,14 @@ pub enum Error {
     /// A job specification that breaks a rule (no symbols, too many symbols).
     #[error("invalid job: {0}")]
     InvalidJob(String),
+    /// An unknown source, or one that cannot serve the job (its timeframe, adjustment or
+    /// universe); the message names the fix.
+    #[error("invalid source: {0}")]
+    InvalidSource(String),
+    /// A source that could serve the job but is not configured here (Flat Files without S3
+    /// credentials); the message names the fix.
+    #[error("source unavailable: {0}")]
+    SourceUnavailable(String),
     /// A status change that the state machine does not allow.
     #[error("illegal {entity} transition from {from} to {to}")]
     IllegalTransition {

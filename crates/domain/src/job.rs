@@ -435,7 +435,7 @@ impl JobSpec {
         };
         let listed = (universe == Universe::Symbols).then_some(symbols.as_slice());
         if let Some(why) = source.refusal(timeframe, adjusted, listed) {
-            return Err(Error::InvalidJob(why));
+            return Err(Error::InvalidSource(why));
         }
         if source.is_bulk() {
             let days = weekdays(&range).len();

@@ -133,7 +133,7 @@ impl FromStr for SourceChoice {
             "flatfiles" => Ok(Self::FlatFiles),
             "grouped" => Ok(Self::Grouped),
             "auto" => Ok(Self::Auto),
-            other => Err(Error::InvalidJob(format!(
+            other => Err(Error::InvalidSource(format!(
                 "unknown source {:?}: expected rest, flatfiles, grouped or auto",
                 excerpt(other)
             ))),
@@ -148,7 +148,7 @@ impl FromStr for Source {
             SourceChoice::Rest => Ok(Self::Rest),
             SourceChoice::FlatFiles => Ok(Self::FlatFiles),
             SourceChoice::Grouped => Ok(Self::Grouped),
-            SourceChoice::Auto => Err(Error::InvalidJob(
+            SourceChoice::Auto => Err(Error::InvalidSource(
                 "auto is not a source but a choice among them".to_owned(),
             )),
         }
@@ -162,7 +162,7 @@ pub struct Sources {
 }
 
 /// What one source would cost a job, before it runs.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SourceCost {
     pub source: Source,
@@ -289,9 +289,14 @@ pub fn choose(
         SourceChoice::Auto => None,
     };
     if let Some(source) = named {
-        let c = cost(source).ok_or_else(|| Error::InvalidJob(format!("no cost for {source}")))?;
+        let c =
+            cost(source).ok_or_else(|| Error::InvalidSource(format!("no cost for {source}")))?;
         if let Some(why) = &c.unavailable {
-            return Err(Error::InvalidJob(why.clone()));
+            return Err(if source.refusal(timeframe, adjusted, symbols).is_some() {
+                Error::InvalidSource(why.clone())
+            } else {
+                Error::SourceUnavailable(why.clone())
+            });
         }
         return Ok(Chosen {
             source,
@@ -307,10 +312,16 @@ pub fn choose(
             .iter()
             .filter_map(|c| c.unavailable.as_ref().map(|w| format!("{}: {w}", c.source)))
             .collect();
-        return Err(Error::InvalidJob(format!(
-            "no source can serve this job ({})",
-            why.join("; ")
-        )));
+        let message = format!("no source can serve this job ({})", why.join("; "));
+        // Some source could, were it configured: that is the fix to name.
+        let configurable = costs
+            .iter()
+            .any(|c| c.source.refusal(timeframe, adjusted, symbols).is_none());
+        return Err(if configurable {
+            Error::SourceUnavailable(message)
+        } else {
+            Error::InvalidSource(message)
+        });
     };
     let others: Vec<String> = usable
         .iter()
@@ -441,6 +452,7 @@ mod tests {
         assert_eq!(c.source, Source::FlatFiles);
         assert!(c.reason.contains("only source"), "{}", c.reason);
         let err = choose(SourceChoice::Auto, tf("1m"), &r, false, None, NO_FILES).unwrap_err();
+        assert!(matches!(err, Error::SourceUnavailable(_)), "{err:?}");
         assert!(
             err.to_string().contains("POLYGON_S3_ACCESS_KEY_ID"),
             "{err}"
@@ -471,6 +483,7 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("\"adjusted\": false"), "{err}");
+        assert!(matches!(err, Error::InvalidSource(_)), "{err:?}");
         let err = choose(SourceChoice::FlatFiles, tf("1m"), &r, false, None, NO_FILES).unwrap_err();
         assert!(
             err.to_string().contains("POLYGON_S3_SECRET_ACCESS_KEY"),

@@ -11,4 +11,5 @@ mod jobs;
 mod logs;
 mod openapi;
 mod routing;
+mod sources;
 mod telemetry;

@@ -14,6 +14,7 @@ use crate::helpers::*;
 /// which are not API).
 const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/backfill"),
+    ("post", "/api/v1/backfill/plan"),
     ("get", "/api/v1/backfill/status/{job_id}"),
     ("get", "/api/v1/backfill/recent"),
     ("post", "/api/v1/backfill/{job_id}/cancel"),
@@ -85,10 +86,11 @@ async fn every_listed_route_is_served() {
         let mut request = Request::builder()
             .method(Method::from_bytes(method.to_uppercase().as_bytes()).unwrap())
             .uri(format!("{uri}?timeframe=1m"));
-        if *path == "/api/v1/backfill" {
+        let takes_a_request = matches!(*path, "/api/v1/backfill" | "/api/v1/backfill/plan");
+        if takes_a_request {
             request = request.header(header::CONTENT_TYPE, "application/json");
         }
-        let body = if *path == "/api/v1/backfill" {
+        let body = if takes_a_request {
             Body::from(
                 r#"{"symbols":["AAPL"],"timeframe":"1m","from":"2024-01-02","to":"2024-01-03"}"#,
             )
@@ -227,15 +229,19 @@ async fn parameters_and_bodies_are_described() {
         "JobProgress",
         "Task",
         "HealthBody",
+        "PlanBody",
+        "SourceCost",
     ] {
         assert!(schemas.contains_key(name), "{name} missing");
     }
     let required = schemas["CreateBackfillRequest"]["required"]
         .as_array()
         .unwrap();
-    for field in ["symbols", "timeframe", "from", "to"] {
+    for field in ["timeframe", "from", "to"] {
         assert!(required.contains(&Value::from(field)), "{field}");
     }
+    // Symbols are left out for the whole market.
+    assert!(!required.contains(&Value::from("symbols")));
 }
 
 #[tokio::test]

@@ -1,8 +1,6 @@
 use std::io::Write;
 
-use backfill_domain::{
-    choose, costs, DateRange, JobSpec, Session, SourceChoice, SourceCost, Sources,
-};
+use backfill_domain::{DateRange, JobSpec, Session, SourceCost, Sources};
 use backfill_polygon::requests_needed;
 use serde_json::json;
 
@@ -16,28 +14,14 @@ pub(crate) fn spec(
 ) -> anyhow::Result<(JobSpec, Vec<SourceCost>)> {
     let range = DateRange::new(args.from, args.to)?;
     let symbols = (!args.all_tickers).then_some(args.symbols);
-    let choice = args.source.unwrap_or(if symbols.is_none() {
-        SourceChoice::Auto
-    } else {
-        SourceChoice::Rest
-    });
-    let listed = symbols.as_deref();
-    let costs = costs(args.timeframe, &range, args.adjusted, listed, available);
-    let chosen = choose(
-        choice,
-        args.timeframe,
-        &range,
-        args.adjusted,
-        listed,
-        available,
-    )?;
-    let spec = JobSpec::with_source(
+    let (spec, costs) = JobSpec::plan(
         symbols,
         args.timeframe,
         range,
         args.adjusted,
         args.mode.into(),
-        chosen,
+        args.source,
+        available,
     )?;
     Ok((spec, costs))
 }

@@ -194,17 +194,20 @@ impl CreateBackfillRequest {
                 ))
             }
         };
-        let choice = match self.source.as_deref() {
-            Some(name) => name.parse::<SourceChoice>()?,
-            None if symbols.is_none() => SourceChoice::Auto,
-            None => SourceChoice::Rest,
-        };
-        let listed = symbols.as_deref();
-        let costs = backfill_domain::costs(timeframe, &range, self.adjusted, listed, available);
-        let chosen =
-            backfill_domain::choose(choice, timeframe, &range, self.adjusted, listed, available)?;
-        let spec =
-            JobSpec::with_source(symbols, timeframe, range, self.adjusted, self.mode, chosen)?;
+        let choice = self
+            .source
+            .as_deref()
+            .map(str::parse::<SourceChoice>)
+            .transpose()?;
+        let (spec, costs) = JobSpec::plan(
+            symbols,
+            timeframe,
+            range,
+            self.adjusted,
+            self.mode,
+            choice,
+            available,
+        )?;
         Ok((spec, costs))
     }
 }

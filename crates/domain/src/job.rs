@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::error::{excerpt, Error, Result};
-use crate::source::{weekdays, Chosen};
-use crate::{DateRange, Source, Symbol, Timeframe};
+use crate::source::{choose, costs, weekdays, Chosen};
+use crate::{DateRange, Source, SourceChoice, SourceCost, Sources, Symbol, Timeframe};
 
 /// The most symbols one job may hold when it fetches symbol by symbol (the rest source).
 pub const MAX_SYMBOLS_PER_JOB: usize = 1_000;
@@ -391,6 +391,32 @@ impl JobSpec {
             chosen.source,
             Some(chosen.reason),
         )
+    }
+
+    /// A job over `symbols` (`None`: the whole market) from the source `choice` resolves to
+    /// among those `available` (no choice: `rest` for listed symbols, `auto` for the whole
+    /// market), with what every source would cost it.
+    ///
+    /// # Errors
+    /// As [`crate::choose`] and [`JobSpec::with_source`].
+    pub fn plan(
+        symbols: Option<Vec<Symbol>>,
+        timeframe: Timeframe,
+        range: DateRange,
+        adjusted: bool,
+        mode: BackfillMode,
+        choice: Option<SourceChoice>,
+        available: Sources,
+    ) -> Result<(Self, Vec<SourceCost>)> {
+        let choice = choice.unwrap_or(match symbols {
+            Some(_) => SourceChoice::Rest,
+            None => SourceChoice::Auto,
+        });
+        let listed = symbols.as_deref();
+        let costs = costs(timeframe, &range, adjusted, listed, available);
+        let chosen = choose(choice, timeframe, &range, adjusted, listed, available)?;
+        let spec = Self::with_source(symbols, timeframe, range, adjusted, mode, chosen)?;
+        Ok((spec, costs))
     }
 
     /// A spec from its parts, as storage keeps them (`symbols` `None`: the whole market), checked

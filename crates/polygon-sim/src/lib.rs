@@ -29,11 +29,15 @@ mod error;
 mod fault;
 mod generator;
 mod hash;
+mod market;
 mod render;
 mod server;
 
 pub use bar::SimBar;
-pub use config::SimConfig;
+pub use config::{
+    SimConfig, DEFAULT_BUCKET, DEFAULT_MARKET_SIZE, DEFAULT_S3_ACCESS_KEY_ID,
+    DEFAULT_S3_SECRET_ACCESS_KEY,
+};
 pub use error::{Error, Result};
 pub use fault::{Fault, SimStats};
 pub use generator::MarketGenerator;

@@ -10,10 +10,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use backfill_domain::{Candle, DateRange, RangeBound, Symbol, Timeframe, Timespan};
+use chrono::NaiveDate;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use crate::calendar::day_of_date;
 use crate::config::SimConfig;
 use crate::fault::{Fault, Script, SimStats};
 use crate::generator::MarketGenerator;
@@ -37,6 +39,7 @@ pub struct Simulator {
 struct Shared {
     config: SimConfig,
     generator: MarketGenerator,
+    market: Vec<String>,
     state: Mutex<Dynamic>,
     base_url: OnceLock<String>,
     shutdown: watch::Sender<bool>,
@@ -53,12 +56,17 @@ struct Dynamic {
 impl Simulator {
     /// A simulator with this configuration.
     pub fn new(config: SimConfig) -> Self {
-        let generator = MarketGenerator::new(config.seed, config.missing_bar_probability);
+        let market = crate::market::tickers(config.market_size);
+        let holidays = config.holidays.iter().map(|d| day_of_date(*d)).collect();
+        let generator = MarketGenerator::new(config.seed, config.missing_bar_probability)
+            .with_market(&market)
+            .with_holidays(holidays);
         let (shutdown, _) = watch::channel(false);
         Self {
             shared: Arc::new(Shared {
                 config,
                 generator,
+                market,
                 state: Mutex::default(),
                 base_url: OnceLock::new(),
                 shutdown,
@@ -74,6 +82,26 @@ impl Simulator {
     /// The candle source behind the server.
     pub fn generator(&self) -> &MarketGenerator {
         &self.shared.generator
+    }
+
+    /// The tickers of the market universe ([`SimConfig::market`]), in a fixed order that does
+    /// not depend on the universe's size (not sorted): stock tickers of two to five upper-case
+    /// letters, each trading in only a share of minutes (its liquidity, see
+    /// [`MarketGenerator::liquidity`]). Tickers outside the universe keep their data.
+    pub fn market_tickers(&self) -> &[String] {
+        &self.shared.market
+    }
+
+    /// Revises a New York day's data, as when Polygon replaces a flat file: the volume of every
+    /// bar of that day grows by the day's revision number, alike for the aggregates, the grouped
+    /// daily answer and the flat files (whose content and ETag change). Returns the new revision.
+    pub fn revise_day(&self, date: NaiveDate) -> u64 {
+        self.shared.generator.revise(day_of_date(date))
+    }
+
+    /// How many times a day has been revised.
+    pub fn revision(&self, date: NaiveDate) -> u64 {
+        self.shared.generator.revision(day_of_date(date))
     }
 
     /// Exactly the candles a complete backfill of `range` gets from this server: the bars that

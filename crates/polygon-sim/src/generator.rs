@@ -197,6 +197,22 @@ impl MarketGenerator {
         *revision
     }
 
+    /// Appends the base bars (minute, second or day) of `ticker` on one New York day: exactly
+    /// the bars that the timeframe `1` of that base serves for the day.
+    pub(crate) fn day_bars(
+        &self,
+        ticker: &str,
+        base: BaseAggregate,
+        day: i64,
+        adjusted: bool,
+        out: &mut Vec<SimBar>,
+    ) {
+        if (FIRST_DAY..END_DAY).contains(&day) {
+            let profile = self.profile(ticker);
+            self.base_bars(&profile, base, day, adjusted, out);
+        }
+    }
+
     /// The bars of `ticker` that start within `[from_ms, to_ms]`, oldest first. Each bar is built
     /// from all of its base aggregates, including those after `to_ms`.
     pub fn bars(

@@ -23,6 +23,8 @@ use crate::hash::{hash, unit};
 use crate::render::{self, Results};
 use crate::{cursor, Error, Result};
 
+mod grouped;
+
 /// Polygon's largest `limit`.
 pub const MAX_LIMIT: u64 = 50_000;
 /// Polygon's `limit` when none is given.
@@ -40,6 +42,8 @@ struct Shared {
     config: SimConfig,
     generator: MarketGenerator,
     market: Vec<String>,
+    /// The universe tickers that have data (not configured as unknown), sorted.
+    listed: Vec<String>,
     state: Mutex<Dynamic>,
     base_url: OnceLock<String>,
     shutdown: watch::Sender<bool>,
@@ -61,12 +65,19 @@ impl Simulator {
         let generator = MarketGenerator::new(config.seed, config.missing_bar_probability)
             .with_market(&market)
             .with_holidays(holidays);
+        let mut listed: Vec<String> = market
+            .iter()
+            .filter(|t| !config.is_unknown(t))
+            .cloned()
+            .collect();
+        listed.sort_unstable();
         let (shutdown, _) = watch::channel(false);
         Self {
             shared: Arc::new(Shared {
                 config,
                 generator,
                 market,
+                listed,
                 state: Mutex::default(),
                 base_url: OnceLock::new(),
                 shutdown,
@@ -127,6 +138,10 @@ impl Simulator {
             .route(
                 "/v2/aggs/ticker/{ticker}/range/{multiplier}/{timespan}/{from}/{to}",
                 get(aggregates),
+            )
+            .route(
+                "/v2/aggs/grouped/locale/us/market/stocks/{date}",
+                get(grouped::grouped_daily),
             )
             .fallback(not_found)
             .with_state(self.clone())
@@ -306,11 +321,7 @@ async fn aggregates(
     };
     if let Some(Fault::Slow(delay)) = fault {
         let response = sim.serve(&path, &request_id, &request, None);
-        let mut stop = sim.shared.shutdown.subscribe();
-        tokio::select! {
-            () = tokio::time::sleep(delay) => {}
-            _ = stop.wait_for(|stopped| *stopped) => {}
-        }
+        sim.hold(delay).await;
         return response;
     }
     sim.serve(&path, &request_id, &request, fault.as_ref())
@@ -421,22 +432,8 @@ impl Simulator {
         req: &AggsRequest,
         fault: Option<&Fault>,
     ) -> Response {
-        match fault {
-            Some(Fault::Status(code)) => {
-                let status =
-                    StatusCode::from_u16(*code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-                return self.respond(path, status, request_id, status_body(status, request_id));
-            }
-            Some(Fault::GatewayTimeoutHtml) => {
-                let response =
-                    ([(header::CONTENT_TYPE, "text/html")], render::HTML_504).into_response();
-                return self.respond(path, StatusCode::GATEWAY_TIMEOUT, request_id, response);
-            }
-            Some(Fault::RateLimited { retry_after }) => {
-                let response = rate_limited(request_id, *retry_after);
-                return self.respond(path, StatusCode::TOO_MANY_REQUESTS, request_id, response);
-            }
-            _ => {}
+        if let Some(response) = self.fault_response(path, request_id, fault) {
+            return response;
         }
         let config = &self.shared.config;
         let unknown = config.is_unknown(&req.ticker);
@@ -494,15 +491,43 @@ impl Simulator {
             page.query_count,
             next_url.as_deref(),
         );
-        let response = match fault {
-            Some(Fault::TruncatedJson) => {
-                let half = body.len() / 2;
-                json(body[..half].to_vec())
+        self.respond(path, StatusCode::OK, request_id, json_with(body, fault))
+    }
+
+    /// The whole response for a fault that replaces the answer (a status, nginx's 504 page, a
+    /// 429), or `None` for the faults that only change or delay the answer.
+    fn fault_response(
+        &self,
+        path: &str,
+        request_id: &str,
+        fault: Option<&Fault>,
+    ) -> Option<Response> {
+        match fault? {
+            Fault::Status(code) => {
+                let status =
+                    StatusCode::from_u16(*code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                Some(self.respond(path, status, request_id, status_body(status, request_id)))
             }
-            Some(Fault::AbortedBody) => aborted(body),
-            _ => json(body),
-        };
-        self.respond(path, StatusCode::OK, request_id, response)
+            Fault::GatewayTimeoutHtml => {
+                let response =
+                    ([(header::CONTENT_TYPE, "text/html")], render::HTML_504).into_response();
+                Some(self.respond(path, StatusCode::GATEWAY_TIMEOUT, request_id, response))
+            }
+            Fault::RateLimited { retry_after } => {
+                let response = rate_limited(request_id, *retry_after);
+                Some(self.respond(path, StatusCode::TOO_MANY_REQUESTS, request_id, response))
+            }
+            _ => None,
+        }
+    }
+
+    /// Waits for a slow fault's delay, or less if the simulator shuts down.
+    async fn hold(&self, delay: std::time::Duration) {
+        let mut stop = self.shared.shutdown.subscribe();
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            _ = stop.wait_for(|stopped| *stopped) => {}
+        }
     }
 
     fn respond(
@@ -546,6 +571,18 @@ fn json(body: Vec<u8>) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
+/// A JSON response with the body as a fault breaks it: cut in half, or dropped half-way.
+fn json_with(body: Vec<u8>, fault: Option<&Fault>) -> Response {
+    match fault {
+        Some(Fault::TruncatedJson) => {
+            let half = body.len() / 2;
+            json(body[..half].to_vec())
+        }
+        Some(Fault::AbortedBody) => aborted(body, "application/json"),
+        _ => json(body),
+    }
+}
+
 fn status_body(status: StatusCode, request_id: &str) -> Response {
     let text = status.canonical_reason().unwrap_or("Error");
     let body = match status.as_u16() {
@@ -576,7 +613,7 @@ fn rate_limited(request_id: &str, retry_after: Option<u64>) -> Response {
 }
 
 /// A response that announces the whole body but sends only half of it before failing.
-fn aborted(body: Vec<u8>) -> Response {
+fn aborted(body: Vec<u8>, content_type: &'static str) -> Response {
     let total = body.len();
     let half = Bytes::from(body).slice(..total / 2);
     // Yielding between the chunk and the failure lets the server flush the headers and the
@@ -594,10 +631,7 @@ fn aborted(body: Vec<u8>) -> Response {
     });
     let mut response = Response::new(Body::from_stream(chunks));
     let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(total));
     response
 }

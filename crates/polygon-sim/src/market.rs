@@ -46,7 +46,7 @@ pub(crate) fn tickers(n: usize) -> Vec<String> {
 /// minute file holds about 150 bars per ticker out of 960 possible minutes.
 pub(crate) fn liquidity(seed: u64, ticker: &str) -> f64 {
     let u = unit(hash(&[seed, fnv(ticker.as_bytes()), 0x4C49_5155]));
-    MIN_LIQUIDITY + (1.0 - MIN_LIQUIDITY) * u.powi(5)
+    MIN_LIQUIDITY + (1.0 - MIN_LIQUIDITY) * u.powi(7)
 }
 
 /// One candidate name for the ticker at `index`: mostly three or four letters.
@@ -85,7 +85,7 @@ mod tests {
         let all: Vec<f64> = tickers(2_000).iter().map(|t| liquidity(42, t)).collect();
         assert!(all.iter().all(|l| (MIN_LIQUIDITY..=1.0).contains(l)));
         let mean = all.iter().sum::<f64>() / all.len() as f64;
-        assert!((0.15..0.25).contains(&mean), "{mean}");
+        assert!((0.12..0.19).contains(&mean), "{mean}");
         assert!(all.iter().any(|l| *l > 0.9) && all.iter().any(|l| *l < 0.05));
         assert_eq!(liquidity(42, "ABC"), liquidity(42, "ABC"));
         assert_ne!(liquidity(42, "ABC"), liquidity(43, "ABC"));

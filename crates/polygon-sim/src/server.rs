@@ -1,4 +1,4 @@
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::ops::Deref;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use backfill_domain::{Candle, DateRange, RangeBound, Symbol, Timeframe, Timespan};
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -18,12 +18,15 @@ use tokio::time::Instant;
 use crate::calendar::day_of_date;
 use crate::config::SimConfig;
 use crate::fault::{Fault, Script, SimStats};
+use crate::flatfile::FileCache;
 use crate::generator::MarketGenerator;
 use crate::hash::{hash, unit};
 use crate::render::{self, Results};
 use crate::{cursor, Error, Result};
 
+mod files;
 mod grouped;
+mod s3;
 
 /// Polygon's largest `limit`.
 pub const MAX_LIMIT: u64 = 50_000;
@@ -44,6 +47,7 @@ struct Shared {
     market: Vec<String>,
     /// The universe tickers that have data (not configured as unknown), sorted.
     listed: Vec<String>,
+    files: FileCache,
     state: Mutex<Dynamic>,
     base_url: OnceLock<String>,
     shutdown: watch::Sender<bool>,
@@ -52,6 +56,8 @@ struct Shared {
 #[derive(Debug, Default)]
 struct Dynamic {
     stats: SimStats,
+    /// When each revised day (number) was last revised.
+    revised_at: HashMap<i64, DateTime<Utc>>,
     scripts: Vec<Script>,
     admitted: VecDeque<Instant>,
     requests: u64,
@@ -78,6 +84,7 @@ impl Simulator {
                 generator,
                 market,
                 listed,
+                files: FileCache::default(),
                 state: Mutex::default(),
                 base_url: OnceLock::new(),
                 shutdown,
@@ -107,7 +114,12 @@ impl Simulator {
     /// bar of that day grows by the day's revision number, alike for the aggregates, the grouped
     /// daily answer and the flat files (whose content and ETag change). Returns the new revision.
     pub fn revise_day(&self, date: NaiveDate) -> u64 {
-        self.shared.generator.revise(day_of_date(date))
+        let day = day_of_date(date);
+        let mut state = self.lock();
+        // Whole seconds, as `Last-Modified` carries them.
+        let now = DateTime::from_timestamp(Utc::now().timestamp(), 0).unwrap_or_default();
+        state.revised_at.insert(day, now);
+        self.shared.generator.revise(day)
     }
 
     /// How many times a day has been revised.
@@ -134,6 +146,7 @@ impl Simulator {
 
     /// The axum router, for in-process tests (`tower::ServiceExt::oneshot`) or embedding.
     pub fn router(&self) -> Router {
+        let bucket = &self.shared.config.bucket;
         Router::new()
             .route(
                 "/v2/aggs/ticker/{ticker}/range/{multiplier}/{timespan}/{from}/{to}",
@@ -143,6 +156,9 @@ impl Simulator {
                 "/v2/aggs/grouped/locale/us/market/stocks/{date}",
                 get(grouped::grouped_daily),
             )
+            .route(&format!("/{bucket}"), get(s3::list_objects))
+            .route(&format!("/{bucket}/"), get(s3::list_objects))
+            .route(&format!("/{bucket}/{{*key}}"), get(s3::object))
             .fallback(not_found)
             .with_state(self.clone())
     }
@@ -327,8 +343,23 @@ async fn aggregates(
     sim.serve(&path, &request_id, &request, fault.as_ref())
 }
 
-async fn not_found(State(sim): State<Simulator>, uri: Uri) -> Response {
+async fn not_found(State(sim): State<Simulator>, uri: Uri, headers: HeaderMap) -> Response {
     let request_id = sim.next_request_id();
+    let signed = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("AWS4-"));
+    if signed {
+        // An S3 client that asks for another bucket.
+        let response = s3::error_xml(
+            404,
+            "NoSuchBucket",
+            "The specified bucket does not exist",
+            None,
+            &request_id,
+        );
+        return sim.respond(uri.path(), StatusCode::NOT_FOUND, &request_id, response);
+    }
     let body = render::message_body(
         "NOT_FOUND",
         &request_id,
@@ -353,10 +384,7 @@ impl Simulator {
         let config = &self.shared.config;
         let now = Instant::now();
         let mut state = self.lock();
-        state.requests += 1;
-        let n = state.requests;
-        let request_id = request_id(config.seed, n);
-        state.stats.arrivals.push(now);
+        let (n, request_id) = self.arrive(&mut state, now);
 
         let key = bearer(headers).or(params.get("apiKey"));
         let auth_error = match (key, &config.api_key) {
@@ -402,6 +430,22 @@ impl Simulator {
             state.admitted.push_back(now);
         }
 
+        let fault = self.pick_fault(&mut state, path, n);
+        (request_id, Verdict::Serve(fault))
+    }
+
+    /// Counts a request's arrival and gives it its number and request id.
+    fn arrive(&self, state: &mut Dynamic, now: Instant) -> (u64, String) {
+        state.requests += 1;
+        let n = state.requests;
+        state.stats.arrivals.push(now);
+        (n, request_id(self.shared.config.seed, n))
+    }
+
+    /// The fault for the `n`-th request, to `path`: the next scripted one that applies, or a
+    /// random one.
+    fn pick_fault(&self, state: &mut Dynamic, path: &str, n: u64) -> Option<Fault> {
+        let config = &self.shared.config;
         let scripted = state.scripts.iter_mut().find_map(|s| {
             let applies = s.pattern.as_ref().is_none_or(|p| path.contains(p.as_str()));
             if applies {
@@ -411,7 +455,7 @@ impl Simulator {
             }
         });
         state.scripts.retain(|s| !s.queue.is_empty());
-        let fault = scripted.or_else(|| {
+        scripted.or_else(|| {
             let (probability, kinds) = config.random_faults.as_ref()?;
             let w = hash(&[config.fault_seed, n]);
             if kinds.is_empty() || unit(w) >= *probability {
@@ -420,8 +464,7 @@ impl Simulator {
             kinds
                 .get((hash(&[w]) % kinds.len() as u64) as usize)
                 .cloned()
-        });
-        (request_id, Verdict::Serve(fault))
+        })
     }
 
     /// Builds the response for an admitted, valid request.

@@ -78,4 +78,5 @@ scenarios!(
     shutdown_releases_leases_for_another_worker_at_once,
     a_rejected_key_fails_every_symbol_with_a_clear_message,
     random_upstream_faults_still_store_exactly_the_simulators_candles,
+    rest_and_grouped_store_identical_day_bars,
 );

@@ -15,7 +15,8 @@ use crate::types::{
 
 /// Upserts the rows of `src` (ts, open, high, low, close, volume, vwap, trades) into series
 /// `$1`, skipping rows already stored with the same values (they are read, never rewritten),
-/// and counts inserted and updated rows. `xmax = 0` marks a freshly inserted row version.
+/// and counts inserted and updated rows. `xmax = 0` marks a freshly inserted row version. A row
+/// without a vwap (Flat Files have none) keeps the stored one: absent is not a new value.
 macro_rules! upsert_from {
     ($src:literal) => {
         concat!(
@@ -26,17 +27,20 @@ macro_rules! upsert_from {
                 LEFT JOIN candles c ON c.series_id = $1 AND c.ts = s.ts
                 WHERE c.ts IS NULL
                    OR (c.open, c.high, c.low, c.close, c.volume, c.vwap, c.trades)
-                      IS DISTINCT FROM (s.open, s.high, s.low, s.close, s.volume, s.vwap, s.trades)
+                      IS DISTINCT FROM (s.open, s.high, s.low, s.close, s.volume,
+                                        coalesce(s.vwap, c.vwap), s.trades)
             ), written AS (
                 INSERT INTO candles AS c (ts, open, high, low, close, volume, vwap, trades, series_id)
                 SELECT ts, open, high, low, close, volume, vwap, trades, $1 FROM changed
                 ON CONFLICT (series_id, ts) DO UPDATE SET
                     open = excluded.open, high = excluded.high, low = excluded.low,
-                    close = excluded.close, volume = excluded.volume, vwap = excluded.vwap,
+                    close = excluded.close, volume = excluded.volume,
+                    vwap = coalesce(excluded.vwap, c.vwap),
                     trades = excluded.trades
                 WHERE (c.open, c.high, c.low, c.close, c.volume, c.vwap, c.trades)
                       IS DISTINCT FROM (excluded.open, excluded.high, excluded.low, excluded.close,
-                                        excluded.volume, excluded.vwap, excluded.trades)
+                                        excluded.volume, coalesce(excluded.vwap, c.vwap),
+                                        excluded.trades)
                 RETURNING (c.xmax = 0) AS inserted
             )
             SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted)
@@ -251,14 +255,15 @@ type StoredTuple = (
     Option<i64>,
 );
 
-/// Whether the stored values equal the candle's (exact comparison, as the database makes).
+/// Whether the stored values equal the candle's (exact comparison, as the database makes); a
+/// candle without a vwap leaves the stored one as it is.
 fn same_values(s: &StoredTuple, c: &Candle) -> bool {
     s.2 == c.open()
         && s.3 == c.high()
         && s.4 == c.low()
         && s.5 == c.close()
         && s.6 == c.volume()
-        && s.7 == c.vwap()
+        && (c.vwap().is_none() || s.7 == c.vwap())
         && s.8 == c.trades().and_then(|n| i64::try_from(n).ok())
 }
 
@@ -494,13 +499,14 @@ async fn update_rows(conn: &mut PgConnection, rows: &[(i32, &Candle)]) -> Result
     let c = Columns::new(&candles);
     let done = sqlx::query(
         "UPDATE candles AS c SET open = u.open, high = u.high, low = u.low, close = u.close, \
-             volume = u.volume, vwap = u.vwap, trades = u.trades \
+             volume = u.volume, vwap = coalesce(u.vwap, c.vwap), trades = u.trades \
          FROM unnest($1::int4[], $2::timestamptz[], $3::float8[], $4::float8[], $5::float8[], \
              $6::float8[], $7::float8[], $8::float8[], $9::int8[]) \
              AS u(series_id, ts, open, high, low, close, volume, vwap, trades) \
          WHERE c.series_id = u.series_id AND c.ts = u.ts \
            AND (c.open, c.high, c.low, c.close, c.volume, c.vwap, c.trades) \
-               IS DISTINCT FROM (u.open, u.high, u.low, u.close, u.volume, u.vwap, u.trades)",
+               IS DISTINCT FROM (u.open, u.high, u.low, u.close, u.volume, \
+                                 coalesce(u.vwap, c.vwap), u.trades)",
     )
     .bind(&ids)
     .bind(&c.ts)

@@ -34,13 +34,14 @@ fn upsert_sql(rows: usize) -> String {
         }
         sql.push_str("(?, ?, ?, ?, ?, ?, ?, ?, ?)");
     }
+    // A row without a vwap (Flat Files have none) keeps the stored one.
     sql.push_str(
         " ON CONFLICT (series_id, ts) DO UPDATE SET open = excluded.open, high = excluded.high, \
          low = excluded.low, close = excluded.close, volume = excluded.volume, \
-         vwap = excluded.vwap, trades = excluded.trades \
+         vwap = coalesce(excluded.vwap, vwap), trades = excluded.trades \
          WHERE (open, high, low, close, volume, vwap, trades) IS NOT \
          (excluded.open, excluded.high, excluded.low, excluded.close, excluded.volume, \
-          excluded.vwap, excluded.trades)",
+          coalesce(excluded.vwap, vwap), excluded.trades)",
     );
     sql
 }

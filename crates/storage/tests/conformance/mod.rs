@@ -318,12 +318,45 @@ pub(crate) async fn a_changed_close_counts_as_one_update(s: &dyn Storage) {
     )
     .unwrap();
     let outcome = s
-        .ingest_page(&c.lease, &[fixed], minute(0), Fetched::default())
+        .ingest_page(&c.lease, &[fixed.clone()], minute(0), Fetched::default())
         .await
         .unwrap();
     assert_eq!((outcome.inserted, outcome.updated), (0, 1));
     let task = &s.get_job(job).await.unwrap().tasks[0];
     assert_eq!(task.checkpoint, Some(minute(99)));
+
+    // A vwap that is absent (Flat Files have none) keeps the stored one: with the other values
+    // equal that is no change, and with another close only the close changes.
+    let without = |close: f64| {
+        Candle::new(
+            fixed.symbol().clone(),
+            tf(),
+            fixed.ts(),
+            Ohlcv {
+                vwap: None,
+                close,
+                ..*fixed.values()
+            },
+        )
+        .unwrap()
+    };
+    let outcome = s
+        .ingest_page(
+            &c.lease,
+            &[without(fixed.close())],
+            minute(0),
+            Fetched::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!((outcome.updated, outcome.unchanged), (0, 1));
+    let outcome = s
+        .ingest_page(&c.lease, &[without(99.0)], minute(0), Fetched::default())
+        .await
+        .unwrap();
+    assert_eq!(outcome.updated, 1);
+    let first = all_candles(s, "AAPL", true).await.remove(0);
+    assert_eq!((first.close(), first.vwap()), (99.0, Some(7.0)));
 }
 
 pub(crate) async fn repeats_within_a_page_count_once_and_the_last_wins(s: &dyn Storage) {

@@ -23,6 +23,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::Db;
 
+mod bulk;
+pub(crate) use bulk::*;
+
 const KEY: &str = "sim-key";
 const DEADLINE: Duration = Duration::from_secs(60);
 
@@ -108,11 +111,21 @@ struct Running {
 }
 
 fn start(storage: &Arc<dyn Storage>, market: Arc<dyn MarketData>, config: WorkerConfig) -> Running {
+    start_with_files(storage, market, None, config)
+}
+
+/// A worker that also reads Flat Files, when given a client.
+fn start_with_files(
+    storage: &Arc<dyn Storage>,
+    market: Arc<dyn MarketData>,
+    files: Option<Arc<dyn backfill_polygon::FlatFiles>>,
+    config: WorkerConfig,
+) -> Running {
     let deps = WorkerDeps {
         queue: storage.clone(),
         candles: storage.clone(),
         market,
-        files: None,
+        files,
     };
     let bus = ProgressBus::new(4096);
     let worker = Worker::new(deps, bus.clone(), config);
@@ -140,7 +153,7 @@ impl Running {
 }
 
 /// Events of several workers, tagged with the worker's index.
-struct Events(mpsc::UnboundedReceiver<(usize, ProgressEvent)>);
+pub(crate) struct Events(mpsc::UnboundedReceiver<(usize, ProgressEvent)>);
 
 fn events(workers: &[&Running]) -> Events {
     let (tx, rx) = mpsc::unbounded_channel();

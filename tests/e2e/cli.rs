@@ -120,3 +120,114 @@ fn flags_can_come_from_the_environment() {
     // Two New York days of minute bases.
     assert_eq!(v["base_aggregates_at_most_per_symbol"], 2 * 24 * 60);
 }
+
+/// `backfill plan` with the S3 credentials given or not.
+fn plan_with(args: &[&str], credentials: bool) -> std::process::Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_backfill"));
+    cmd.arg("plan").args(args);
+    if credentials {
+        cmd.env("POLYGON_S3_ACCESS_KEY_ID", "AKIDEXAMPLE")
+            .env("POLYGON_S3_SECRET_ACCESS_KEY", "wJalrXUtnFEMI-example");
+    } else {
+        cmd.env_remove("POLYGON_S3_ACCESS_KEY_ID")
+            .env_remove("POLYGON_S3_SECRET_ACCESS_KEY");
+    }
+    cmd.output().expect("the backfill binary runs")
+}
+
+const WHOLE_MARKET_MINUTES: &[&str] = &[
+    "--all-tickers",
+    "-t",
+    "1m",
+    "--adjusted",
+    "false",
+    "--from",
+    "2024-01-02",
+    "--to",
+    "2024-01-31",
+];
+
+#[test]
+fn plan_chooses_a_source_and_prints_every_sources_cost() {
+    // The whole market's raw minutes: only Flat Files can, one download per weekday.
+    let out = plan_with(WHOLE_MARKET_MINUTES, true);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["source"], "flatfiles");
+    assert_eq!(v["job"]["universe"], "all");
+    assert_eq!(v["tasks"], 22);
+    let costs = v["costs"].as_array().unwrap();
+    let files = costs.iter().find(|c| c["source"] == "flatfiles").unwrap();
+    assert_eq!(files["calls"], 22);
+    assert!(files["estimated_bytes"].as_u64().unwrap() > 0);
+    let grouped = costs.iter().find(|c| c["source"] == "grouped").unwrap();
+    assert!(grouped["unavailable"].as_str().unwrap().contains("1d"));
+    // The secrets are never printed.
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!all.contains("wJalrXUtnFEMI") && !all.contains("AKIDEXAMPLE"));
+}
+
+#[test]
+fn plan_names_the_fix_for_a_source_that_cannot_serve() {
+    for (args, credentials, needle) in [
+        (
+            vec![
+                "AAPL",
+                "--source",
+                "ftp",
+                "--from",
+                "2024-01-02",
+                "--to",
+                "2024-01-03",
+            ],
+            true,
+            "\"ftp\"",
+        ),
+        (
+            vec![
+                "AAPL",
+                "--source",
+                "flatfiles",
+                "-t",
+                "1m",
+                "--from",
+                "2024-01-02",
+                "--to",
+                "2024-01-03",
+            ],
+            true,
+            "--adjusted false",
+        ),
+        (
+            WHOLE_MARKET_MINUTES.to_vec(),
+            false,
+            "POLYGON_S3_ACCESS_KEY_ID",
+        ),
+        (
+            vec![
+                "--all-tickers",
+                "--source",
+                "rest",
+                "--from",
+                "2024-01-02",
+                "--to",
+                "2024-01-03",
+            ],
+            true,
+            "whole market",
+        ),
+    ] {
+        let out = plan_with(&args, credentials);
+        assert!(!out.status.success(), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+    }
+}

@@ -36,6 +36,7 @@ pub struct SimConfig {
     pub(crate) s3_secret_access_key: String,
     pub(crate) flat_files_from: NaiveDate,
     pub(crate) published_through: Option<NaiveDate>,
+    pub(crate) cached_files: (usize, usize),
 }
 
 impl fmt::Debug for SimConfig {
@@ -94,6 +95,7 @@ impl SimConfig {
             s3_secret_access_key: DEFAULT_S3_SECRET_ACCESS_KEY.to_owned(),
             flat_files_from: NaiveDate::from_ymd_opt(2000, 1, 3).unwrap_or(NaiveDate::MIN),
             published_through: None,
+            cached_files: (crate::flatfile::CACHED_FILES, crate::flatfile::CACHED_BYTES),
         }
     }
 
@@ -200,6 +202,14 @@ impl SimConfig {
 
     /// The last day with flat files (by default yesterday in New York, read when a request
     /// arrives: a day's files are published the next morning).
+    /// Keeps up to `files` generated flat files (and `bytes` of them) for later requests
+    /// (default 8 files, 512 MiB): a benchmark that warms every file of its days first sets
+    /// enough to hold them.
+    pub fn cached_files(mut self, files: usize, bytes: usize) -> Self {
+        self.cached_files = (files, bytes);
+        self
+    }
+
     pub fn published_through(mut self, date: NaiveDate) -> Self {
         self.published_through = Some(date);
         self

@@ -78,13 +78,14 @@ impl Simulator {
             .collect();
         listed.sort_unstable();
         let (shutdown, _) = watch::channel(false);
+        let files = FileCache::new(config.cached_files.0, config.cached_files.1);
         Self {
             shared: Arc::new(Shared {
                 config,
                 generator,
                 market,
                 listed,
-                files: FileCache::default(),
+                files,
                 state: Mutex::default(),
                 base_url: OnceLock::new(),
                 shutdown,

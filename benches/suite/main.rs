@@ -21,14 +21,19 @@
 //! 5. `requests`: Polygon requests per symbol against the minimum, for the runs of 1 and 3.
 //! 6. `wide`: a job of 1,000 symbols of day bars (one request each) against one of 100: the time
 //!    per symbol must not grow with the size of the job (both backends).
+//! 7. `bulk`: the whole market's minutes from Flat Files (5,000 tickers x 20 trading days from the
+//!    simulator's S3 bucket) against binary COPY of the same rows; peak memory; upstream calls
+//!    against the REST minimum.
 //!
 //! Environment: `BENCH_QUICK=1` (2 symbols x 10,000 bars; 2 symbols x January 2024),
 //! `BENCH_SYMBOLS`, `BENCH_BARS`, `BENCH_RUNS` (sections 1 and 2; the median of `BENCH_RUNS`
 //! runs, default 3, is shown), `BENCH_MEMORY_SYMBOLS`, `BENCH_MEMORY_TO`
-//! (section 3, a date in 2024), `BENCH_CONCURRENCY` (the worker's, default 4).
+//! (section 3, a date in 2024), `BENCH_CONCURRENCY` (the worker's, default 4),
+//! `BENCH_BULK_TICKERS` and `BENCH_BULK_DAYS` (section 7).
 #![expect(clippy::print_stdout, reason = "a benchmark prints its results")]
 
 mod api;
+mod bulk;
 mod db;
 mod ingest;
 mod machine;
@@ -90,6 +95,9 @@ pub(crate) struct Sizes {
     pub(crate) stock_to: String,
     /// The worker's `--concurrency`.
     pub(crate) concurrency: u32,
+    /// Section 7: tickers of the simulated market, and trading days of minute files.
+    pub(crate) bulk_tickers: usize,
+    pub(crate) bulk_days: usize,
     /// The sections to run (all when `None`).
     pub(crate) only: Option<Vec<String>>,
 }
@@ -112,6 +120,9 @@ impl Sizes {
             stock_to: var("BENCH_MEMORY_TO")
                 .unwrap_or_else(|| if quick { "2024-01-31" } else { "2024-12-31" }.to_owned()),
             concurrency: num("BENCH_CONCURRENCY", 4).clamp(1, 1_000) as u32,
+            bulk_tickers: num("BENCH_BULK_TICKERS", if quick { 200 } else { 5_000 }).max(1)
+                as usize,
+            bulk_days: num("BENCH_BULK_DAYS", if quick { 3 } else { 20 }).clamp(1, 250) as usize,
             only: var("BENCH_ONLY").map(|v| {
                 v.split(',')
                     .map(|s| s.trim().to_ascii_lowercase())
@@ -292,6 +303,11 @@ fn main() -> anyhow::Result<()> {
     if ctx.wants("wide") {
         eprintln!("section 6: a wide job ...");
         rows.extend(rt.block_on(wide::rows(&ctx)));
+    }
+
+    if ctx.wants("bulk") {
+        eprintln!("section 7: whole-market Flat Files ...");
+        rows.extend(rt.block_on(bulk::rows(&ctx)));
     }
 
     header.push_str(&format!(

@@ -52,16 +52,35 @@ pub(crate) async fn run(
     concurrency: u32,
     dir: &Path,
 ) -> anyhow::Result<RunOutcome> {
+    let mut args: Vec<String> = symbols.to_vec();
+    args.extend(
+        ["--timeframe", timeframe, "--from", from, "--to", to]
+            .iter()
+            .map(|s| (*s).to_owned()),
+    );
+    run_with(database_url, sim_base_url, args, &[], concurrency, dir).await
+}
+
+/// `backfill run ARGS --concurrency N --json` with the simulator at `sim_base_url` as Polygon
+/// (and `env` set), timed from spawn to exit; fails unless the job succeeded.
+pub(crate) async fn run_with(
+    database_url: &str,
+    sim_base_url: &str,
+    args: Vec<String>,
+    env: &[(&str, &str)],
+    concurrency: u32,
+    dir: &Path,
+) -> anyhow::Result<RunOutcome> {
     let mut cmd = Command::new(BIN);
     cmd.arg("run")
-        .args(symbols)
-        .args(["--timeframe", timeframe, "--from", from, "--to", to])
+        .args(args)
         .args(["--concurrency", &concurrency.to_string(), "--json"])
         .env("DATABASE_URL", database_url)
         .env("POLYGON_API_KEY", crate::API_KEY)
         .env("POLYGON_BASE_URL", sim_base_url)
         .env_remove("POLYGON_REQUESTS_PER_MINUTE")
         .env("RUST_LOG", "warn")
+        .envs(env.iter().copied())
         .current_dir(dir);
     let (out, wall_secs) = tokio::task::spawn_blocking(move || {
         let started = Instant::now();

@@ -23,6 +23,7 @@
   const REFRESH_MS = 5000;
   const CHART_PAGE = 5000;
   const CHART_MAX = 20000;
+  const PLAN_DEBOUNCE_MS = 300;
   const SVG_NS = 'http://www.w3.org/2000/svg';
 
   const $ = (id) => document.getElementById(id);
@@ -38,6 +39,9 @@
     chart: null, // {candles, symbol, timeframe, capped}
     chartSeq: 0,
     authWaiting: false,
+    planTimer: null,
+    planSeq: 0,
+    savedSymbols: '', // what the symbols field held before "All tickers" cleared it
   };
 
   // ---------------------------------------------------------------- DOM helpers
@@ -188,6 +192,11 @@
     return n === 1 ? 'symbol' : 'symbols';
   }
 
+  /** A source's upstream calls: file downloads for Flat Files, requests otherwise. */
+  function callsText(source, n) {
+    return source === 'flatfiles' ? plural(n, 'download', 'downloads') : plural(n, 'request', 'requests');
+  }
+
   /** The key of a task's row: its symbol or its day. */
   function taskKey(task) {
     return task.day ? `day:${task.day}` : `symbol:${task.symbol}`;
@@ -329,6 +338,7 @@
     } catch (err) {
       if (err.status === 401) return;
     }
+    schedulePlan();
     await refreshJobs();
     scheduleRefresh();
   }
@@ -902,15 +912,7 @@
     const errorBox = $('form-error');
     show(errorBox, false);
     show($('form-ok'), false);
-    const symbols = $('f-symbols').value.split(/[,;\r\n]+/).map((x) => x.trim()).filter(Boolean);
-    const request = {
-      symbols,
-      timeframe: $('f-timeframe').value,
-      from: $('f-from').value,
-      to: $('f-to').value,
-      adjusted: $('f-adjusted').checked,
-      mode: $('f-mode').value,
-    };
+    const request = formRequest();
     button.disabled = true;
     setText(button, 'Starting…');
     try {
@@ -920,8 +922,7 @@
         body: JSON.stringify(request),
       });
       const ok = $('form-ok');
-      setText(ok, `Job ${body.job.id.slice(0, 8)} queued: ${body.job.symbols.length} `
-        + `symbol${body.job.symbols.length === 1 ? '' : 's'} at ${body.job.timeframe}.`);
+      setText(ok, queuedMessage(body));
       ok.dataset.jobId = body.job.id;
       show(ok, true);
       onStatus(body);
@@ -932,6 +933,155 @@
       button.disabled = false;
       setText(button, 'Start backfill');
     }
+  }
+
+  /** The request the form describes: symbols or the whole market, and a source if one is picked. */
+  function formRequest() {
+    const all = $('f-all').checked;
+    const request = {};
+    if (all) request.universe = 'all';
+    else request.symbols = $('f-symbols').value.split(/[,;\r\n]+/).map((x) => x.trim()).filter(Boolean);
+    Object.assign(request, {
+      timeframe: $('f-timeframe').value,
+      from: $('f-from').value,
+      to: $('f-to').value,
+      adjusted: $('f-adjusted').checked,
+      mode: $('f-mode').value,
+    });
+    // No choice leaves it to the server: rest, or auto for the whole market.
+    if ($('f-source').value) request.source = $('f-source').value;
+    return request;
+  }
+
+  function queuedMessage(body) {
+    const { job, tasks } = body;
+    const head = `Job ${job.id.slice(0, 8)} queued: `;
+    if (!isBulk(job)) {
+      return `${head}${plural(job.symbols.length, 'symbol', 'symbols')} at ${job.timeframe}.`;
+    }
+    const subject = job.universe === 'all' ? 'all tickers' : plural(job.symbols.length, 'symbol', 'symbols');
+    return `${head}${subject}, ${plural(tasks.length, 'day', 'days')} at ${job.timeframe} from ${job.source}.`;
+  }
+
+  function onAllTickers() {
+    const all = $('f-all').checked;
+    const symbols = $('f-symbols');
+    if (all) {
+      state.savedSymbols = symbols.value;
+      symbols.value = '';
+    } else if (!symbols.value) {
+      symbols.value = state.savedSymbols;
+    }
+    symbols.disabled = all;
+    symbols.placeholder = all ? 'every ticker of the source' : 'AAPL, MSFT, X:BTCUSD';
+  }
+
+  // ---------------------------------------------------------------- plan preview
+
+  function schedulePlan() {
+    clearTimeout(state.planTimer);
+    state.planTimer = setTimeout(loadPlan, PLAN_DEBOUNCE_MS);
+  }
+
+  /** Asks the server what the form's job would be and cost, once the form says enough. */
+  async function loadPlan() {
+    const seq = ++state.planSeq;
+    const request = formRequest();
+    const box = $('plan');
+    const body = $('plan-body');
+    const ready = (request.universe === 'all' || request.symbols.length > 0) && request.from && request.to;
+    if (!ready) {
+      box.dataset.state = 'idle';
+      delete box.dataset.code;
+      delete box.dataset.request;
+      body.removeAttribute('aria-busy');
+      body.replaceChildren(h('p', { class: 'plan-empty' }, 'Enter symbols (or tick ', h('em', { text: 'All tickers' }),
+        ') and dates to see what each source would cost.'));
+      return;
+    }
+    if (state.authWaiting) return;
+    box.dataset.state = 'loading';
+    body.setAttribute('aria-busy', 'true');
+    let plan;
+    try {
+      plan = await api('/api/v1/backfill/plan', {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify(request),
+      });
+    } catch (err) {
+      if (seq !== state.planSeq) return;
+      body.removeAttribute('aria-busy');
+      // A 401 asks for the token; the plan is asked again once it is given.
+      if (err.status === 401) box.dataset.state = 'idle';
+      else renderPlanError(err);
+      // What the plan shown answers (the tests compare it with the API's own answer).
+      box.dataset.request = JSON.stringify(request);
+      return;
+    }
+    if (seq !== state.planSeq) return;
+    body.removeAttribute('aria-busy');
+    renderPlan(plan);
+    box.dataset.request = JSON.stringify(request);
+  }
+
+  function renderPlan(plan) {
+    const { spec, tasks, costs } = plan;
+    const box = $('plan');
+    box.dataset.state = 'ready';
+    box.dataset.source = spec.source;
+    delete box.dataset.code;
+    const rows = [];
+    for (const cost of costs) {
+      const chosen = cost.source === spec.source;
+      const rowState = chosen ? 'chosen' : cost.unavailable ? 'unavailable' : 'available';
+      // A source that cannot serve the job at all (the rest source for the whole market) costs nothing.
+      const none = Boolean(cost.unavailable) && cost.calls === 0;
+      rows.push(h('tr', {
+        class: `plan-row plan-row-${rowState}`,
+        'data-source': cost.source,
+        'data-state': rowState,
+        'data-calls': cost.calls,
+        'data-bytes': cost.estimated_bytes,
+      },
+        h('th', { scope: 'row', class: 'mono', text: cost.source }),
+        h('td', { class: 'num plan-calls', text: none ? '—' : callsText(cost.source, cost.calls) }),
+        h('td', {
+          class: 'num plan-bytes',
+          text: none ? '—' : fmtBytes(cost.estimated_bytes),
+          title: none ? null : `about ${fmtInt(cost.estimated_bytes)} bytes`,
+        })));
+      // Below the chosen source, why it was chosen; below one that cannot serve the job, why not.
+      const why = chosen ? spec.source_reason : cost.unavailable;
+      if (why || rowState !== 'available') {
+        rows.push(h('tr', { class: `plan-why plan-why-${rowState}`, 'data-why': cost.source },
+          h('td', { colspan: '3' },
+            h('span', { class: `plan-pill plan-${rowState}`, text: rowState }),
+            ' ',
+            h('span', { class: 'plan-why-text', text: why || '' }))));
+      }
+    }
+    const unit = isBulk(spec) ? 'day' : 'symbol';
+    $('plan-body').replaceChildren(
+      h('p', { class: 'plan-summary' }, `${plural(tasks, unit, `${unit}s`)} from `, h('strong', { text: spec.source }),
+        ` · ${spec.universe === 'all' ? 'all tickers' : plural(spec.symbols.length, 'symbol', 'symbols')}`),
+      h('table', { class: 'plan-table' },
+        h('caption', { class: 'sr-only', text: 'What each source would cost this job' }),
+        h('thead', null, h('tr', null, ['Source', 'Calls', 'Est. size'].map((t, i) => h('th', {
+          scope: 'col', class: i > 0 ? 'num' : null, text: t,
+        })))),
+        h('tbody', null, rows)),
+    );
+  }
+
+  function renderPlanError(err) {
+    const box = $('plan');
+    box.dataset.state = 'error';
+    box.dataset.code = err.code;
+    delete box.dataset.source;
+    $('plan-body').replaceChildren(h('p', { class: 'plan-error' },
+      h('strong', { text: err.status ? `Not possible (${err.status} ${err.code})` : 'No plan' }),
+      h('span', { class: 'plan-error-message', text: err.message })));
   }
 
   function showFormError(err) {
@@ -1206,6 +1356,9 @@
     })));
 
     $('backfill-form').addEventListener('submit', onSubmit);
+    $('backfill-form').addEventListener('input', schedulePlan);
+    $('backfill-form').addEventListener('change', schedulePlan);
+    $('f-all').addEventListener('change', onAllTickers);
     $('auth-form').addEventListener('submit', onTokenSubmit);
     $('forget-token').addEventListener('click', forgetToken);
     $('jobs-refresh').addEventListener('click', () => refreshJobs());

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use headless_chrome::protocol::cdp::types::Event;
+use headless_chrome::protocol::cdp::Page::AddScriptToEvaluateOnNewDocument;
 use headless_chrome::types::Bounds;
 use headless_chrome::util::Wait;
 use headless_chrome::{Browser, LaunchOptions, Tab};
@@ -20,6 +21,30 @@ use crate::helpers::ServeProcess;
 const CHROMIUM: &str = "/usr/bin/chromium";
 /// What a careless page would turn into markup.
 const XSS: &str = "<img src=x onerror=alert(1)>";
+/// Installed before the page's own script: records every use of an API that parses a string
+/// as markup, so a test can prove the page never writes HTML.
+const MARKUP_TRAP: &str = "(() => {
+  const writes = [];
+  Object.defineProperty(window, '__markupWrites', { value: writes });
+  const setter = (proto, name) => {
+    const d = Object.getOwnPropertyDescriptor(proto, name);
+    if (!d || !d.set) { writes.push(`cannot watch ${name}`); return; }
+    Object.defineProperty(proto, name, { ...d, set(v) { writes.push(name); d.set.call(this, v); } });
+  };
+  const method = (proto, name) => {
+    const f = proto[name];
+    proto[name] = function (...args) { writes.push(name); return f.apply(this, args); };
+  };
+  setter(Element.prototype, 'innerHTML');
+  setter(Element.prototype, 'outerHTML');
+  setter(ShadowRoot.prototype, 'innerHTML');
+  method(Element.prototype, 'insertAdjacentHTML');
+  method(Element.prototype, 'setHTMLUnsafe');
+  method(Document.prototype, 'write');
+  method(Document.prototype, 'writeln');
+  method(Range.prototype, 'createContextualFragment');
+  method(DOMParser.prototype, 'parseFromString');
+})();";
 /// A bound for every wait on the page: generous for a loaded two-core machine.
 const WAIT: Duration = Duration::from_secs(60);
 const WIDTH: u32 = 1440;
@@ -73,6 +98,13 @@ impl Session {
                 seen.store(true, Ordering::SeqCst);
             }
         }))
+        .unwrap();
+        tab.call_method(AddScriptToEvaluateOnNewDocument {
+            source: MARKUP_TRAP.to_owned(),
+            world_name: None,
+            include_command_line_api: None,
+            run_immediately: None,
+        })
         .unwrap();
         tab.navigate_to(url)
             .unwrap()
@@ -153,6 +185,16 @@ impl Session {
         );
     }
 
+    /// The page built everything with DOM calls: nothing ever parsed a string as markup.
+    fn assert_no_markup_written(&self) {
+        assert_eq!(
+            self.eval("Array.isArray(window.__markupWrites) ? window.__markupWrites.length : -1"),
+            Value::from(0),
+            "markup written: {}",
+            self.text("JSON.stringify(window.__markupWrites)")
+        );
+    }
+
     /// The full page as a PNG at `path`: the window grows to the page's height first.
     fn screenshot(&self, path: &Path) {
         let size = |expression: &str| self.eval(expression).as_f64().unwrap_or(0.0);
@@ -195,6 +237,9 @@ impl Session {
              jobs: [...document.querySelectorAll('#job-list li')].map(l => l.textContent), \
              chart: document.querySelector('#chart')?.dataset.state, \
              chart_error: document.querySelector('#chart-error')?.textContent, \
+             plan: document.querySelector('#plan')?.dataset.state, \
+             plan_text: document.querySelector('#plan-body')?.textContent, \
+             detail: document.querySelector('#detail-body')?.textContent, \
              auth: !document.querySelector('#auth')?.hidden})",
         )
     }
@@ -205,6 +250,11 @@ impl Session {
         self.set_value("#f-timeframe", timeframe);
         self.set_value("#f-from", from);
         self.set_value("#f-to", to);
+        self.submit_form()
+    }
+
+    /// Submits the form as it is, and answers the id of the job the page opened.
+    fn submit_form(&self) -> String {
         self.eval("document.querySelector('#job-detail').dataset.jobId = ''");
         self.click("#f-submit");
         let id = self.wait_for(
@@ -212,6 +262,118 @@ impl Session {
             "document.querySelector('#job-detail').dataset.jobId",
         );
         id.as_str().unwrap().to_owned()
+    }
+
+    /// Evaluates an expression that answers a JSON text, and parses it.
+    fn json(&self, expression: &str) -> Value {
+        let text = self.text(expression);
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{expression}: {e}: {text}"))
+    }
+
+    /// Asks the API itself for the plan of `request`, from the page: (status, body).
+    fn api_plan(&self, request: &Value) -> (u64, Value) {
+        let answer = self.json(&format!(
+            "(async () => {{
+                const r = await fetch('/api/v1/backfill/plan', {{
+                    method: 'POST', headers: {{'Content-Type': 'application/json'}}, body: {},
+                }});
+                return JSON.stringify({{status: r.status, body: await r.json()}});
+            }})()",
+            js_string(&request.to_string())
+        ));
+        (answer["status"].as_u64().unwrap(), answer["body"].clone())
+    }
+
+    /// Waits until the plan preview answers `request` (debounced after the form changed), and
+    /// answers its state: `ready` or `error`.
+    fn wait_for_plan(&self, request: &Value) -> String {
+        let found = Wait::new(WAIT, Duration::from_millis(100)).until(|| {
+            let shown = self.json(
+                "(() => {
+                    const p = document.querySelector('#plan');
+                    const done = p.dataset.state === 'ready' || p.dataset.state === 'error';
+                    return JSON.stringify(done && p.dataset.request
+                        ? {state: p.dataset.state, request: JSON.parse(p.dataset.request)}
+                        : null);
+                })()",
+            );
+            (shown["request"] == *request).then(|| shown["state"].as_str().unwrap().to_owned())
+        });
+        found.unwrap_or_else(|_| {
+            panic!(
+                "timed out waiting for the plan of {request}; shown: {}; page: {}",
+                self.text("document.querySelector('#plan').dataset.request"),
+                self.summary()
+            )
+        })
+    }
+
+    /// The preview's table is the API's plan: every source in its order, its calls and bytes,
+    /// `chosen` with the reason for the job's source, `unavailable` with the reason for those
+    /// that cannot serve it.
+    fn assert_plan_shows(&self, plan: &Value) {
+        let rows = self.json(
+            "JSON.stringify([...document.querySelectorAll('#plan tr.plan-row')].map(r => ({
+                source: r.dataset.source,
+                state: r.dataset.state,
+                calls: Number(r.dataset.calls),
+                bytes: Number(r.dataset.bytes),
+                calls_text: r.querySelector('.plan-calls').textContent,
+                why: document.querySelector(`#plan tr[data-why=\"${r.dataset.source}\"] .plan-why-text`)?.textContent || null,
+                pill: document.querySelector(`#plan tr[data-why=\"${r.dataset.source}\"] .plan-pill`)?.textContent ?? null,
+            })))",
+        );
+        let spec = &plan["spec"];
+        let costs = plan["costs"].as_array().unwrap();
+        let rows = rows.as_array().unwrap();
+        assert_eq!(rows.len(), costs.len(), "{rows:?}");
+        for (row, cost) in rows.iter().zip(costs) {
+            let source = cost["source"].as_str().unwrap();
+            assert_eq!(row["source"], source);
+            assert_eq!(row["calls"], cost["calls"], "{source}");
+            assert_eq!(row["bytes"], cost["estimated_bytes"], "{source}");
+            let (state, why) = if spec["source"] == source {
+                ("chosen", spec["source_reason"].clone())
+            } else if cost["unavailable"].is_string() {
+                ("unavailable", cost["unavailable"].clone())
+            } else {
+                ("available", Value::Null)
+            };
+            assert_eq!(row["state"], state, "{source}");
+            assert_eq!(row["why"], why, "{source}");
+            if state != "available" {
+                assert_eq!(row["pill"], state, "{source}");
+            }
+            let calls_text = row["calls_text"].as_str().unwrap();
+            if state == "unavailable" && cost["calls"] == 0 {
+                assert_eq!(calls_text, "—", "{source}");
+            } else {
+                let unit = if source == "flatfiles" {
+                    "download"
+                } else {
+                    "request"
+                };
+                assert!(
+                    calls_text.starts_with(&en_us(cost["calls"].as_u64().unwrap()))
+                        && calls_text.contains(unit),
+                    "{source}: {calls_text}"
+                );
+            }
+        }
+        let unit = if spec["source"] == "rest" {
+            "symbol"
+        } else {
+            "day"
+        };
+        let summary = self.text("document.querySelector('#plan .plan-summary').textContent");
+        assert!(
+            summary.starts_with(&format!("{} {unit}", plan["tasks"])),
+            "{summary}"
+        );
+        assert_eq!(
+            self.text("document.querySelector('#plan').dataset.source"),
+            spec["source"].as_str().unwrap()
+        );
     }
 
     /// Waits until the job's progress bar in the list reaches 100 %, fed by its event stream.
@@ -235,6 +397,19 @@ impl Session {
             &format!("{row}.dataset.streamDone === 'true'"),
         );
     }
+}
+
+/// An integer as the page prints it with `--lang=en-US`: `1,234`.
+fn en_us(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// A JavaScript string literal.
@@ -372,6 +547,7 @@ fn dashboard_runs_a_backfill_charts_it_and_escapes_what_it_is_sent() {
         Value::from(0)
     );
     page.assert_no_dialog();
+    page.assert_no_markup_written();
     page.screenshot(&screenshot_path("dashboard-validation.png"));
     server.terminate();
 }
@@ -408,5 +584,335 @@ fn dashboard_asks_for_the_api_token_and_sends_it() {
     let id = page.submit_job("MSFT", "1d", &from, &to);
     page.wait_until_done(&id);
     assert!(page.eval("document.querySelector('#auth').hidden") == Value::Bool(true));
+    server.terminate();
+}
+
+/// Thirty US stocks: the rest source needs a request each, the bulk sources one per weekday.
+const MANY_STOCKS: &str = "AAPL, MSFT, AMZN, GOOGL, META, NVDA, TSLA, BRK.B, JPM, V, \
+     JNJ, WMT, PG, MA, HD, XOM, CVX, KO, PEP, ABBV, MRK, COST, AVGO, ADBE, CSCO, CRM, NFLX, \
+     INTC, AMD, ORCL";
+
+#[test]
+fn dashboard_previews_what_each_source_would_cost_and_which_one_serves_the_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServeProcess::spawn(dir.path(), &[], &["--demo"]);
+    let page = Session::open(&server.url("/"));
+    page.wait_for(
+        "the simulated-data banner",
+        "!document.querySelector('#demo-banner').hidden",
+    );
+    assert_eq!(
+        page.text("document.querySelector('#plan').dataset.state"),
+        "idle"
+    );
+    assert_eq!(
+        page.text("document.querySelector('#plan-body').getAttribute('aria-live')"),
+        "polite"
+    );
+
+    // Many symbols of day bars, auto: one grouped request per weekday beats one per symbol.
+    let symbols: Vec<&str> = MANY_STOCKS.split(',').map(str::trim).collect();
+    page.type_into("#f-symbols", MANY_STOCKS);
+    page.set_value("#f-timeframe", "1d");
+    page.set_value("#f-from", "2024-03-04");
+    page.set_value("#f-to", "2024-03-08");
+    page.set_value("#f-source", "auto");
+    let mut request = serde_json::json!({
+        "symbols": symbols, "timeframe": "1d", "from": "2024-03-04", "to": "2024-03-08",
+        "adjusted": true, "mode": "missing", "source": "auto",
+    });
+    assert_eq!(page.wait_for_plan(&request), "ready");
+    let (status, plan) = page.api_plan(&request);
+    assert_eq!(status, 200, "{plan}");
+    assert_eq!(plan["spec"]["source"], "grouped", "{plan}");
+    page.assert_plan_shows(&plan);
+    assert_eq!(
+        page.text(
+            "[...document.querySelectorAll('#plan tr.plan-row')].map(r => `${r.dataset.source}:${r.dataset.state}`).join(',')"
+        ),
+        "rest:available,flatfiles:unavailable,grouped:chosen"
+    );
+    // Flat Files hold raw prices only: the reason says so, and names the fix.
+    let why = page
+        .text("document.querySelector('#plan tr[data-why=flatfiles] .plan-why-text').textContent");
+    assert!(why.contains("raw prices"), "{why}");
+    page.screenshot(&screenshot_path("dashboard-plan.png"));
+
+    // Raw prices: Flat Files could serve the job, if the server had S3 credentials (the demo
+    // server has none unless its environment gives them; the API says which).
+    page.click("#f-adjusted");
+    request["adjusted"] = Value::Bool(false);
+    assert_eq!(page.wait_for_plan(&request), "ready");
+    let (status, plan) = page.api_plan(&request);
+    assert_eq!(status, 200, "{plan}");
+    page.assert_plan_shows(&plan);
+
+    // Asking for Flat Files by name: what the API refuses is shown in the preview as text.
+    page.set_value("#f-source", "flatfiles");
+    request["source"] = Value::from("flatfiles");
+    let state = page.wait_for_plan(&request);
+    let (status, plan) = page.api_plan(&request);
+    if status == 200 {
+        assert_eq!(state, "ready");
+        page.assert_plan_shows(&plan);
+    } else {
+        assert_eq!(status, 400, "{plan}");
+        assert_eq!(state, "error");
+        let code = plan["error"]["code"].as_str().unwrap();
+        assert_eq!(code, "source_unavailable", "{plan}");
+        assert_eq!(
+            page.text("document.querySelector('#plan').dataset.code"),
+            code
+        );
+        assert_eq!(
+            page.text("document.querySelector('#plan .plan-error-message').textContent"),
+            plan["error"]["message"].as_str().unwrap()
+        );
+        assert!(page
+            .text("document.querySelector('#plan .plan-error').textContent")
+            .contains(&format!("400 {code}")));
+    }
+
+    // The whole market: the symbols field is cleared and disabled, the default source is auto,
+    // and the rest source says why it cannot serve it.
+    page.click("#f-all");
+    page.set_value("#f-source", "");
+    assert_eq!(
+        page.eval("document.querySelector('#f-symbols').disabled"),
+        Value::Bool(true)
+    );
+    assert_eq!(page.text("document.querySelector('#f-symbols').value"), "");
+    let request = serde_json::json!({
+        "universe": "all", "timeframe": "1d", "from": "2024-03-04", "to": "2024-03-08",
+        "adjusted": false, "mode": "missing",
+    });
+    assert_eq!(page.wait_for_plan(&request), "ready");
+    let (status, plan) = page.api_plan(&request);
+    assert_eq!(status, 200, "{plan}");
+    page.assert_plan_shows(&plan);
+    assert_eq!(
+        page.text("document.querySelector('#plan tr[data-source=rest]').dataset.state"),
+        "unavailable"
+    );
+    assert!(page
+        .text("document.querySelector('#plan .plan-summary').textContent")
+        .contains("all tickers"));
+
+    // Unticked, the symbols come back.
+    page.click("#f-all");
+    assert_eq!(
+        page.eval("document.querySelector('#f-symbols').disabled"),
+        Value::Bool(false)
+    );
+    assert_eq!(
+        page.text("document.querySelector('#f-symbols').value"),
+        MANY_STOCKS
+    );
+
+    // Markup typed as a symbol: the preview shows the refusal, as text.
+    page.type_into("#f-symbols", XSS);
+    let request = serde_json::json!({
+        "symbols": [XSS], "timeframe": "1d", "from": "2024-03-04", "to": "2024-03-08",
+        "adjusted": false, "mode": "missing",
+    });
+    assert_eq!(page.wait_for_plan(&request), "error");
+    assert_eq!(
+        page.text("document.querySelector('#plan').dataset.code"),
+        "invalid_symbol"
+    );
+    assert!(page
+        .text("document.querySelector('#plan-body').textContent")
+        .contains(XSS));
+    assert_eq!(
+        page.eval("[...document.images].filter(i => i.getAttribute('src') === 'x').length"),
+        Value::from(0)
+    );
+    // Plan errors stay in the preview: the form's alert is for submissions.
+    assert_eq!(
+        page.eval("document.querySelector('#form-error').hidden"),
+        Value::Bool(true)
+    );
+    page.assert_no_dialog();
+    page.assert_no_markup_written();
+    server.terminate();
+}
+
+#[test]
+fn dashboard_runs_a_whole_market_grouped_job_day_by_day() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServeProcess::spawn(dir.path(), &[], &["--demo"]);
+    let page = Session::open(&server.url("/"));
+    page.wait_for(
+        "the simulated-data banner",
+        "!document.querySelector('#demo-banner').hidden",
+    );
+
+    // Friday to Tuesday over a weekend: three weekdays, so three tasks.
+    page.click("#f-all");
+    page.set_value("#f-timeframe", "1d");
+    page.set_value("#f-from", "2023-12-29");
+    page.set_value("#f-to", "2024-01-02");
+    page.set_value("#f-source", "grouped");
+    let request = serde_json::json!({
+        "universe": "all", "timeframe": "1d", "from": "2023-12-29", "to": "2024-01-02",
+        "adjusted": true, "mode": "missing", "source": "grouped",
+    });
+    assert_eq!(page.wait_for_plan(&request), "ready");
+    assert_eq!(
+        page.text("document.querySelector('#plan tr[data-source=grouped]').dataset.state"),
+        "chosen"
+    );
+    let id = page.submit_form();
+    let ok = page.text("document.querySelector('#form-ok').textContent");
+    assert!(
+        ok.ends_with("queued: all tickers, 3 days at 1d from grouped."),
+        "{ok}"
+    );
+
+    // One row per weekday, keyed by its day, without a chart button.
+    page.wait_for(
+        "the job's days",
+        "document.querySelectorAll('#detail-body tr[data-day]').length === 3",
+    );
+    assert_eq!(
+        page.text("[...document.querySelectorAll('#detail-body tbody th')].map(t => t.textContent).join(',')"),
+        "2023-12-29,2024-01-01,2024-01-02"
+    );
+    assert_eq!(
+        page.text("document.querySelector('#detail-body thead th').textContent"),
+        "Day"
+    );
+    // Mark the rows: the stream must update these very elements.
+    page.eval(
+        "document.querySelectorAll('#detail-body tr[data-day]').forEach(r => { r.__first = true; })",
+    );
+
+    let row = format!("document.querySelector('#job-list li[data-job-id=\"{id}\"]')");
+    page.wait_for(
+        "the job to end",
+        &format!(
+            "{row}?.dataset.streamDone === 'true' && \
+             ['succeeded', 'completed_with_errors', 'failed', 'cancelled'].includes({row}.dataset.status)"
+        ),
+    );
+    // The API's status answers may lag a moment behind the stream (a short-lived cache): read
+    // it until it has the end too.
+    let body = page.wait_for(
+        "the API to answer the ended job",
+        &format!(
+            "(async () => {{
+                const body = await (await fetch('/api/v1/backfill/status/{id}', {{cache: 'no-store'}})).json();
+                return body.job.finished_at ? JSON.stringify(body) : null;
+            }})()"
+        ),
+    );
+    let body: Value = serde_json::from_str(body.as_str().unwrap()).unwrap();
+    let job = &body["job"];
+    let progress = &body["progress"];
+    let tasks = body["tasks"].as_array().unwrap();
+    assert_eq!(job["universe"], "all");
+    assert_eq!(job["source"], "grouped");
+    assert_eq!(tasks.len(), 3);
+
+    // Every day's row shows its task as the API has it.
+    let rows = page.json(
+        "JSON.stringify([...document.querySelectorAll('#detail-body tr[data-day]')].map(r => ({
+            day: r.dataset.day,
+            status: r.dataset.status,
+            same: r.__first === true,
+            cells: [...r.querySelectorAll('td')].map(td => td.textContent),
+            note_error: r.querySelector('.task-note').classList.contains('has-error'),
+            buttons: r.querySelectorAll('button').length,
+        })))",
+    );
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 3);
+    for (row, task) in rows.iter().zip(tasks) {
+        let day = task["day"].as_str().unwrap();
+        assert_eq!(row["day"], day);
+        assert_eq!(row["status"], task["status"], "{day}: {body}");
+        assert_eq!(row["same"], true, "{day}: the row was rebuilt, not updated");
+        assert_eq!(row["buttons"], 0, "{day}");
+        let cells: Vec<&str> = row["cells"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_str().unwrap())
+            .collect();
+        // Status, candles, requests, received, file, attempts, note.
+        assert_eq!(
+            cells[1],
+            en_us(task["candles_stored"].as_u64().unwrap()),
+            "{day}"
+        );
+        assert_eq!(cells[2], en_us(task["requests"].as_u64().unwrap()), "{day}");
+        assert_eq!(cells[5], en_us(task["attempts"].as_u64().unwrap()), "{day}");
+        let expected_note = match (task["status"].as_str(), task["note"].as_str()) {
+            (Some("succeeded"), Some(note)) => note,
+            _ => task["last_error"]
+                .as_str()
+                .or(task["note"].as_str())
+                .unwrap_or("—"),
+        };
+        assert_eq!(cells[6], expected_note, "{day}");
+    }
+
+    // The simulator serves grouped daily: every weekday has the universe's bars (the demo
+    // simulator has no holidays, so no day ends with a note), and no row shows an error.
+    assert_eq!(job["status"], "succeeded", "{body}");
+    for (row, task) in rows.iter().zip(tasks) {
+        assert_eq!(task["status"], "succeeded", "{body}");
+        assert!(task["candles_stored"].as_u64() > Some(0), "{body}");
+        assert_eq!(row["note_error"], false, "{row}");
+    }
+    assert_eq!(
+        page.text(&format!("{row}.querySelector('.bar-label').textContent")),
+        "100 %"
+    );
+
+    // The job list says what the job covers, in days, and from which source.
+    assert_eq!(
+        page.text(&format!("{row}.querySelector('.job-symbols').textContent")),
+        "all tickers"
+    );
+    assert_eq!(
+        page.text(&format!("{row}.querySelector('.tag-source').textContent")),
+        "grouped"
+    );
+    let counts = page.text(&format!("{row}.querySelector('.job-counts').textContent"));
+    assert!(counts.starts_with("3/3 days"), "{counts}");
+    assert!(!counts.contains("symbols"), "{counts}");
+
+    // The detail names the source, why, and the upstream requests and bytes.
+    assert_eq!(
+        page.text("document.querySelector('#detail-body .detail-source .tag-source').textContent"),
+        "grouped"
+    );
+    assert_eq!(
+        page.text("document.querySelector('#detail-body .source-reason').textContent"),
+        job["source_reason"].as_str().unwrap()
+    );
+    let stats = page.json(
+        "JSON.stringify(Object.fromEntries([...document.querySelectorAll('#detail-body .stat')]\
+         .map(s => [s.querySelector('dt').textContent, s.querySelector('dd').textContent])))",
+    );
+    assert_eq!(
+        stats["Days done"],
+        format!(
+            "{} / {}",
+            progress["symbols_done"], progress["symbols_total"]
+        )
+    );
+    assert_eq!(
+        stats["Requests"],
+        en_us(progress["requests"].as_u64().unwrap())
+    );
+    assert!(
+        stats["Received"].as_str().unwrap().ends_with('B'),
+        "{stats}"
+    );
+    page.screenshot(&screenshot_path("dashboard-bulk.png"));
+    page.assert_no_dialog();
+    page.assert_no_markup_written();
     server.terminate();
 }

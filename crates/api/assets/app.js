@@ -7,6 +7,8 @@
 (() => {
   const TOKEN_KEY = 'backfill.apiToken';
   const TERMINAL = new Set(['succeeded', 'completed_with_errors', 'failed', 'cancelled']);
+  // Sources that fetch a trading day of every ticker at once: their tasks are days.
+  const BULK = new Set(['flatfiles', 'grouped']);
   const STATUS_LABEL = {
     queued: 'queued',
     running: 'running',
@@ -21,6 +23,7 @@
   const REFRESH_MS = 5000;
   const CHART_PAGE = 5000;
   const CHART_MAX = 20000;
+  const PLAN_DEBOUNCE_MS = 300;
   const SVG_NS = 'http://www.w3.org/2000/svg';
 
   const $ = (id) => document.getElementById(id);
@@ -30,12 +33,15 @@
     rows: new Map(), // id -> row elements
     selected: null, // id of the job shown in detail
     detail: null, // its last status body
-    detailRows: new Map(), // symbol -> task row elements
+    detailRows: new Map(), // 'symbol:AAPL' or 'day:2024-01-02' -> task row elements
     streams: new Map(), // id -> AbortController
     refreshTimer: null,
     chart: null, // {candles, symbol, timeframe, capped}
     chartSeq: 0,
     authWaiting: false,
+    planTimer: null,
+    planSeq: 0,
+    savedSymbols: '', // what the symbols field held before "All tickers" cleared it
   };
 
   // ---------------------------------------------------------------- DOM helpers
@@ -148,6 +154,61 @@
   function symbolsSummary(symbols, max) {
     if (symbols.length <= max) return symbols.join(', ');
     return `${symbols.slice(0, max).join(', ')} +${symbols.length - max} more`;
+  }
+
+  const byteUnits = ['kB', 'MB', 'GB', 'TB', 'PB'];
+
+  /** Bytes in decimal units: 950 B, 3.5 MB, 12 GB. */
+  function fmtBytes(n) {
+    if (n === null || n === undefined || !Number.isFinite(Number(n))) return '—';
+    let value = Number(n);
+    if (value < 1000) return `${intFmt.format(value)} B`;
+    let unit = -1;
+    do {
+      value /= 1000;
+      unit += 1;
+    } while (value >= 999.95 && unit < byteUnits.length - 1);
+    const digits = value < 9.995 ? 1 : 0;
+    return `${value.toLocaleString(undefined, { minimumFractionDigits: digits, maximumFractionDigits: digits })} ${byteUnits[unit]}`;
+  }
+
+  function plural(n, one, many) {
+    return `${fmtInt(n)} ${n === 1 ? one : many}`;
+  }
+
+  /** Whether a job (or a plan's spec) fetches by trading day rather than by symbol. */
+  function isBulk(job) {
+    return BULK.has(job.source);
+  }
+
+  /** What a job covers: its symbols, or "all tickers". */
+  function jobSubject(job, max) {
+    return job.universe === 'all' ? 'all tickers' : symbolsSummary(job.symbols, max);
+  }
+
+  /** A job's tasks: symbols, or days for the bulk sources. */
+  function unitWord(job, n) {
+    if (isBulk(job)) return n === 1 ? 'day' : 'days';
+    return n === 1 ? 'symbol' : 'symbols';
+  }
+
+  /** A source's upstream calls: file downloads for Flat Files, requests otherwise. */
+  function callsText(source, n) {
+    return source === 'flatfiles' ? plural(n, 'download', 'downloads') : plural(n, 'request', 'requests');
+  }
+
+  /** The key of a task's row: its symbol or its day. */
+  function taskKey(task) {
+    return task.day ? `day:${task.day}` : `symbol:${task.symbol}`;
+  }
+
+  const weekdayFmt = new Intl.DateTimeFormat(undefined, {
+    weekday: 'long', year: 'numeric', month: 'long', day: 'numeric', timeZone: 'UTC',
+  });
+
+  function fmtDay(day) {
+    const d = new Date(`${day}T00:00:00Z`);
+    return Number.isNaN(d.getTime()) ? String(day) : weekdayFmt.format(d);
   }
 
   // ---------------------------------------------------------------- API
@@ -277,6 +338,7 @@
     } catch (err) {
       if (err.status === 401) return;
     }
+    schedulePlan();
     await refreshJobs();
     scheduleRefresh();
   }
@@ -358,6 +420,7 @@
     const status = h('span', { class: 'pill' });
     const symbols = h('span', { class: 'job-symbols' });
     const timeframe = h('span', { class: 'tag' });
+    const source = h('span', { class: 'tag tag-source' });
     const range = h('span', { class: 'muted' });
     const created = h('span', { class: 'muted' });
     const fill = h('span', { class: 'bar-fill' });
@@ -367,12 +430,12 @@
     const percent = h('span', { class: 'bar-label' });
     const counts = h('span', { class: 'muted job-counts' });
     const button = h('button', { type: 'button', class: 'job-open', onclick: () => selectJob(id) },
-      h('span', { class: 'job-line' }, status, symbols, timeframe),
+      h('span', { class: 'job-line' }, status, symbols, timeframe, source),
       h('span', { class: 'job-line' }, range, created),
       h('span', { class: 'job-progress' }, bar, percent),
       counts);
     const li = h('li', { class: 'job', 'data-job-id': id }, button);
-    return { li, button, status, symbols, timeframe, range, created, bar, fill, percent, counts };
+    return { li, button, status, symbols, timeframe, source, range, created, bar, fill, percent, counts };
   }
 
   function updateJobRow(row, summary) {
@@ -383,16 +446,22 @@
     row.button.setAttribute('aria-pressed', job.id === state.selected ? 'true' : 'false');
     row.status.className = `pill st-${job.status}`;
     setText(row.status, STATUS_LABEL[job.status] || job.status);
-    setText(row.symbols, symbolsSummary(job.symbols, 4));
-    row.symbols.title = job.symbols.join(', ');
+    setText(row.symbols, jobSubject(job, 4));
+    row.symbols.title = job.universe === 'all' ? 'Every ticker the source has each day' : job.symbols.join(', ');
+    row.symbols.classList.toggle('is-all', job.universe === 'all');
     setText(row.timeframe, job.timeframe);
+    const source = job.source || 'rest';
+    setText(row.source, source);
+    row.source.dataset.source = source;
+    row.source.title = job.source_reason ? `Source: ${job.source_reason}` : `Source: ${source}`;
     setText(row.range, `${nyDate(job.range.from)} → ${nyDate(job.range.to)}`);
     setText(row.created, fmtAgo(job.created_at));
     row.created.title = fmtTime(job.created_at);
     setBar(row.bar, row.fill, p, job.status);
-    row.bar.setAttribute('aria-label', `Progress of the job on ${symbolsSummary(job.symbols, 3)}`);
+    row.bar.setAttribute('aria-label', `Progress of the job on ${jobSubject(job, 3)}`);
     setText(row.percent, `${Math.floor(p)} %`);
-    setText(row.counts, `${fmtInt(progress.symbols_done)}/${fmtInt(progress.symbols_total)} symbols`
+    setText(row.counts, `${fmtInt(progress.symbols_done)}/${fmtInt(progress.symbols_total)} `
+      + `${unitWord(job, progress.symbols_total)}`
       + `${progress.symbols_failed ? ` · ${fmtInt(progress.symbols_failed)} failed` : ''}`
       + ` · ${fmtInt(progress.candles_stored)} candles`);
   }
@@ -607,18 +676,22 @@
     if (!view || view.id !== job.id) view = buildDetail(container, job);
     state.detail = { ...body, view };
     const p = pct(progress);
+    const source = job.source || 'rest';
 
     setText($('detail-title'), `Job ${job.id.slice(0, 8)}`);
     $('detail-title').title = job.id;
     view.status.className = `pill st-${job.status}`;
     setText(view.status, STATUS_LABEL[job.status] || job.status);
     setText(view.spec, [
-      symbolsSummary(job.symbols, 8),
+      jobSubject(job, 8),
       job.timeframe,
       `${nyDate(job.range.from)} → ${nyDate(job.range.to)}`,
       job.adjusted ? 'adjusted' : 'raw prices',
       `mode ${job.mode}`,
     ].join(' · '));
+    setText(view.source, source);
+    view.source.dataset.source = source;
+    setText(view.sourceReason, job.source_reason || '');
     setText(view.times, `created ${fmtTime(job.created_at)}`
       + (job.started_at ? ` · started ${fmtTime(job.started_at)}` : '')
       + (job.finished_at ? ` · finished ${fmtTime(job.finished_at)}` : ''));
@@ -632,6 +705,8 @@
       fmtInt(progress.symbols_failed),
       `${fmtInt(progress.symbols_running)} / ${fmtInt(progress.symbols_queued)}`,
       fmtInt(progress.candles_stored),
+      fmtInt(progress.requests),
+      fmtBytes(progress.bytes),
       fmtInt(progress.pages),
       progress.candles_per_second ? `${compactFmt.format(progress.candles_per_second)}/s` : '—',
       fmtDuration(progress.elapsed_seconds),
@@ -642,27 +717,31 @@
 
     const seen = new Set();
     for (const task of tasks) {
-      seen.add(task.symbol);
-      let row = state.detailRows.get(task.symbol);
+      const key = taskKey(task);
+      seen.add(key);
+      let row = state.detailRows.get(key);
       if (!row) {
-        row = createTaskRow(task.symbol, job);
-        state.detailRows.set(task.symbol, row);
+        row = task.day ? createDayRow(task.day) : createSymbolRow(task.symbol, job);
+        state.detailRows.set(key, row);
       }
-      updateTaskRow(row, task);
+      row.update(row, task);
       view.tbody.append(row.tr);
     }
-    for (const [symbol, row] of state.detailRows) {
-      if (!seen.has(symbol)) {
+    for (const [key, row] of state.detailRows) {
+      if (!seen.has(key)) {
         row.tr.remove();
-        state.detailRows.delete(symbol);
+        state.detailRows.delete(key);
       }
     }
   }
 
   function buildDetail(container, job) {
     state.detailRows.clear();
+    const bulk = isBulk(job);
     const status = h('span', { class: 'pill' });
     const spec = h('p', { class: 'detail-spec' });
+    const source = h('span', { class: 'tag tag-source' });
+    const sourceReason = h('span', { class: 'source-reason' });
     const times = h('p', { class: 'muted small-text' });
     const jobError = h('p', { class: 'error-text', hidden: true });
     const fill = h('span', { class: 'bar-fill' });
@@ -671,33 +750,49 @@
       'aria-valuenow': '0', 'aria-label': 'Progress of this job',
     }, fill);
     const percent = h('span', { class: 'bar-label' });
-    const labels = ['Symbols done', 'Failed', 'Running / queued', 'Candles stored', 'Pages', 'Rate', 'Elapsed', 'ETA'];
+    const labels = [bulk ? 'Days done' : 'Symbols done', 'Failed', 'Running / queued', 'Candles stored',
+      job.source === 'flatfiles' ? 'Downloads' : 'Requests', 'Received', 'Pages', 'Rate', 'Elapsed', 'ETA'];
     const stats = labels.map(() => h('dd'));
     const statsBox = h('dl', { class: 'stats' },
       labels.map((label, i) => h('div', { class: 'stat' }, h('dt', { text: label }), stats[i])));
+    const columns = bulk
+      ? ['Day', 'Status', 'Candles', 'Requests', 'Bytes', 'File', 'Tries', 'Note']
+      : ['Symbol', 'Status', 'Candles', 'Pages', 'Requests', 'Bytes', 'Tries', 'Stored through', 'Last error', ''];
+    const titles = {
+      Requests: job.source === 'flatfiles' ? 'File downloads and look-ups' : 'Upstream requests, retries included',
+      Bytes: 'Bytes received from upstream',
+      File: 'How far into the day’s file the stored rows reach',
+      Tries: 'Attempts: how many times a worker started this task',
+    };
     const tbody = h('tbody');
-    const table = h('div', { class: 'table-wrap' }, h('table', { class: 'tasks' },
-      h('caption', { class: 'sr-only', text: 'Symbols of this job' }),
+    const table = h('div', { class: 'table-wrap' }, h('table', { class: `tasks ${bulk ? 'tasks-days' : 'tasks-symbols'}` },
+      h('caption', { class: 'sr-only', text: bulk ? 'Trading days of this job' : 'Symbols of this job' }),
       h('thead', null, h('tr', null,
-        ['Symbol', 'Status', 'Candles', 'Pages', 'Attempts', 'Stored through', 'Last error', '']
-          .map((t, i) => h('th', { scope: 'col', class: i >= 2 && i <= 4 ? 'num' : null, text: t })))),
+        columns.map((t, i) => h('th', {
+          scope: 'col', class: i >= 2 && i <= 6 ? 'num' : null, title: titles[t], text: t,
+        })))),
       tbody));
     container.replaceChildren(
       h('div', { class: 'detail-head' }, status, spec),
+      h('p', { class: 'detail-source' }, h('span', { class: 'sr-only', text: 'Source: ' }), source, sourceReason),
       times,
       jobError,
       h('div', { class: 'job-progress' }, bar, percent),
       statsBox,
       table,
     );
-    return { id: job.id, status, spec, times, jobError, bar, fill, percent, stats, statsBox, tbody };
+    return {
+      id: job.id, status, spec, source, sourceReason, times, jobError, bar, fill, percent, stats, statsBox, tbody,
+    };
   }
 
-  function createTaskRow(symbol, job) {
+  function createSymbolRow(symbol, job) {
     const status = h('span', { class: 'pill' });
     const cells = {
       candles: h('td', { class: 'num' }),
       pages: h('td', { class: 'num' }),
+      requests: h('td', { class: 'num' }),
+      bytes: h('td', { class: 'num' }),
       attempts: h('td', { class: 'num' }),
       checkpoint: h('td', { class: 'muted' }),
       error: h('td', { class: 'task-error' }),
@@ -712,27 +807,83 @@
     const tr = h('tr', { 'data-symbol': symbol },
       h('th', { scope: 'row', class: 'mono', text: symbol }),
       h('td', null, status),
-      cells.candles, cells.pages, cells.attempts, cells.checkpoint, cells.error,
+      cells.candles, cells.pages, cells.requests, cells.bytes, cells.attempts, cells.checkpoint, cells.error,
       h('td', { class: 'cell-actions' }, chart));
-    return { tr, status, ...cells };
+    return { tr, status, ...cells, update: updateSymbolRow };
   }
 
-  function updateTaskRow(row, task) {
-    row.tr.dataset.status = task.status;
-    row.status.className = `pill st-${task.status}`;
-    setText(row.status, STATUS_LABEL[task.status] || task.status);
+  function updateSymbolRow(row, task) {
+    setTaskStatus(row, task);
     setText(row.candles, fmtInt(task.candles_stored));
     setText(row.pages, fmtInt(task.pages));
+    setText(row.requests, fmtInt(task.requests));
+    setText(row.bytes, fmtBytes(task.bytes));
     setText(row.attempts, fmtInt(task.attempts));
     setText(row.checkpoint, task.checkpoint ? fmtShortTime(task.checkpoint) : '—');
     row.checkpoint.title = task.checkpoint ? fmtTime(task.checkpoint) : '';
-    let error = task.last_error || '';
-    if (task.next_attempt_at && task.status === 'queued') {
-      error = `${error}${error ? ' · ' : ''}next attempt ${fmtTime(task.next_attempt_at)}`;
-    }
-    setText(row.error, error || '—');
+    setText(row.error, withNextAttempt(task, task.last_error || '') || '—');
     row.error.title = task.last_error || '';
     row.error.classList.toggle('has-error', Boolean(task.last_error));
+  }
+
+  function createDayRow(day) {
+    const status = h('span', { class: 'pill' });
+    const cells = {
+      candles: h('td', { class: 'num' }),
+      requests: h('td', { class: 'num' }),
+      bytes: h('td', { class: 'num' }),
+      file: h('td', { class: 'num' }),
+      attempts: h('td', { class: 'num' }),
+      note: h('td', { class: 'task-note' }),
+    };
+    const tr = h('tr', { 'data-day': day },
+      h('th', { scope: 'row', class: 'mono', text: day, title: fmtDay(day) }),
+      h('td', null, status),
+      cells.candles, cells.requests, cells.bytes, cells.file, cells.attempts, cells.note);
+    return { tr, status, ...cells, update: updateDayRow };
+  }
+
+  function updateDayRow(row, task) {
+    setTaskStatus(row, task);
+    setText(row.candles, fmtInt(task.candles_stored));
+    row.candles.title = `${fmtInt(task.rows_done)} rows read, ${fmtInt(task.candles_fetched)} bars received`;
+    setText(row.requests, fmtInt(task.requests));
+    setText(row.bytes, fmtBytes(task.bytes));
+    setText(row.attempts, fmtInt(task.attempts));
+    // How far into the day's file the stored rows reach: a percent while it runs, its size after.
+    const size = task.file_size;
+    let file = '—';
+    let fileTitle = '';
+    if (size) {
+      const offset = Math.min(task.file_offset || 0, size);
+      fileTitle = `${fmtBytes(offset)} of ${fmtBytes(size)}`;
+      file = task.status === 'running' ? `${Math.floor((offset / size) * 100)} %` : fmtBytes(size);
+    }
+    setText(row.file, file);
+    row.file.title = fileTitle;
+    // A note says how a day ended when that is not an error; an error matters more unless the
+    // day succeeded after it.
+    const error = task.last_error || '';
+    const showError = Boolean(error) && !(task.status === 'succeeded' && task.note);
+    const text = showError ? withNextAttempt(task, error) : (task.note || '');
+    setText(row.note, text || '—');
+    row.note.title = showError ? error : (task.note || '');
+    row.note.classList.toggle('has-error', showError);
+    row.note.classList.toggle('has-note', !showError && Boolean(task.note));
+  }
+
+  function setTaskStatus(row, task) {
+    row.tr.dataset.status = task.status;
+    row.status.className = `pill st-${task.status}`;
+    setText(row.status, STATUS_LABEL[task.status] || task.status);
+  }
+
+  /** A task's error, followed by when it will be tried again. */
+  function withNextAttempt(task, error) {
+    if (task.next_attempt_at && task.status === 'queued') {
+      return `${error}${error ? ' · ' : ''}next attempt ${fmtTime(task.next_attempt_at)}`;
+    }
+    return error;
   }
 
   async function jobAction(action) {
@@ -761,15 +912,7 @@
     const errorBox = $('form-error');
     show(errorBox, false);
     show($('form-ok'), false);
-    const symbols = $('f-symbols').value.split(/[,;\r\n]+/).map((x) => x.trim()).filter(Boolean);
-    const request = {
-      symbols,
-      timeframe: $('f-timeframe').value,
-      from: $('f-from').value,
-      to: $('f-to').value,
-      adjusted: $('f-adjusted').checked,
-      mode: $('f-mode').value,
-    };
+    const request = formRequest();
     button.disabled = true;
     setText(button, 'Starting…');
     try {
@@ -779,8 +922,7 @@
         body: JSON.stringify(request),
       });
       const ok = $('form-ok');
-      setText(ok, `Job ${body.job.id.slice(0, 8)} queued: ${body.job.symbols.length} `
-        + `symbol${body.job.symbols.length === 1 ? '' : 's'} at ${body.job.timeframe}.`);
+      setText(ok, queuedMessage(body));
       ok.dataset.jobId = body.job.id;
       show(ok, true);
       onStatus(body);
@@ -791,6 +933,155 @@
       button.disabled = false;
       setText(button, 'Start backfill');
     }
+  }
+
+  /** The request the form describes: symbols or the whole market, and a source if one is picked. */
+  function formRequest() {
+    const all = $('f-all').checked;
+    const request = {};
+    if (all) request.universe = 'all';
+    else request.symbols = $('f-symbols').value.split(/[,;\r\n]+/).map((x) => x.trim()).filter(Boolean);
+    Object.assign(request, {
+      timeframe: $('f-timeframe').value,
+      from: $('f-from').value,
+      to: $('f-to').value,
+      adjusted: $('f-adjusted').checked,
+      mode: $('f-mode').value,
+    });
+    // No choice leaves it to the server: rest, or auto for the whole market.
+    if ($('f-source').value) request.source = $('f-source').value;
+    return request;
+  }
+
+  function queuedMessage(body) {
+    const { job, tasks } = body;
+    const head = `Job ${job.id.slice(0, 8)} queued: `;
+    if (!isBulk(job)) {
+      return `${head}${plural(job.symbols.length, 'symbol', 'symbols')} at ${job.timeframe}.`;
+    }
+    const subject = job.universe === 'all' ? 'all tickers' : plural(job.symbols.length, 'symbol', 'symbols');
+    return `${head}${subject}, ${plural(tasks.length, 'day', 'days')} at ${job.timeframe} from ${job.source}.`;
+  }
+
+  function onAllTickers() {
+    const all = $('f-all').checked;
+    const symbols = $('f-symbols');
+    if (all) {
+      state.savedSymbols = symbols.value;
+      symbols.value = '';
+    } else if (!symbols.value) {
+      symbols.value = state.savedSymbols;
+    }
+    symbols.disabled = all;
+    symbols.placeholder = all ? 'every ticker of the source' : 'AAPL, MSFT, X:BTCUSD';
+  }
+
+  // ---------------------------------------------------------------- plan preview
+
+  function schedulePlan() {
+    clearTimeout(state.planTimer);
+    state.planTimer = setTimeout(loadPlan, PLAN_DEBOUNCE_MS);
+  }
+
+  /** Asks the server what the form's job would be and cost, once the form says enough. */
+  async function loadPlan() {
+    const seq = ++state.planSeq;
+    const request = formRequest();
+    const box = $('plan');
+    const body = $('plan-body');
+    const ready = (request.universe === 'all' || request.symbols.length > 0) && request.from && request.to;
+    if (!ready) {
+      box.dataset.state = 'idle';
+      delete box.dataset.code;
+      delete box.dataset.request;
+      body.removeAttribute('aria-busy');
+      body.replaceChildren(h('p', { class: 'plan-empty' }, 'Enter symbols (or tick ', h('em', { text: 'All tickers' }),
+        ') and dates to see what each source would cost.'));
+      return;
+    }
+    if (state.authWaiting) return;
+    box.dataset.state = 'loading';
+    body.setAttribute('aria-busy', 'true');
+    let plan;
+    try {
+      plan = await api('/api/v1/backfill/plan', {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify(request),
+      });
+    } catch (err) {
+      if (seq !== state.planSeq) return;
+      body.removeAttribute('aria-busy');
+      // A 401 asks for the token; the plan is asked again once it is given.
+      if (err.status === 401) box.dataset.state = 'idle';
+      else renderPlanError(err);
+      // What the plan shown answers (the tests compare it with the API's own answer).
+      box.dataset.request = JSON.stringify(request);
+      return;
+    }
+    if (seq !== state.planSeq) return;
+    body.removeAttribute('aria-busy');
+    renderPlan(plan);
+    box.dataset.request = JSON.stringify(request);
+  }
+
+  function renderPlan(plan) {
+    const { spec, tasks, costs } = plan;
+    const box = $('plan');
+    box.dataset.state = 'ready';
+    box.dataset.source = spec.source;
+    delete box.dataset.code;
+    const rows = [];
+    for (const cost of costs) {
+      const chosen = cost.source === spec.source;
+      const rowState = chosen ? 'chosen' : cost.unavailable ? 'unavailable' : 'available';
+      // A source that cannot serve the job at all (the rest source for the whole market) costs nothing.
+      const none = Boolean(cost.unavailable) && cost.calls === 0;
+      rows.push(h('tr', {
+        class: `plan-row plan-row-${rowState}`,
+        'data-source': cost.source,
+        'data-state': rowState,
+        'data-calls': cost.calls,
+        'data-bytes': cost.estimated_bytes,
+      },
+        h('th', { scope: 'row', class: 'mono', text: cost.source }),
+        h('td', { class: 'num plan-calls', text: none ? '—' : callsText(cost.source, cost.calls) }),
+        h('td', {
+          class: 'num plan-bytes',
+          text: none ? '—' : fmtBytes(cost.estimated_bytes),
+          title: none ? null : `about ${fmtInt(cost.estimated_bytes)} bytes`,
+        })));
+      // Below the chosen source, why it was chosen; below one that cannot serve the job, why not.
+      const why = chosen ? spec.source_reason : cost.unavailable;
+      if (why || rowState !== 'available') {
+        rows.push(h('tr', { class: `plan-why plan-why-${rowState}`, 'data-why': cost.source },
+          h('td', { colspan: '3' },
+            h('span', { class: `plan-pill plan-${rowState}`, text: rowState }),
+            ' ',
+            h('span', { class: 'plan-why-text', text: why || '' }))));
+      }
+    }
+    const unit = isBulk(spec) ? 'day' : 'symbol';
+    $('plan-body').replaceChildren(
+      h('p', { class: 'plan-summary' }, `${plural(tasks, unit, `${unit}s`)} from `, h('strong', { text: spec.source }),
+        ` · ${spec.universe === 'all' ? 'all tickers' : plural(spec.symbols.length, 'symbol', 'symbols')}`),
+      h('table', { class: 'plan-table' },
+        h('caption', { class: 'sr-only', text: 'What each source would cost this job' }),
+        h('thead', null, h('tr', null, ['Source', 'Calls', 'Est. size'].map((t, i) => h('th', {
+          scope: 'col', class: i > 0 ? 'num' : null, text: t,
+        })))),
+        h('tbody', null, rows)),
+    );
+  }
+
+  function renderPlanError(err) {
+    const box = $('plan');
+    box.dataset.state = 'error';
+    box.dataset.code = err.code;
+    delete box.dataset.source;
+    $('plan-body').replaceChildren(h('p', { class: 'plan-error' },
+      h('strong', { text: err.status ? `Not possible (${err.status} ${err.code})` : 'No plan' }),
+      h('span', { class: 'plan-error-message', text: err.message })));
   }
 
   function showFormError(err) {
@@ -1065,6 +1356,9 @@
     })));
 
     $('backfill-form').addEventListener('submit', onSubmit);
+    $('backfill-form').addEventListener('input', schedulePlan);
+    $('backfill-form').addEventListener('change', schedulePlan);
+    $('f-all').addEventListener('change', onAllTickers);
     $('auth-form').addEventListener('submit', onTokenSubmit);
     $('forget-token').addEventListener('click', forgetToken);
     $('jobs-refresh').addEventListener('click', () => refreshJobs());

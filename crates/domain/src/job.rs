@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::error::{excerpt, Error, Result};
-use crate::source::{choose, costs, weekdays, Chosen};
+use crate::source::{choose, choose_default, costs, weekdays, Chosen};
 use crate::{DateRange, Source, SourceChoice, SourceCost, Sources, Symbol, Timeframe};
 
 /// The most symbols one job may hold when it fetches symbol by symbol (the rest source).
@@ -408,13 +408,12 @@ impl JobSpec {
         choice: Option<SourceChoice>,
         available: Sources,
     ) -> Result<(Self, Vec<SourceCost>)> {
-        let choice = choice.unwrap_or(match symbols {
-            Some(_) => SourceChoice::Rest,
-            None => SourceChoice::Auto,
-        });
         let listed = symbols.as_deref();
         let costs = costs(timeframe, &range, adjusted, listed, available);
-        let chosen = choose(choice, timeframe, &range, adjusted, listed, available)?;
+        let chosen = match choice {
+            Some(choice) => choose(choice, timeframe, &range, adjusted, listed, available)?,
+            None => choose_default(timeframe, &range, adjusted, listed, available)?,
+        };
         let spec = Self::with_source(symbols, timeframe, range, adjusted, mode, chosen)?;
         Ok((spec, costs))
     }

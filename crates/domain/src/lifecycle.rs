@@ -1,7 +1,7 @@
 //! What happens to a job as its tasks end, and to a task when an attempt fails: the policies
 //! that every storage backend applies inside its transactions, written once here.
 
-use crate::{JobStatus, Task, TaskStatus};
+use crate::{JobStatus, Source, Task, TaskStatus};
 
 /// How many of a job's tasks are in each status.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -61,8 +61,8 @@ impl JobStatus {
     /// them is queued or running: a queued or running job settles in
     /// [`JobStatus::settled`]'s status (cancelled tasks count as not stored); a job that had
     /// already ended keeps its status. `None` while tasks remain to run, or for a job without
-    /// tasks.
-    pub fn settle(self, counts: &TaskCounts) -> Option<Settlement> {
+    /// tasks. `source` names the tasks in the error text (symbols or days).
+    pub fn settle(self, counts: &TaskCounts, source: Source) -> Option<Settlement> {
         if counts.unfinished() > 0 || counts.total() == 0 {
             return None;
         }
@@ -75,7 +75,8 @@ impl JobStatus {
         }
         let unfinished = counts.failed + counts.cancelled;
         let error = (unfinished > 0).then(|| {
-            let mut msg = format!("{} of {} symbols failed", counts.failed, counts.total());
+            let noun = if source.is_bulk() { "days" } else { "symbols" };
+            let mut msg = format!("{} of {} {noun} failed", counts.failed, counts.total());
             if counts.cancelled > 0 {
                 msg.push_str(&format!(", {} cancelled", counts.cancelled));
             }
@@ -131,11 +132,20 @@ mod tests {
 
     #[test]
     fn settles_only_when_all_tasks_are_terminal() {
-        assert_eq!(JobStatus::Running.settle(&c(1, 0, 2, 0, 0)), None);
-        assert_eq!(JobStatus::Running.settle(&c(0, 1, 2, 0, 0)), None);
-        assert_eq!(JobStatus::Running.settle(&TaskCounts::default()), None);
         assert_eq!(
-            JobStatus::Running.settle(&c(0, 0, 2, 0, 0)),
+            JobStatus::Running.settle(&c(1, 0, 2, 0, 0), Source::Rest),
+            None
+        );
+        assert_eq!(
+            JobStatus::Running.settle(&c(0, 1, 2, 0, 0), Source::Rest),
+            None
+        );
+        assert_eq!(
+            JobStatus::Running.settle(&TaskCounts::default(), Source::Rest),
+            None
+        );
+        assert_eq!(
+            JobStatus::Running.settle(&c(0, 0, 2, 0, 0), Source::Rest),
             Some(Settlement {
                 status: JobStatus::Succeeded,
                 error: None,
@@ -144,11 +154,13 @@ mod tests {
         );
         assert_eq!(
             JobStatus::Queued
-                .settle(&c(0, 0, 0, 2, 0))
+                .settle(&c(0, 0, 0, 2, 0), Source::Rest)
                 .map(|s| s.status),
             Some(JobStatus::Failed)
         );
-        let s = JobStatus::Running.settle(&c(0, 0, 1, 1, 1)).unwrap();
+        let s = JobStatus::Running
+            .settle(&c(0, 0, 1, 1, 1), Source::Rest)
+            .unwrap();
         assert_eq!(s.status, JobStatus::CompletedWithErrors);
         assert_eq!(
             s.error.as_deref(),
@@ -158,7 +170,9 @@ mod tests {
 
     #[test]
     fn an_ended_job_keeps_its_status() {
-        let s = JobStatus::Cancelled.settle(&c(0, 0, 2, 0, 1)).unwrap();
+        let s = JobStatus::Cancelled
+            .settle(&c(0, 0, 2, 0, 1), Source::Rest)
+            .unwrap();
         assert_eq!(
             s,
             Settlement {
@@ -167,7 +181,10 @@ mod tests {
                 changes: false
             }
         );
-        assert_eq!(JobStatus::Cancelled.settle(&c(0, 1, 2, 0, 1)), None);
+        assert_eq!(
+            JobStatus::Cancelled.settle(&c(0, 1, 2, 0, 1), Source::Rest),
+            None
+        );
     }
 
     #[test]

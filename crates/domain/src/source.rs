@@ -269,6 +269,50 @@ pub struct Chosen {
     pub reason: String,
 }
 
+/// How the reason of a source that was named begins.
+const ASKED_FOR: &str = "asked for: ";
+
+impl Chosen {
+    /// The same source, taken by default rather than asked for.
+    fn by_default(self) -> Self {
+        let reason = match self.reason.strip_prefix(ASKED_FOR) {
+            Some(rest) => format!("the default for listed symbols: {rest}"),
+            None => self.reason,
+        };
+        Self { reason, ..self }
+    }
+}
+
+/// [`choose`] for a job that names no source: `rest` for listed symbols, `auto` for the whole
+/// market, with the reason saying so.
+pub(crate) fn choose_default(
+    timeframe: Timeframe,
+    range: &DateRange,
+    adjusted: bool,
+    symbols: Option<&[Symbol]>,
+    available: Sources,
+) -> Result<Chosen> {
+    match symbols {
+        Some(_) => Ok(choose(
+            SourceChoice::Rest,
+            timeframe,
+            range,
+            adjusted,
+            symbols,
+            available,
+        )?
+        .by_default()),
+        None => choose(
+            SourceChoice::Auto,
+            timeframe,
+            range,
+            adjusted,
+            symbols,
+            available,
+        ),
+    }
+}
+
 /// Resolves `choice` for a job: a named source if it can serve the job (otherwise the reason it
 /// cannot, as an error), or for `auto` the source with the fewest upstream calls among those
 /// that can (REST on a tie: it carries vwap), with the comparison as the reason.
@@ -300,7 +344,7 @@ pub fn choose(
         }
         return Ok(Chosen {
             source,
-            reason: format!("asked for: {}", describe(c)),
+            reason: format!("{ASKED_FOR}{}", describe(c)),
         });
     }
     let usable: Vec<&SourceCost> = costs.iter().filter(|c| c.unavailable.is_none()).collect();
@@ -499,6 +543,14 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.source, Source::Rest);
+        assert!(c.reason.starts_with("asked for: rest"), "{}", c.reason);
+        let d = choose_default(tf("1m"), &r, true, Some(&symbols(1)), NO_FILES).unwrap();
+        assert_eq!(d.source, Source::Rest);
+        assert!(
+            d.reason.starts_with("the default for listed symbols: rest"),
+            "{}",
+            d.reason
+        );
         assert!("ftp"
             .parse::<SourceChoice>()
             .unwrap_err()

@@ -307,12 +307,12 @@ pub(super) async fn fetch_job(
 /// and returns the job's status when it has ended. Locks the job row first, so that of two
 /// tasks finishing at once the later one sees the other's status.
 pub(super) async fn settle_job(conn: &mut PgConnection, job_id: Uuid) -> Result<Option<JobStatus>> {
-    let status: Option<String> =
-        sqlx::query_scalar("SELECT status FROM jobs WHERE id = $1 FOR UPDATE")
+    let status: Option<(String, String)> =
+        sqlx::query_as("SELECT status, source FROM jobs WHERE id = $1 FOR UPDATE")
             .bind(job_id)
             .fetch_optional(&mut *conn)
             .await?;
-    let Some(status) = status else {
+    let Some((status, source)) = status else {
         return Ok(None);
     };
     // Most calls find a task left to run: that is one probe of an index, whatever the job's size.
@@ -330,7 +330,8 @@ pub(super) async fn settle_job(conn: &mut PgConnection, job_id: Uuid) -> Result<
             .bind(job_id)
             .fetch_all(&mut *conn)
             .await?;
-    let Some(settled) = parse_job_status(&status)?.settle(&task_counts(rows)?) else {
+    let source = source.parse()?;
+    let Some(settled) = parse_job_status(&status)?.settle(&task_counts(rows)?, source) else {
         return Ok(None);
     };
     if settled.changes {

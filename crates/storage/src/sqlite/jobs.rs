@@ -283,11 +283,12 @@ pub(super) async fn settle_job(
     conn: &mut SqliteConnection,
     job_id: &str,
 ) -> Result<Option<JobStatus>> {
-    let status: Option<String> = sqlx::query_scalar("SELECT status FROM jobs WHERE id = ?1")
-        .bind(job_id)
-        .fetch_optional(&mut *conn)
-        .await?;
-    let Some(status) = status else {
+    let status: Option<(String, String)> =
+        sqlx::query_as("SELECT status, source FROM jobs WHERE id = ?1")
+            .bind(job_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    let Some((status, source)) = status else {
         return Ok(None);
     };
     // Most calls find a task left to run: that is one probe of an index, whatever the job's size.
@@ -305,7 +306,8 @@ pub(super) async fn settle_job(
             .bind(job_id)
             .fetch_all(&mut *conn)
             .await?;
-    let Some(settled) = parse_job_status(&status)?.settle(&task_counts(rows)?) else {
+    let source = source.parse()?;
+    let Some(settled) = parse_job_status(&status)?.settle(&task_counts(rows)?, source) else {
         return Ok(None);
     };
     if settled.changes {

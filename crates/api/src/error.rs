@@ -60,6 +60,9 @@ pub enum ErrorCode {
     /// A source this server is not configured for (Flat Files without S3 credentials); the
     /// message names the fix.
     SourceUnavailable,
+    /// A schedule or universe that breaks a rule: a bad trigger, name, timeframe list or
+    /// look-back.
+    InvalidSchedule,
     /// A `limit` outside its bounds.
     InvalidLimit,
     /// A `cursor` that is not one this API handed out.
@@ -106,6 +109,7 @@ impl ErrorCode {
         Self::InvalidJob,
         Self::InvalidSource,
         Self::SourceUnavailable,
+        Self::InvalidSchedule,
         Self::InvalidLimit,
         Self::InvalidCursor,
         Self::InvalidIdempotencyKey,
@@ -138,6 +142,7 @@ impl ErrorCode {
             Self::InvalidJob => "invalid_job",
             Self::InvalidSource => "invalid_source",
             Self::SourceUnavailable => "source_unavailable",
+            Self::InvalidSchedule => "invalid_schedule",
             Self::InvalidLimit => "invalid_limit",
             Self::InvalidCursor => "invalid_cursor",
             Self::InvalidIdempotencyKey => "invalid_idempotency_key",
@@ -170,6 +175,7 @@ impl ErrorCode {
             | Self::InvalidJob
             | Self::InvalidSource
             | Self::SourceUnavailable
+            | Self::InvalidSchedule
             | Self::InvalidLimit
             | Self::InvalidCursor
             | Self::InvalidIdempotencyKey
@@ -373,6 +379,7 @@ impl From<backfill_domain::Error> for ApiError {
             E::InvalidJob(_) => Self::new(ErrorCode::InvalidJob, message),
             E::InvalidSource(_) => Self::new(ErrorCode::InvalidSource, message),
             E::SourceUnavailable(_) => Self::new(ErrorCode::SourceUnavailable, message),
+            E::InvalidSchedule(_) => Self::new(ErrorCode::InvalidSchedule, message),
             E::IllegalTransition { .. } => Self::new(ErrorCode::Conflict, message),
             err @ E::InvalidCandle(_) => {
                 Self::new(ErrorCode::InternalError, "invalid stored candle").with_source(err)

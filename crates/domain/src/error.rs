@@ -20,6 +20,10 @@ pub enum Error {
     /// universe); the message names the fix.
     #[error("invalid source: {0}")]
     InvalidSource(String),
+    /// A schedule or universe that breaks a rule (a bad trigger, name or look-back); the message
+    /// names the bad value.
+    #[error("invalid schedule: {0}")]
+    InvalidSchedule(String),
     /// A source that could serve the job but is not configured here (Flat Files without S3
     /// credentials); the message names the fix.
     #[error("source unavailable: {0}")]

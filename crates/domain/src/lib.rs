@@ -15,6 +15,7 @@ mod job;
 mod lifecycle;
 mod progress;
 mod range;
+mod schedule;
 mod source;
 mod symbol;
 mod timeframe;
@@ -30,6 +31,10 @@ pub use job::{
 pub use lifecycle::{Settlement, TaskCounts};
 pub use progress::{JobProgress, TaskTotals};
 pub use range::{merge_intervals, DateRange, RangeBound};
+pub use schedule::{
+    Name, NamedUniverse, ScheduleSpec, Tickers, Trigger, MAX_LOOKBACK_DAYS,
+    MAX_TIMEFRAMES_PER_SCHEDULE,
+};
 pub use source::{choose, costs, weekdays, Chosen, Source, SourceChoice, SourceCost, Sources};
 pub use symbol::Symbol;
 pub use timeframe::{BaseAggregate, Timeframe, Timespan, MAX_MULTIPLIER};

@@ -7,7 +7,8 @@
 //! - [`JobRepository`]: create (idempotently), read, list, cancel and retry jobs.
 //! - [`TaskQueue`]: claim tasks with fenced leases, heartbeat, finish, fail, release, wait.
 //! - [`CandleStore`]: fenced, idempotent page ingest; keyset-paginated reads; coverage.
-//! - [`Storage`]: all three, as one `Arc<dyn Storage>`.
+//! - [`ScheduleStore`]: schedules (fired exactly once per due time) and named universes.
+//! - [`Storage`]: all four, as one `Arc<dyn Storage>`.
 //!
 //! Backends: [`postgres::PgStorage`] (feature `postgres`) and [`sqlite::SqliteStorage`]
 //! (feature `sqlite`), each with its embedded `MIGRATOR`. With the `mocks` feature, mockall
@@ -19,6 +20,8 @@ mod error;
 mod page;
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 mod rows;
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+mod schedules;
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 mod series;
 mod traits;
@@ -32,11 +35,11 @@ pub mod postgres;
 pub mod sqlite;
 
 pub use error::{DatabaseError, Error, Result};
-pub use traits::{CandleStore, JobRepository, Storage, TaskQueue};
+pub use traits::{CandleStore, JobRepository, ScheduleStore, Storage, TaskQueue};
 #[cfg(any(test, feature = "mocks"))]
-pub use traits::{MockCandleStore, MockJobRepository, MockTaskQueue};
+pub use traits::{MockCandleStore, MockJobRepository, MockScheduleStore, MockTaskQueue};
 pub use types::{
     CandlePage, CandleQuery, ClaimRequest, ClaimedTask, CreatedJob, DayCompletion, DayProgress,
     DaySeries, Fetched, HeartbeatReport, IngestOutcome, JobDetails, JobSummary, Lease, Recorded,
-    SourceFile, StoredFile,
+    Schedule, ScheduleRun, SourceFile, StoredFile,
 };

@@ -9,14 +9,16 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use backfill_domain::{
-    BackfillJob, Candle, DateRange, JobId, JobSpec, JobStatus, Symbol, Timeframe,
+    BackfillJob, Candle, DateRange, JobId, JobSpec, JobStatus, Name, NamedUniverse, ScheduleSpec,
+    Sources, Symbol, Timeframe,
 };
 use chrono::{DateTime, Utc};
 
 use crate::error::Result;
 use crate::types::{
     CandlePage, CandleQuery, ClaimRequest, ClaimedTask, CreatedJob, DayCompletion, DayProgress,
-    Fetched, HeartbeatReport, IngestOutcome, JobDetails, JobSummary, Lease, Recorded, StoredFile,
+    Fetched, HeartbeatReport, IngestOutcome, JobDetails, JobSummary, Lease, Recorded, Schedule,
+    ScheduleRun, StoredFile,
 };
 
 /// Backfill jobs and their per-symbol tasks, as the API sees them.
@@ -253,8 +255,94 @@ pub trait CandleStore: Send + Sync {
     ) -> Result<Vec<DateRange>>;
 }
 
-/// Everything a backend offers. Implemented for every type that implements the three traits,
-/// so `Arc<dyn Storage>` can be handed to the worker and the API as one value.
-pub trait Storage: JobRepository + TaskQueue + CandleStore {}
+/// Schedules and the universes they may name: what keeps data current.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait ScheduleStore: Send + Sync {
+    /// Stores a new schedule, due first at its trigger's first due time after now.
+    ///
+    /// # Errors
+    /// [`Error::Conflict`](crate::Error::Conflict) when the name is taken, or when the
+    /// schedule overlaps another one (both would keep a series current; the message names
+    /// which schedule and what they share); [`Error::NotFound`](crate::Error::NotFound) for
+    /// an unknown universe.
+    async fn create_schedule(&self, spec: &ScheduleSpec) -> Result<Schedule>;
 
-impl<T: JobRepository + TaskQueue + CandleStore + ?Sized> Storage for T {}
+    /// A schedule by name.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`](crate::Error::NotFound) for an unknown name.
+    async fn get_schedule(&self, name: &Name) -> Result<Schedule>;
+
+    /// Every schedule, by name.
+    ///
+    /// # Errors
+    /// Only database errors.
+    async fn list_schedules(&self) -> Result<Vec<Schedule>>;
+
+    /// Deletes a schedule; the jobs it created stay.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`](crate::Error::NotFound) for an unknown name.
+    async fn delete_schedule(&self, name: &Name) -> Result<()>;
+
+    /// Pauses a schedule (it fires no more), or resumes it: due next at its trigger's first
+    /// due time after now (the due times while it was paused are skipped).
+    ///
+    /// # Errors
+    /// [`Error::NotFound`](crate::Error::NotFound) for an unknown name.
+    async fn set_paused(&self, name: &Name, paused: bool) -> Result<Schedule>;
+
+    /// Fires the schedules that are due at `now`, each once for the latest of its due times not
+    /// after `now` (after a downtime, the missed ones are caught up with one run), creating its
+    /// jobs with the sources `available`, and moves each schedule's next due time past `now`.
+    /// Any number of processes may call this at once: a due time fires exactly once. A run
+    /// whose jobs cannot be made (an empty universe, a source that cannot serve) is recorded
+    /// with its error.
+    ///
+    /// # Errors
+    /// Only database errors.
+    async fn fire_due(&self, now: DateTime<Utc>, available: Sources) -> Result<Vec<ScheduleRun>>;
+
+    /// The earliest next due time of the active schedules.
+    ///
+    /// # Errors
+    /// Only database errors.
+    async fn next_due(&self) -> Result<Option<DateTime<Utc>>>;
+
+    /// Creates or replaces a universe.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`](crate::Error::InvalidInput) for an empty list.
+    async fn put_universe(
+        &self,
+        name: &Name,
+        symbols: &[Symbol],
+        origin: &str,
+    ) -> Result<NamedUniverse>;
+
+    /// A universe by name.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`](crate::Error::NotFound) for an unknown name.
+    async fn get_universe(&self, name: &Name) -> Result<NamedUniverse>;
+
+    /// Every universe, by name.
+    ///
+    /// # Errors
+    /// Only database errors.
+    async fn list_universes(&self) -> Result<Vec<NamedUniverse>>;
+
+    /// Deletes a universe.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`](crate::Error::NotFound) for an unknown name;
+    /// [`Error::Conflict`](crate::Error::Conflict) while a schedule names it.
+    async fn delete_universe(&self, name: &Name) -> Result<()>;
+}
+
+/// Everything a backend offers. Implemented for every type that implements the four traits,
+/// so `Arc<dyn Storage>` can be handed to the worker and the API as one value.
+pub trait Storage: JobRepository + TaskQueue + CandleStore + ScheduleStore {}
+
+impl<T: JobRepository + TaskQueue + CandleStore + ScheduleStore + ?Sized> Storage for T {}

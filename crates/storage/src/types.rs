@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use backfill_domain::{
-    BackfillJob, Candle, DateRange, JobId, JobProgress, JobStatus, Symbol, Task, TaskId,
-    TaskStatus, Timeframe,
+    BackfillJob, Candle, DateRange, JobId, JobProgress, JobStatus, Name, ScheduleSpec, Symbol,
+    Task, TaskId, TaskStatus, Timeframe,
 };
 use chrono::{DateTime, Utc};
 
@@ -202,4 +202,29 @@ pub struct CandlePage {
     pub candles: Vec<Candle>,
     /// Pass as `after` to read the next page; `None` when this page is the last.
     pub next_cursor: Option<DateTime<Utc>>,
+}
+
+/// A stored schedule: its spec, whether it is paused, when it is next due, and its last run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Schedule {
+    pub id: i64,
+    pub spec: ScheduleSpec,
+    pub paused: bool,
+    /// When it is next due (`None` for a trigger that never comes due again).
+    pub next_due_at: Option<DateTime<Utc>>,
+    pub last_run: Option<ScheduleRun>,
+    /// Runs fired so far.
+    pub runs: u64,
+    pub created_at: DateTime<Utc>,
+}
+
+/// One due time of a schedule, fired: the jobs it created (one per timeframe), or why it
+/// created none.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScheduleRun {
+    pub schedule: Name,
+    pub due_at: DateTime<Utc>,
+    pub fired_at: DateTime<Utc>,
+    pub job_ids: Vec<JobId>,
+    pub error: Option<String>,
 }

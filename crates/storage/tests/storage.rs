@@ -75,6 +75,12 @@ suite!(
     a_bulk_job_has_one_task_per_weekday,
     day_rows_of_many_symbols_are_stored_fenced_and_counted,
     a_finished_day_covers_its_series_and_records_its_file,
+    a_due_time_fires_once_with_a_job_per_timeframe,
+    concurrent_firing_creates_each_run_once,
+    paused_schedules_do_not_fire_and_resume_after_now,
+    overlapping_or_duplicate_schedules_are_refused,
+    universes_are_stored_and_runs_read_them_when_due,
+    a_run_that_cannot_make_its_jobs_records_why,
 );
 
 mod postgres_only {

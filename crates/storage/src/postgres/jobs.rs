@@ -62,31 +62,9 @@ impl JobRepository for PgStorage {
         spec: &JobSpec,
         idempotency_key: Option<&'a str>,
     ) -> Result<CreatedJob> {
-        let symbols: Vec<&str> = spec.symbols().iter().map(Symbol::as_str).collect();
-        let timeframe = spec.timeframe().to_string();
         let mut tx = self.pool.begin().await?;
-        let inserted: Option<JobRow> = sqlx::query_as(concat!(
-            "INSERT INTO jobs (id, symbols, timeframe, range_from, range_to, adjusted, mode, \
-             status, idempotency_key, simulated, source, source_reason, universe) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', $8, $9, $10, $11, $12) \
-             ON CONFLICT (idempotency_key) DO NOTHING RETURNING ",
-            job_columns!()
-        ))
-        .bind(JobId::new().as_uuid())
-        .bind(&symbols)
-        .bind(&timeframe)
-        .bind(spec.range().from())
-        .bind(spec.range().to())
-        .bind(spec.adjusted())
-        .bind(spec.mode().as_str())
-        .bind(idempotency_key)
-        .bind(self.simulated)
-        .bind(spec.source().as_str())
-        .bind(spec.source_reason())
-        .bind(spec.universe().as_str())
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(row) = inserted else {
+        let Some(job) = insert_job(&mut tx, spec, idempotency_key, self.simulated, None).await?
+        else {
             // The key is taken (ON CONFLICT waited for its inserter to commit): return that job.
             tx.rollback().await?;
             let key = idempotency_key.unwrap_or_default();
@@ -108,55 +86,9 @@ impl JobRepository for PgStorage {
                 created: false,
             });
         };
-        if spec.source().is_bulk() {
-            // One task per trading day; its series are created as their rows arrive.
-            let days: Vec<NaiveDate> = spec.units().iter().filter_map(TaskUnit::day).collect();
-            sqlx::query(
-                "INSERT INTO tasks (job_id, day) \
-                 SELECT $1, d FROM unnest($2::date[]) WITH ORDINALITY AS u(d, pos) ORDER BY u.pos",
-            )
-            .bind(row.id)
-            .bind(&days)
-            .execute(&mut *tx)
-            .await?;
-            notify(&mut tx).await?;
-            tx.commit().await?;
-            return Ok(CreatedJob {
-                job: row.into_job()?,
-                created: true,
-            });
-        }
-        // Series first, in a fixed order so that concurrent creations cannot deadlock.
-        let mut sorted = symbols.clone();
-        sorted.sort_unstable();
-        sqlx::query(
-            "INSERT INTO series (symbol, timeframe, adjusted) \
-             SELECT s, $2, $3 FROM unnest($1::text[]) AS s ON CONFLICT DO NOTHING",
-        )
-        .bind(&sorted)
-        .bind(&timeframe)
-        .bind(spec.adjusted())
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "INSERT INTO tasks (job_id, series_id, symbol) \
-             SELECT $1, s.id, u.symbol \
-             FROM unnest($2::text[]) WITH ORDINALITY AS u(symbol, pos) \
-             JOIN series s ON s.symbol = u.symbol AND s.timeframe = $3 AND s.adjusted = $4 \
-             ORDER BY u.pos",
-        )
-        .bind(row.id)
-        .bind(&symbols)
-        .bind(&timeframe)
-        .bind(spec.adjusted())
-        .execute(&mut *tx)
-        .await?;
         notify(&mut tx).await?;
         tx.commit().await?;
-        Ok(CreatedJob {
-            job: row.into_job()?,
-            created: true,
-        })
+        Ok(CreatedJob { job, created: true })
     }
 
     async fn get_job(&self, id: JobId) -> Result<JobDetails> {
@@ -346,4 +278,82 @@ pub(super) async fn settle_job(conn: &mut PgConnection, job_id: Uuid) -> Result<
         .await?;
     }
     Ok(Some(settled.status))
+}
+
+/// Inserts a queued job and its tasks (one per symbol, or per trading day for a bulk source)
+/// inside `tx`; `None` when `idempotency_key` is taken already. `schedule_id` marks a job that a
+/// schedule created.
+pub(super) async fn insert_job(
+    tx: &mut PgConnection,
+    spec: &JobSpec,
+    idempotency_key: Option<&str>,
+    simulated: bool,
+    schedule_id: Option<i64>,
+) -> Result<Option<BackfillJob>> {
+    let symbols: Vec<&str> = spec.symbols().iter().map(Symbol::as_str).collect();
+    let timeframe = spec.timeframe().to_string();
+    let inserted: Option<JobRow> = sqlx::query_as(concat!(
+        "INSERT INTO jobs (id, symbols, timeframe, range_from, range_to, adjusted, mode, \
+         status, idempotency_key, simulated, source, source_reason, universe, schedule_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', $8, $9, $10, $11, $12, $13) \
+         ON CONFLICT (idempotency_key) DO NOTHING RETURNING ",
+        job_columns!()
+    ))
+    .bind(JobId::new().as_uuid())
+    .bind(&symbols)
+    .bind(&timeframe)
+    .bind(spec.range().from())
+    .bind(spec.range().to())
+    .bind(spec.adjusted())
+    .bind(spec.mode().as_str())
+    .bind(idempotency_key)
+    .bind(simulated)
+    .bind(spec.source().as_str())
+    .bind(spec.source_reason())
+    .bind(spec.universe().as_str())
+    .bind(schedule_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(row) = inserted else {
+        return Ok(None);
+    };
+    if spec.source().is_bulk() {
+        // One task per trading day; its series are created as their rows arrive.
+        let days: Vec<NaiveDate> = spec.units().iter().filter_map(TaskUnit::day).collect();
+        sqlx::query(
+            "INSERT INTO tasks (job_id, day) \
+             SELECT $1, d FROM unnest($2::date[]) WITH ORDINALITY AS u(d, pos) ORDER BY u.pos",
+        )
+        .bind(row.id)
+        .bind(&days)
+        .execute(&mut *tx)
+        .await?;
+        return Ok(Some(row.into_job()?));
+    }
+    // Series first, in a fixed order so that concurrent creations cannot deadlock.
+    let mut sorted = symbols.clone();
+    sorted.sort_unstable();
+    sqlx::query(
+        "INSERT INTO series (symbol, timeframe, adjusted) \
+         SELECT s, $2, $3 FROM unnest($1::text[]) AS s ON CONFLICT DO NOTHING",
+    )
+    .bind(&sorted)
+    .bind(&timeframe)
+    .bind(spec.adjusted())
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO tasks (job_id, series_id, symbol) \
+         SELECT $1, s.id, u.symbol \
+         FROM unnest($2::text[]) WITH ORDINALITY AS u(symbol, pos) \
+         JOIN series s ON s.symbol = u.symbol AND s.timeframe = $3 AND s.adjusted = $4 \
+         ORDER BY u.pos",
+    )
+    .bind(row.id)
+    .bind(&symbols)
+    .bind(&timeframe)
+    .bind(spec.adjusted())
+    .execute(&mut *tx)
+    .await?;
+    Ok(Some(row.into_job()?))
 }

@@ -3,6 +3,7 @@
 mod candles;
 mod jobs;
 mod queue;
+mod schedules;
 
 use std::str::FromStr;
 use std::sync::Arc;

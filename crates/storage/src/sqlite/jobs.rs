@@ -51,75 +51,12 @@ impl JobRepository for SqliteStorage {
                 });
             }
         }
-        let symbols: Vec<&str> = spec.symbols().iter().map(Symbol::as_str).collect();
-        let symbols_json = serde_json::to_string(&symbols)
-            .map_err(|e| Error::InvalidInput(format!("symbols do not encode: {e}")))?;
-        let timeframe = spec.timeframe().to_string();
-        let now = now_ms();
-        let row: JobRow = sqlx::query_as(concat!(
-            "INSERT INTO jobs (id, symbols, timeframe, range_from, range_to, adjusted, mode, \
-             status, idempotency_key, created_at, simulated, source, source_reason, universe) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'queued', ?8, ?9, ?10, ?11, ?12, ?13) RETURNING ",
-            job_columns!()
-        ))
-        .bind(JobId::new().to_string())
-        .bind(&symbols_json)
-        .bind(&timeframe)
-        .bind(ms(spec.range().from()))
-        .bind(ms(spec.range().to()))
-        .bind(spec.adjusted())
-        .bind(spec.mode().as_str())
-        .bind(idempotency_key)
-        .bind(now)
-        .bind(self.simulated)
-        .bind(spec.source().as_str())
-        .bind(spec.source_reason())
-        .bind(spec.universe().as_str())
-        .fetch_one(&mut *w.tx)
-        .await?;
-        // One task per trading day for a bulk source; its series are created as rows arrive.
-        for day in spec.units().iter().filter_map(TaskUnit::day) {
-            sqlx::query("INSERT INTO tasks (job_id, day, updated_at) VALUES (?1, ?2, ?3)")
-                .bind(&row.id)
-                .bind(day.to_string())
-                .bind(now)
-                .execute(&mut *w.tx)
-                .await?;
-        }
-        let per_symbol: &[&str] = if spec.source().is_bulk() {
-            &[]
-        } else {
-            &symbols
-        };
-        for symbol in per_symbol {
-            sqlx::query(
-                "INSERT INTO series (symbol, timeframe, adjusted) VALUES (?1, ?2, ?3) \
-                 ON CONFLICT DO NOTHING",
-            )
-            .bind(symbol)
-            .bind(&timeframe)
-            .bind(spec.adjusted())
-            .execute(&mut *w.tx)
-            .await?;
-            sqlx::query(
-                "INSERT INTO tasks (job_id, series_id, symbol, updated_at) \
-                 SELECT ?1, id, ?2, ?5 FROM series \
-                 WHERE symbol = ?2 AND timeframe = ?3 AND adjusted = ?4",
-            )
-            .bind(&row.id)
-            .bind(symbol)
-            .bind(&timeframe)
-            .bind(spec.adjusted())
-            .bind(now)
-            .execute(&mut *w.tx)
-            .await?;
-        }
+        let job = insert_job(&mut w.tx, spec, idempotency_key, self.simulated, None)
+            .await?
+            .ok_or_else(|| Error::Conflict("idempotency key is being used concurrently".into()))?;
         w.tx.commit().await?;
         self.wake();
-        Ok(CreatedJob {
-            job: row.into_job()?,
-            created: true,
-        })
+        Ok(CreatedJob { job, created: true })
     }
 
     async fn get_job(&self, id: JobId) -> Result<JobDetails> {
@@ -324,4 +261,86 @@ pub(super) async fn settle_job(
         .await?;
     }
     Ok(Some(settled.status))
+}
+
+/// Inserts a queued job and its tasks (one per symbol, or per trading day for a bulk source)
+/// inside the write transaction; `None` when `idempotency_key` is taken already.
+/// `schedule_id` marks a job that a schedule created.
+pub(super) async fn insert_job(
+    conn: &mut SqliteConnection,
+    spec: &JobSpec,
+    idempotency_key: Option<&str>,
+    simulated: bool,
+    schedule_id: Option<i64>,
+) -> Result<Option<BackfillJob>> {
+    let symbols: Vec<&str> = spec.symbols().iter().map(Symbol::as_str).collect();
+    let symbols_json = serde_json::to_string(&symbols)
+        .map_err(|e| Error::InvalidInput(format!("symbols do not encode: {e}")))?;
+    let timeframe = spec.timeframe().to_string();
+    let now = now_ms();
+    let row: Option<JobRow> = sqlx::query_as(concat!(
+        "INSERT INTO jobs (id, symbols, timeframe, range_from, range_to, adjusted, mode, \
+         status, idempotency_key, created_at, simulated, source, source_reason, universe, \
+         schedule_id) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'queued', ?8, ?9, ?10, ?11, ?12, ?13, ?14) \
+         ON CONFLICT (idempotency_key) DO NOTHING RETURNING ",
+        job_columns!()
+    ))
+    .bind(JobId::new().to_string())
+    .bind(&symbols_json)
+    .bind(&timeframe)
+    .bind(ms(spec.range().from()))
+    .bind(ms(spec.range().to()))
+    .bind(spec.adjusted())
+    .bind(spec.mode().as_str())
+    .bind(idempotency_key)
+    .bind(now)
+    .bind(simulated)
+    .bind(spec.source().as_str())
+    .bind(spec.source_reason())
+    .bind(spec.universe().as_str())
+    .bind(schedule_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    // One task per trading day for a bulk source; its series are created as rows arrive.
+    for day in spec.units().iter().filter_map(TaskUnit::day) {
+        sqlx::query("INSERT INTO tasks (job_id, day, updated_at) VALUES (?1, ?2, ?3)")
+            .bind(&row.id)
+            .bind(day.to_string())
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+    }
+    let per_symbol: &[&str] = if spec.source().is_bulk() {
+        &[]
+    } else {
+        &symbols
+    };
+    for symbol in per_symbol {
+        sqlx::query(
+            "INSERT INTO series (symbol, timeframe, adjusted) VALUES (?1, ?2, ?3) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(symbol)
+        .bind(&timeframe)
+        .bind(spec.adjusted())
+        .execute(&mut *conn)
+        .await?;
+        sqlx::query(
+            "INSERT INTO tasks (job_id, series_id, symbol, updated_at) \
+             SELECT ?1, id, ?2, ?5 FROM series \
+             WHERE symbol = ?2 AND timeframe = ?3 AND adjusted = ?4",
+        )
+        .bind(&row.id)
+        .bind(symbol)
+        .bind(&timeframe)
+        .bind(spec.adjusted())
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(Some(row.into_job()?))
 }

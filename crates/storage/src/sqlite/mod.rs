@@ -3,6 +3,7 @@
 mod candles;
 mod jobs;
 mod queue;
+mod schedules;
 
 use std::path::Path;
 use std::str::FromStr;

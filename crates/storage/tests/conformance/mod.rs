@@ -5,8 +5,8 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use backfill_domain::{
-    BackfillMode, Candle, DateRange, JobId, JobSpec, JobStatus, Ohlcv, Symbol, TaskStatus,
-    TaskUnit, Timeframe,
+    BackfillMode, Candle, DateRange, JobId, JobSpec, JobStatus, Name, Ohlcv, ScheduleSpec, Sources,
+    Symbol, TaskStatus, TaskUnit, Tickers, Timeframe, Trigger,
 };
 use backfill_storage::{
     CandleQuery, ClaimRequest, ClaimedTask, DayCompletion, DayProgress, DaySeries, Error, Fetched,
@@ -1620,4 +1620,264 @@ pub(crate) async fn a_finished_day_covers_its_series_and_records_its_file(s: &dy
         .await,
         Err(Error::InvalidInput(_))
     ));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Schedules and universes.
+
+fn schedule(name: &str, tickers: Tickers, timeframes: &[&str], trigger: &str) -> ScheduleSpec {
+    ScheduleSpec::new(
+        Name::parse(name).unwrap(),
+        tickers,
+        timeframes
+            .iter()
+            .map(|t| Timeframe::parse(t).unwrap())
+            .collect(),
+        true,
+        None,
+        Trigger::parse(trigger).unwrap(),
+        3,
+    )
+    .unwrap()
+}
+
+fn listed(symbols: &[&str]) -> Tickers {
+    Tickers::Symbols(symbols.iter().map(|s| sym(s)).collect())
+}
+
+const NO_FILES: Sources = Sources { flat_files: false };
+
+pub(crate) async fn a_due_time_fires_once_with_a_job_per_timeframe(s: &dyn Storage) {
+    let spec = schedule(
+        "nightly",
+        listed(&["AAPL", "MSFT"]),
+        &["1m", "1d"],
+        "after_close+30m",
+    );
+    let created = s.create_schedule(&spec).await.unwrap();
+    let first = created.next_due_at.unwrap();
+    assert!(first > Utc::now());
+    assert_eq!(
+        (created.paused, created.runs, created.last_run.clone()),
+        (false, 0, None)
+    );
+    // Not due yet: nothing fires.
+    assert!(s
+        .fire_due(first - TimeDelta::seconds(1), NO_FILES)
+        .await
+        .unwrap()
+        .is_empty());
+    // Due: one run, two jobs (1m and 1d) in missing mode over the look-back.
+    let runs = s.fire_due(first, NO_FILES).await.unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!((runs[0].due_at, runs[0].error.clone()), (first, None));
+    assert_eq!(runs[0].job_ids.len(), 2);
+    for id in &runs[0].job_ids {
+        let job = s.get_job(*id).await.unwrap().job;
+        assert_eq!(job.spec.mode(), BackfillMode::Missing);
+        assert_eq!(job.spec.symbols(), [sym("AAPL"), sym("MSFT")]);
+        assert_eq!(
+            job.spec.range().to_ny_date(),
+            first
+                .with_timezone(&chrono_tz::America::New_York)
+                .date_naive()
+        );
+    }
+    // Again at the same time (another process, a restart): nothing more.
+    assert!(s.fire_due(first, NO_FILES).await.unwrap().is_empty());
+    let after = s.get_schedule(spec.name()).await.unwrap();
+    assert_eq!(after.runs, 1);
+    assert_eq!(after.last_run.unwrap().job_ids, runs[0].job_ids);
+    let next = after.next_due_at.unwrap();
+    assert!(next > first);
+    assert_eq!(s.next_due().await.unwrap(), Some(next));
+    assert_eq!(s.list_jobs(10, None).await.unwrap().len(), 2);
+}
+
+pub(crate) async fn concurrent_firing_creates_each_run_once(s: &dyn Storage) {
+    let spec = schedule("every-second", listed(&["AAPL"]), &["1d"], "* * * * * *");
+    let due = s.create_schedule(&spec).await.unwrap().next_due_at.unwrap();
+    let later = due + TimeDelta::seconds(2);
+    let all = futures::future::join_all((0..6).map(|_| s.fire_due(later, NO_FILES))).await;
+    let runs: usize = all.into_iter().map(|r| r.unwrap().len()).sum();
+    assert_eq!(
+        runs, 1,
+        "one run for the latest due time, whatever the callers"
+    );
+    assert_eq!(s.list_jobs(10, None).await.unwrap().len(), 1);
+    let schedule = s.get_schedule(spec.name()).await.unwrap();
+    // Missed due times were caught up with one run, for the latest of them.
+    assert_eq!(schedule.last_run.unwrap().due_at, later);
+    assert!(schedule.next_due_at.unwrap() > later);
+}
+
+pub(crate) async fn paused_schedules_do_not_fire_and_resume_after_now(s: &dyn Storage) {
+    let spec = schedule("paused", listed(&["AAPL"]), &["1d"], "after_close");
+    let due = s.create_schedule(&spec).await.unwrap().next_due_at.unwrap();
+    let paused = s.set_paused(spec.name(), true).await.unwrap();
+    assert!(paused.paused);
+    assert!(s
+        .fire_due(due + TimeDelta::days(3), NO_FILES)
+        .await
+        .unwrap()
+        .is_empty());
+    let resumed = s.set_paused(spec.name(), false).await.unwrap();
+    assert!(!resumed.paused && resumed.next_due_at.unwrap() > Utc::now());
+    assert!(matches!(
+        s.set_paused(&Name::parse("nope").unwrap(), true).await,
+        Err(Error::NotFound { .. })
+    ));
+}
+
+pub(crate) async fn overlapping_or_duplicate_schedules_are_refused(s: &dyn Storage) {
+    s.create_schedule(&schedule(
+        "a",
+        listed(&["AAPL", "MSFT"]),
+        &["1m"],
+        "after_close",
+    ))
+    .await
+    .unwrap();
+    let err = s
+        .create_schedule(&schedule(
+            "b",
+            listed(&["MSFT"]),
+            &["5m", "1m"],
+            "after_close",
+        ))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Conflict(m) if m.contains("MSFT at 1m") && m.contains("schedule a")),
+        "{err}"
+    );
+    let err = s
+        .create_schedule(&schedule("a", listed(&["IBM"]), &["1d"], "after_close"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Conflict(m) if m.contains("exists")),
+        "{err}"
+    );
+    // Another timeframe is no overlap; a universe is compared by its symbols.
+    s.create_schedule(&schedule("c", listed(&["MSFT"]), &["1d"], "after_close"))
+        .await
+        .unwrap();
+    s.put_universe(&Name::parse("tech").unwrap(), &[sym("AAPL")], "manual")
+        .await
+        .unwrap();
+    let err = s
+        .create_schedule(&schedule(
+            "d",
+            Tickers::Universe(Name::parse("tech").unwrap()),
+            &["1m"],
+            "after_close",
+        ))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Conflict(m) if m.contains("AAPL at 1m")),
+        "{err}"
+    );
+    let err = s
+        .create_schedule(&schedule(
+            "e",
+            Tickers::Universe(Name::parse("unknown").unwrap()),
+            &["1h"],
+            "after_close",
+        ))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::NotFound { .. }), "{err}");
+    let names: Vec<String> = s
+        .list_schedules()
+        .await
+        .unwrap()
+        .iter()
+        .map(|x| x.spec.name().to_string())
+        .collect();
+    assert_eq!(names, ["a", "c"]);
+    s.delete_schedule(&Name::parse("a").unwrap()).await.unwrap();
+    assert!(matches!(
+        s.delete_schedule(&Name::parse("a").unwrap()).await,
+        Err(Error::NotFound { .. })
+    ));
+}
+
+pub(crate) async fn universes_are_stored_and_runs_read_them_when_due(s: &dyn Storage) {
+    let tech = Name::parse("tech").unwrap();
+    s.put_universe(&tech, &[sym("AAPL"), sym("MSFT")], "manual")
+        .await
+        .unwrap();
+    let spec = schedule("u", Tickers::Universe(tech.clone()), &["1d"], "* * * * * *");
+    let due = s.create_schedule(&spec).await.unwrap().next_due_at.unwrap();
+    // Changed before the run: the run takes the universe as it is then.
+    let replaced = s
+        .put_universe(&tech, &[sym("NVDA")], "reference: market=stocks")
+        .await
+        .unwrap();
+    assert_eq!(replaced.symbols, [sym("NVDA")]);
+    let listed = s.list_universes().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].origin, "reference: market=stocks");
+    let runs = s.fire_due(due, NO_FILES).await.unwrap();
+    let job = s.get_job(runs[0].job_ids[0]).await.unwrap().job;
+    assert_eq!(job.spec.symbols(), [sym("NVDA")]);
+    // A universe in use cannot go; an empty one cannot be stored.
+    assert!(matches!(
+        s.delete_universe(&tech).await,
+        Err(Error::Conflict(_))
+    ));
+    assert!(matches!(
+        s.put_universe(&tech, &[], "manual").await,
+        Err(Error::InvalidInput(_))
+    ));
+    s.delete_schedule(spec.name()).await.unwrap();
+    s.delete_universe(&tech).await.unwrap();
+    assert!(matches!(
+        s.get_universe(&tech).await,
+        Err(Error::NotFound { .. })
+    ));
+}
+
+pub(crate) async fn a_run_that_cannot_make_its_jobs_records_why(s: &dyn Storage) {
+    // The whole market's raw minutes need Flat Files, which this server lacks. Due every second
+    // (so that due times are now), looking back five days (so that a weekday is in range).
+    let spec = ScheduleSpec::new(
+        Name::parse("market").unwrap(),
+        Tickers::All,
+        vec![Timeframe::parse("1m").unwrap()],
+        false,
+        None,
+        Trigger::parse("* * * * * *").unwrap(),
+        5,
+    )
+    .unwrap();
+    let due = s.create_schedule(&spec).await.unwrap().next_due_at.unwrap();
+    let runs = s.fire_due(due, NO_FILES).await.unwrap();
+    assert!(runs[0].job_ids.is_empty());
+    assert!(
+        runs[0]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("POLYGON_S3_ACCESS_KEY_ID"),
+        "{:?}",
+        runs[0].error
+    );
+    // With Flat Files, the next run makes its job over the whole market, a task per weekday.
+    let next = s
+        .get_schedule(spec.name())
+        .await
+        .unwrap()
+        .next_due_at
+        .unwrap();
+    let runs = s
+        .fire_due(next, Sources { flat_files: true })
+        .await
+        .unwrap();
+    assert_eq!(runs[0].error, None);
+    let job = s.get_job(runs[0].job_ids[0]).await.unwrap();
+    assert_eq!(job.job.spec.source(), backfill_domain::Source::FlatFiles);
+    assert!(!job.tasks.is_empty() && job.tasks.len() <= 5);
 }

@@ -12,10 +12,12 @@
 //! [`MarketData::fetch_page`] makes one such request (plus retries) and returns its candles with a
 //! cursor for the next call, so memory stays bounded whatever the range.
 
+mod backoff;
 mod client;
 mod config;
 mod error;
 mod files;
+mod flatfiles;
 mod limiter;
 mod paging;
 mod stats;
@@ -33,9 +35,10 @@ pub use error::{Error, Result};
 #[cfg(any(test, feature = "mocks"))]
 pub use files::MockFlatFiles;
 pub use files::{Dataset, DayFile, FilePage, FilePages, FlatFiles};
+pub use flatfiles::{decode_day_file, FlatFilesClient, FlatFilesConfig};
 pub use limiter::{Permit, RateLimiter};
 pub use paging::PageCursor;
-pub use stats::ClientStats;
+pub use stats::{ClientStats, FlatFilesStats};
 pub use wire::{decode_aggregates, decode_grouped, DecodedPage};
 
 /// What to fetch: the bars of one symbol at one timeframe over an inclusive range.

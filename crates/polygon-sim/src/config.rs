@@ -2,7 +2,18 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::time::Duration;
 
+use chrono::NaiveDate;
+
 use crate::Fault;
+
+/// The number of tickers in the market universe unless [`SimConfig::market`] says otherwise.
+pub const DEFAULT_MARKET_SIZE: usize = 25;
+/// The bucket that serves the flat files unless [`SimConfig::bucket`] says otherwise.
+pub const DEFAULT_BUCKET: &str = "flatfiles";
+/// The S3 access key id accepted unless [`SimConfig::s3_credentials`] says otherwise.
+pub const DEFAULT_S3_ACCESS_KEY_ID: &str = "sim-access-key";
+/// The S3 secret access key accepted unless [`SimConfig::s3_credentials`] says otherwise.
+pub const DEFAULT_S3_SECRET_ACCESS_KEY: &str = "sim-secret-key";
 
 /// How a [`Simulator`](crate::Simulator) behaves. Build it with [`SimConfig::new`] and the
 /// chainable setters.
@@ -18,6 +29,13 @@ pub struct SimConfig {
     pub(crate) fault_seed: u64,
     pub(crate) missing_bar_probability: f64,
     pub(crate) status: String,
+    pub(crate) market_size: usize,
+    pub(crate) holidays: BTreeSet<NaiveDate>,
+    pub(crate) bucket: String,
+    pub(crate) s3_access_key_id: String,
+    pub(crate) s3_secret_access_key: String,
+    pub(crate) flat_files_from: NaiveDate,
+    pub(crate) published_through: Option<NaiveDate>,
 }
 
 impl fmt::Debug for SimConfig {
@@ -33,6 +51,13 @@ impl fmt::Debug for SimConfig {
             .field("fault_seed", &self.fault_seed)
             .field("missing_bar_probability", &self.missing_bar_probability)
             .field("status", &self.status)
+            .field("market_size", &self.market_size)
+            .field("holidays", &self.holidays)
+            .field("bucket", &self.bucket)
+            .field("s3_access_key_id", &self.s3_access_key_id)
+            .field("s3_secret_access_key", &"[redacted]")
+            .field("flat_files_from", &self.flat_files_from)
+            .field("published_through", &self.published_through)
             .finish()
     }
 }
@@ -46,7 +71,10 @@ impl Default for SimConfig {
 impl SimConfig {
     /// Defaults: seed 42, any non-empty key accepted, tickers starting `ZZZ` unknown, no page cap
     /// beyond Polygon's 50,000, no rate limit (a limit's 429 carries `Retry-After: 60`), no
-    /// faults, no missing bars, status `OK`.
+    /// faults, no missing bars, status `OK`; a market universe of [`DEFAULT_MARKET_SIZE`]
+    /// tickers, no holidays; flat files in the bucket [`DEFAULT_BUCKET`] for S3 credentials
+    /// [`DEFAULT_S3_ACCESS_KEY_ID`] / [`DEFAULT_S3_SECRET_ACCESS_KEY`], from 2000-01-03 through
+    /// yesterday in New York.
     pub fn new() -> Self {
         Self {
             seed: 42,
@@ -59,6 +87,13 @@ impl SimConfig {
             fault_seed: 7,
             missing_bar_probability: 0.0,
             status: "OK".to_owned(),
+            market_size: DEFAULT_MARKET_SIZE,
+            holidays: BTreeSet::new(),
+            bucket: DEFAULT_BUCKET.to_owned(),
+            s3_access_key_id: DEFAULT_S3_ACCESS_KEY_ID.to_owned(),
+            s3_secret_access_key: DEFAULT_S3_SECRET_ACCESS_KEY.to_owned(),
+            flat_files_from: NaiveDate::from_ymd_opt(2000, 1, 3).unwrap_or(NaiveDate::MIN),
+            published_through: None,
         }
     }
 
@@ -122,6 +157,51 @@ impl SimConfig {
     /// The `status` of successful bodies: `OK`, or `DELAYED` as delayed plans get.
     pub fn status(mut self, status: impl Into<String>) -> Self {
         self.status = status.into();
+        self
+    }
+
+    /// The number of tickers in the market universe, the stocks that the grouped daily endpoint
+    /// and the flat files cover (see [`Simulator::market_tickers`](crate::Simulator::market_tickers)).
+    /// Only a share of their minutes has a bar (their liquidity), as in a real market.
+    pub fn market(mut self, tickers: usize) -> Self {
+        self.market_size = tickers;
+        self
+    }
+
+    /// Makes a weekday a market holiday: tickers other than crypto (`X:`) have no bars that New
+    /// York day, the grouped daily answer is empty and no flat file is published.
+    pub fn holiday(mut self, date: NaiveDate) -> Self {
+        self.holidays.insert(date);
+        self
+    }
+
+    /// The name of the S3 bucket that serves the flat files (path-style: `/{bucket}/{key}`).
+    pub fn bucket(mut self, name: impl Into<String>) -> Self {
+        self.bucket = name.into();
+        self
+    }
+
+    /// The only S3 credentials whose AWS Signature Version 4 the flat-file bucket accepts.
+    pub fn s3_credentials(
+        mut self,
+        access_key_id: impl Into<String>,
+        secret_access_key: impl Into<String>,
+    ) -> Self {
+        self.s3_access_key_id = access_key_id.into();
+        self.s3_secret_access_key = secret_access_key.into();
+        self
+    }
+
+    /// The first day with flat files.
+    pub fn flat_files_from(mut self, date: NaiveDate) -> Self {
+        self.flat_files_from = date;
+        self
+    }
+
+    /// The last day with flat files (by default yesterday in New York, read when a request
+    /// arrives: a day's files are published the next morning).
+    pub fn published_through(mut self, date: NaiveDate) -> Self {
+        self.published_through = Some(date);
         self
     }
 

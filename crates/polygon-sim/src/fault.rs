@@ -41,6 +41,11 @@ pub struct SimStats {
     pub served: BTreeMap<(String, u16), u64>,
     /// When each request arrived, in order (tokio's clock, so paused-time tests can read it).
     pub arrivals: Vec<Instant>,
+    /// How many flat files were generated (not served from the cache).
+    pub flat_files_generated: u64,
+    /// The object bytes that the flat-file bucket sent in 200 and 206 responses (as far as a
+    /// fault let them go).
+    pub s3_bytes_served: u64,
 }
 
 impl SimStats {
@@ -94,6 +99,7 @@ mod tests {
         let stats = SimStats {
             served: BTreeMap::new(),
             arrivals: vec![at(0), at(500), at(999), at(1000), at(1001)],
+            ..SimStats::default()
         };
         assert_eq!(stats.max_in_window(Duration::from_secs(1)), 4);
         assert_eq!(stats.max_in_window(Duration::from_millis(500)), 3);

@@ -4,11 +4,19 @@
 //! computed once and cached) and, inside each day, an intraday walk that starts at the day's open.
 //! Every random number is a hash of (seed, ticker, day, bar), so generating a day costs the same
 //! wherever it lies and the candles of a range never depend on what was asked before.
+//!
+//! Tickers of the market universe (see the `market` module) differ in three ways, so that a
+//! universe of thousands stays cheap: their daily levels come from a Brownian bridge that can be
+//! sampled at any day without a cached walk (pinned every 512 days, so prices stay in range);
+//! only a share of their minutes (and seconds), their liquidity, has a bar; and their day volume
+//! is scaled by that liquidity, so that it stays close to the sum of their minute volumes as for
+//! every other ticker. Holidays (no bars for tickers other than crypto) and revisions (a day's
+//! volumes plus its revision number) apply to every ticker.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::ops::ControlFlow;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use backfill_domain::{BaseAggregate, Candle, DateRange, Symbol, Timeframe};
 
@@ -36,12 +44,19 @@ pub(crate) struct PageResult {
     pub(crate) next: Option<i64>,
 }
 
-/// The deterministic candle source. Cheap to clone; clones share the cache of daily walks.
+/// The deterministic candle source. Cheap to clone; clones share the cache of daily walks and
+/// the revisions of days.
 #[derive(Clone)]
 pub struct MarketGenerator {
     seed: u64,
     missing_bar_probability: f64,
     daily: Arc<Mutex<HashMap<String, Arc<[f64]>>>>,
+    /// The liquidity of each ticker of the market universe.
+    market: Arc<HashMap<String, f64>>,
+    /// Days (numbers) on which tickers other than crypto do not trade, besides weekends.
+    holidays: Arc<BTreeSet<i64>>,
+    /// The revision of each revised day (numbers); days not here are at revision 0.
+    revisions: Arc<RwLock<HashMap<i64, u64>>>,
 }
 
 impl fmt::Debug for MarketGenerator {
@@ -49,6 +64,8 @@ impl fmt::Debug for MarketGenerator {
         f.debug_struct("MarketGenerator")
             .field("seed", &self.seed)
             .field("missing_bar_probability", &self.missing_bar_probability)
+            .field("market", &self.market.len())
+            .field("holidays", &self.holidays.len())
             .finish_non_exhaustive()
     }
 }
@@ -61,7 +78,59 @@ struct Profile {
     split_ratio: f64,
     daily_volume: f64,
     sigma_daily: f64,
-    log_open: Arc<[f64]>,
+    daily: Daily,
+    /// The share of base bars that exist, for tickers of the market universe.
+    liquidity: Option<f64>,
+}
+
+/// Where the daily levels of a ticker come from.
+enum Daily {
+    /// A cached walk, one log price per day.
+    Walk(Arc<[f64]>),
+    /// A Brownian bridge around this log price, sampled on demand (universe tickers).
+    Bridge { anchor: f64 },
+}
+
+impl Profile {
+    /// The log of the opening price of a day (`0..=END_DAY`).
+    fn log_open(&self, day: i64) -> f64 {
+        match &self.daily {
+            Daily::Walk(walk) => walk[day as usize],
+            Daily::Bridge { anchor } => bridge(self.key, *anchor, self.sigma_daily, day),
+        }
+    }
+}
+
+/// The length of a bridge segment, in days: a power of two.
+const BRIDGE_DAYS: i64 = 512;
+
+/// A Brownian bridge with daily deviation `sigma`, pinned every [`BRIDGE_DAYS`] days to a level
+/// near `anchor`, at `day`: the midpoint of each dyadic interval is drawn from the hash of its
+/// day, so any day costs nine draws and no state.
+fn bridge(key: u64, anchor: f64, sigma: f64, day: i64) -> f64 {
+    let pin = |segment: i64| {
+        let s = segment as u64;
+        anchor + 0.25 * normal(hash(&[key, 40, s]), hash(&[key, 41, s]))
+    };
+    let segment = day.div_euclid(BRIDGE_DAYS);
+    let (mut lo, mut hi) = (segment * BRIDGE_DAYS, (segment + 1) * BRIDGE_DAYS);
+    let (mut at_lo, mut at_hi) = (pin(segment), pin(segment + 1));
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        let m = mid as u64;
+        let z = normal(hash(&[key, 42, m]), hash(&[key, 43, m]));
+        let level = 0.5 * (at_lo + at_hi) + 0.5 * sigma * ((hi - lo) as f64).sqrt() * z;
+        if day < mid {
+            (hi, at_hi) = (mid, level);
+        } else {
+            (lo, at_lo) = (mid, level);
+        }
+    }
+    if day == lo {
+        at_lo
+    } else {
+        at_hi
+    }
 }
 
 const SPLIT_FIRST_DAY: i64 = 12_784; // 2005-01-01
@@ -74,6 +143,73 @@ impl MarketGenerator {
             seed,
             missing_bar_probability: missing_bar_probability.clamp(0.0, 1.0),
             daily: Arc::default(),
+            market: Arc::default(),
+            holidays: Arc::default(),
+            revisions: Arc::default(),
+        }
+    }
+
+    /// The same generator with these tickers as the market universe.
+    pub(crate) fn with_market(mut self, tickers: &[String]) -> Self {
+        let market = tickers
+            .iter()
+            .map(|t| (t.clone(), crate::market::liquidity(self.seed, t)))
+            .collect();
+        self.market = Arc::new(market);
+        self
+    }
+
+    /// The same generator with these days (numbers) as holidays.
+    pub(crate) fn with_holidays(mut self, days: BTreeSet<i64>) -> Self {
+        self.holidays = Arc::new(days);
+        self
+    }
+
+    /// The share of minutes in which `ticker` trades: its liquidity if it belongs to the market
+    /// universe, 1 otherwise (before any missing-bar probability).
+    pub fn liquidity(&self, ticker: &str) -> f64 {
+        self.market.get(ticker).copied().unwrap_or(1.0)
+    }
+
+    /// Whether tickers other than crypto trade on a day (a weekday that is not a holiday).
+    pub(crate) fn is_trading_day(&self, day: i64) -> bool {
+        !is_weekend(day) && !self.holidays.contains(&day)
+    }
+
+    /// The revision of a day: 0 until [`MarketGenerator::revise`] bumps it.
+    pub(crate) fn revision(&self, day: i64) -> u64 {
+        let revisions = match self.revisions.read() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        revisions.get(&day).copied().unwrap_or(0)
+    }
+
+    /// Bumps the revision of a day, which adds the revision number to the volume of every bar
+    /// of that day, and returns the new revision.
+    pub(crate) fn revise(&self, day: i64) -> u64 {
+        let mut revisions = match self.revisions.write() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let revision = revisions.entry(day).or_insert(0);
+        *revision += 1;
+        *revision
+    }
+
+    /// Appends the base bars (minute, second or day) of `ticker` on one New York day: exactly
+    /// the bars that the timeframe `1` of that base serves for the day.
+    pub(crate) fn day_bars(
+        &self,
+        ticker: &str,
+        base: BaseAggregate,
+        day: i64,
+        adjusted: bool,
+        out: &mut Vec<SimBar>,
+    ) {
+        if (FIRST_DAY..END_DAY).contains(&day) {
+            let profile = self.profile(ticker);
+            self.base_bars(&profile, base, day, adjusted, out);
         }
     }
 
@@ -257,7 +393,13 @@ impl MarketGenerator {
         let key = hash(&[self.seed, fnv(ticker.as_bytes())]);
         let crypto = ticker.starts_with("X:");
         let sigma_daily = if crypto { 0.035 } else { 0.02 };
-        let log_open = self.daily_walk(ticker, key, sigma_daily);
+        let liquidity = self.market.get(ticker).copied();
+        let daily = match liquidity {
+            Some(_) => Daily::Bridge {
+                anchor: 5f64.ln() + (500f64.ln() - 5f64.ln()) * unit(mix(key ^ 1)),
+            },
+            None => Daily::Walk(self.daily_walk(ticker, key, sigma_daily)),
+        };
         let daily_volume = if crypto {
             100.0 * (1.0 + 99.0 * unit(mix(key ^ 3)))
         } else {
@@ -270,7 +412,8 @@ impl MarketGenerator {
             split_ratio: (2 + mix(key ^ 5) % 3) as f64,
             daily_volume,
             sigma_daily,
-            log_open,
+            daily,
+            liquidity,
         }
     }
 
@@ -310,7 +453,7 @@ impl MarketGenerator {
         adjusted: bool,
         out: &mut Vec<SimBar>,
     ) {
-        if !p.crypto && is_weekend(day) {
+        if !p.crypto && !self.is_trading_day(day) {
             return;
         }
         let factor = if !adjusted && !p.crypto && day < p.split_day {
@@ -318,10 +461,11 @@ impl MarketGenerator {
         } else {
             1.0
         };
-        let open = p.log_open[day as usize].exp();
+        let revision = self.revision(day);
+        let open = p.log_open(day).exp();
         match base {
             BaseAggregate::Day => {
-                let close = p.log_open[day as usize + 1].exp();
+                let close = p.log_open(day + 1).exp();
                 let w = hash(&[p.key, 10, day as u64]);
                 if unit(mix(w)) < self.missing_bar_probability {
                     return;
@@ -329,13 +473,14 @@ impl MarketGenerator {
                 let (u1, u2) = unit_pair(mix(w ^ 1));
                 let high = open.max(close) * (1.0 + 0.015 * u1);
                 let low = open.min(close) * (1.0 - 0.015 * u2);
-                let volume = p.daily_volume * (0.5 + unit(mix(w ^ 2)));
+                let volume = p.daily_volume * (0.5 + unit(mix(w ^ 2))) * p.liquidity.unwrap_or(1.0);
                 out.push(self.bar(
                     p,
                     ny_midnight_ms(day),
                     [open, high, low, close],
                     volume,
                     factor,
+                    revision,
                 ));
             }
             BaseAggregate::Minute | BaseAggregate::Second => {
@@ -362,12 +507,14 @@ impl MarketGenerator {
                     let w = mix(day_key ^ i);
                     let w2 = mix(w);
                     let close = price * (sigma * normal(w, w2)).exp();
-                    let (u1, u2) = unit_pair(mix(w2));
-                    if unit(mix(w2 ^ 0x55)) >= self.missing_bar_probability {
+                    let traded = p.liquidity.is_none_or(|l| unit(mix(w2 ^ 0xAA)) < l);
+                    if traded && unit(mix(w2 ^ 0x55)) >= self.missing_bar_probability {
+                        let (u1, u2) = unit_pair(mix(w2));
                         let high = price.max(close) * (1.0 + 0.5 * sigma * u1);
                         let low = price.min(close) * (1.0 - 0.5 * sigma * u2);
                         let volume = bar_volume * (0.2 + 1.6 * unit(w));
-                        out.push(self.bar(p, t, [price, high, low, close], volume, factor));
+                        let ohlc = [price, high, low, close];
+                        out.push(self.bar(p, t, ohlc, volume, factor, revision));
                     }
                     price = close;
                     t += step;
@@ -377,14 +524,23 @@ impl MarketGenerator {
         }
     }
 
-    /// Rounds raw values the way a feed would publish them and applies the split factor.
-    fn bar(&self, p: &Profile, t: i64, ohlc: [f64; 4], volume: f64, factor: f64) -> SimBar {
+    /// Rounds raw values the way a feed would publish them, applies the split factor and adds
+    /// the day's revision to the volume.
+    fn bar(
+        &self,
+        p: &Profile,
+        t: i64,
+        ohlc: [f64; 4],
+        volume: f64,
+        factor: f64,
+        revision: u64,
+    ) -> SimBar {
         let [o, h, l, c] = ohlc.map(|x| round_to(x * factor, 1e4));
         let v = if p.crypto {
             round_to(volume, 1e6).max(1e-6)
         } else {
             (volume / factor).round().max(1.0)
-        };
+        } + revision as f64;
         let vw = round_to((h + l + c) / 3.0, 1e4);
         let n = if p.crypto {
             (v * 40.0).round() as u64 + 1

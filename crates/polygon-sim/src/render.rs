@@ -103,3 +103,61 @@ pub(crate) const RATE_LIMIT_TEXT: &str = "You've exceeded the maximum requests p
 /// Polygon's text for a plan that does not cover the data.
 pub(crate) const NOT_ENTITLED_TEXT: &str =
     "You are not entitled to this data. Please upgrade your plan at https://polygon.io/pricing";
+
+/// One result of the grouped daily endpoint: a ticker's day bar.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct GroupedBar<'a> {
+    #[serde(rename = "T")]
+    pub(crate) ticker: &'a str,
+    pub(crate) v: f64,
+    pub(crate) vw: f64,
+    pub(crate) o: f64,
+    pub(crate) c: f64,
+    pub(crate) h: f64,
+    pub(crate) l: f64,
+    pub(crate) t: i64,
+    pub(crate) n: u64,
+}
+
+#[derive(Serialize)]
+struct GroupedBody<'a> {
+    #[serde(rename = "queryCount")]
+    query_count: usize,
+    #[serde(rename = "resultsCount")]
+    results_count: usize,
+    adjusted: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    results: Option<Option<&'a [GroupedBar<'a>]>>,
+    status: &'a str,
+    request_id: &'a str,
+    count: usize,
+}
+
+/// A 200 grouped daily body: `results` is left out when there are none (weekends, holidays),
+/// or `null` while the counts claim results (the glitch fault, `null_results`).
+pub(crate) fn grouped_body(
+    adjusted: bool,
+    status: &str,
+    request_id: &str,
+    bars: &[GroupedBar<'_>],
+    null_results: bool,
+) -> Vec<u8> {
+    let results = match (bars, null_results) {
+        ([], _) => None,
+        (_, true) => Some(None),
+        (bars, false) => Some(Some(bars)),
+    };
+    let body = GroupedBody {
+        query_count: bars.len(),
+        results_count: bars.len(),
+        adjusted,
+        results,
+        status,
+        request_id,
+        count: bars.len(),
+    };
+    let mut out = Vec::with_capacity(256 + bars.len() * 120);
+    // Serialising plain numbers and strings into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut out, &body);
+    out
+}

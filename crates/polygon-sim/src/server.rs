@@ -1,4 +1,4 @@
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::ops::Deref;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -10,16 +10,23 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use backfill_domain::{Candle, DateRange, RangeBound, Symbol, Timeframe, Timespan};
+use chrono::{DateTime, NaiveDate, Utc};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use crate::calendar::day_of_date;
 use crate::config::SimConfig;
 use crate::fault::{Fault, Script, SimStats};
+use crate::flatfile::FileCache;
 use crate::generator::MarketGenerator;
 use crate::hash::{hash, unit};
 use crate::render::{self, Results};
 use crate::{cursor, Error, Result};
+
+mod files;
+mod grouped;
+mod s3;
 
 /// Polygon's largest `limit`.
 pub const MAX_LIMIT: u64 = 50_000;
@@ -37,6 +44,10 @@ pub struct Simulator {
 struct Shared {
     config: SimConfig,
     generator: MarketGenerator,
+    market: Vec<String>,
+    /// The universe tickers that have data (not configured as unknown), sorted.
+    listed: Vec<String>,
+    files: FileCache,
     state: Mutex<Dynamic>,
     base_url: OnceLock<String>,
     shutdown: watch::Sender<bool>,
@@ -45,6 +56,8 @@ struct Shared {
 #[derive(Debug, Default)]
 struct Dynamic {
     stats: SimStats,
+    /// When each revised day (number) was last revised.
+    revised_at: HashMap<i64, DateTime<Utc>>,
     scripts: Vec<Script>,
     admitted: VecDeque<Instant>,
     requests: u64,
@@ -53,12 +66,25 @@ struct Dynamic {
 impl Simulator {
     /// A simulator with this configuration.
     pub fn new(config: SimConfig) -> Self {
-        let generator = MarketGenerator::new(config.seed, config.missing_bar_probability);
+        let market = crate::market::tickers(config.market_size);
+        let holidays = config.holidays.iter().map(|d| day_of_date(*d)).collect();
+        let generator = MarketGenerator::new(config.seed, config.missing_bar_probability)
+            .with_market(&market)
+            .with_holidays(holidays);
+        let mut listed: Vec<String> = market
+            .iter()
+            .filter(|t| !config.is_unknown(t))
+            .cloned()
+            .collect();
+        listed.sort_unstable();
         let (shutdown, _) = watch::channel(false);
         Self {
             shared: Arc::new(Shared {
                 config,
                 generator,
+                market,
+                listed,
+                files: FileCache::default(),
                 state: Mutex::default(),
                 base_url: OnceLock::new(),
                 shutdown,
@@ -74,6 +100,31 @@ impl Simulator {
     /// The candle source behind the server.
     pub fn generator(&self) -> &MarketGenerator {
         &self.shared.generator
+    }
+
+    /// The tickers of the market universe ([`SimConfig::market`]), in a fixed order that does
+    /// not depend on the universe's size (not sorted): stock tickers of two to five upper-case
+    /// letters, each trading in only a share of minutes (its liquidity, see
+    /// [`MarketGenerator::liquidity`]). Tickers outside the universe keep their data.
+    pub fn market_tickers(&self) -> &[String] {
+        &self.shared.market
+    }
+
+    /// Revises a New York day's data, as when Polygon replaces a flat file: the volume of every
+    /// bar of that day grows by the day's revision number, alike for the aggregates, the grouped
+    /// daily answer and the flat files (whose content and ETag change). Returns the new revision.
+    pub fn revise_day(&self, date: NaiveDate) -> u64 {
+        let day = day_of_date(date);
+        let mut state = self.lock();
+        // Whole seconds, as `Last-Modified` carries them.
+        let now = DateTime::from_timestamp(Utc::now().timestamp(), 0).unwrap_or_default();
+        state.revised_at.insert(day, now);
+        self.shared.generator.revise(day)
+    }
+
+    /// How many times a day has been revised.
+    pub fn revision(&self, date: NaiveDate) -> u64 {
+        self.shared.generator.revision(day_of_date(date))
     }
 
     /// Exactly the candles a complete backfill of `range` gets from this server: the bars that
@@ -95,11 +146,19 @@ impl Simulator {
 
     /// The axum router, for in-process tests (`tower::ServiceExt::oneshot`) or embedding.
     pub fn router(&self) -> Router {
+        let bucket = &self.shared.config.bucket;
         Router::new()
             .route(
                 "/v2/aggs/ticker/{ticker}/range/{multiplier}/{timespan}/{from}/{to}",
                 get(aggregates),
             )
+            .route(
+                "/v2/aggs/grouped/locale/us/market/stocks/{date}",
+                get(grouped::grouped_daily),
+            )
+            .route(&format!("/{bucket}"), get(s3::list_objects))
+            .route(&format!("/{bucket}/"), get(s3::list_objects))
+            .route(&format!("/{bucket}/{{*key}}"), get(s3::object))
             .fallback(not_found)
             .with_state(self.clone())
     }
@@ -278,18 +337,29 @@ async fn aggregates(
     };
     if let Some(Fault::Slow(delay)) = fault {
         let response = sim.serve(&path, &request_id, &request, None);
-        let mut stop = sim.shared.shutdown.subscribe();
-        tokio::select! {
-            () = tokio::time::sleep(delay) => {}
-            _ = stop.wait_for(|stopped| *stopped) => {}
-        }
+        sim.hold(delay).await;
         return response;
     }
     sim.serve(&path, &request_id, &request, fault.as_ref())
 }
 
-async fn not_found(State(sim): State<Simulator>, uri: Uri) -> Response {
+async fn not_found(State(sim): State<Simulator>, uri: Uri, headers: HeaderMap) -> Response {
     let request_id = sim.next_request_id();
+    let signed = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("AWS4-"));
+    if signed {
+        // An S3 client that asks for another bucket.
+        let response = s3::error_xml(
+            404,
+            "NoSuchBucket",
+            "The specified bucket does not exist",
+            None,
+            &request_id,
+        );
+        return sim.respond(uri.path(), StatusCode::NOT_FOUND, &request_id, response);
+    }
     let body = render::message_body(
         "NOT_FOUND",
         &request_id,
@@ -314,10 +384,7 @@ impl Simulator {
         let config = &self.shared.config;
         let now = Instant::now();
         let mut state = self.lock();
-        state.requests += 1;
-        let n = state.requests;
-        let request_id = request_id(config.seed, n);
-        state.stats.arrivals.push(now);
+        let (n, request_id) = self.arrive(&mut state, now);
 
         let key = bearer(headers).or(params.get("apiKey"));
         let auth_error = match (key, &config.api_key) {
@@ -363,6 +430,22 @@ impl Simulator {
             state.admitted.push_back(now);
         }
 
+        let fault = self.pick_fault(&mut state, path, n);
+        (request_id, Verdict::Serve(fault))
+    }
+
+    /// Counts a request's arrival and gives it its number and request id.
+    fn arrive(&self, state: &mut Dynamic, now: Instant) -> (u64, String) {
+        state.requests += 1;
+        let n = state.requests;
+        state.stats.arrivals.push(now);
+        (n, request_id(self.shared.config.seed, n))
+    }
+
+    /// The fault for the `n`-th request, to `path`: the next scripted one that applies, or a
+    /// random one.
+    fn pick_fault(&self, state: &mut Dynamic, path: &str, n: u64) -> Option<Fault> {
+        let config = &self.shared.config;
         let scripted = state.scripts.iter_mut().find_map(|s| {
             let applies = s.pattern.as_ref().is_none_or(|p| path.contains(p.as_str()));
             if applies {
@@ -372,7 +455,7 @@ impl Simulator {
             }
         });
         state.scripts.retain(|s| !s.queue.is_empty());
-        let fault = scripted.or_else(|| {
+        scripted.or_else(|| {
             let (probability, kinds) = config.random_faults.as_ref()?;
             let w = hash(&[config.fault_seed, n]);
             if kinds.is_empty() || unit(w) >= *probability {
@@ -381,8 +464,7 @@ impl Simulator {
             kinds
                 .get((hash(&[w]) % kinds.len() as u64) as usize)
                 .cloned()
-        });
-        (request_id, Verdict::Serve(fault))
+        })
     }
 
     /// Builds the response for an admitted, valid request.
@@ -393,22 +475,8 @@ impl Simulator {
         req: &AggsRequest,
         fault: Option<&Fault>,
     ) -> Response {
-        match fault {
-            Some(Fault::Status(code)) => {
-                let status =
-                    StatusCode::from_u16(*code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-                return self.respond(path, status, request_id, status_body(status, request_id));
-            }
-            Some(Fault::GatewayTimeoutHtml) => {
-                let response =
-                    ([(header::CONTENT_TYPE, "text/html")], render::HTML_504).into_response();
-                return self.respond(path, StatusCode::GATEWAY_TIMEOUT, request_id, response);
-            }
-            Some(Fault::RateLimited { retry_after }) => {
-                let response = rate_limited(request_id, *retry_after);
-                return self.respond(path, StatusCode::TOO_MANY_REQUESTS, request_id, response);
-            }
-            _ => {}
+        if let Some(response) = self.fault_response(path, request_id, fault) {
+            return response;
         }
         let config = &self.shared.config;
         let unknown = config.is_unknown(&req.ticker);
@@ -466,15 +534,43 @@ impl Simulator {
             page.query_count,
             next_url.as_deref(),
         );
-        let response = match fault {
-            Some(Fault::TruncatedJson) => {
-                let half = body.len() / 2;
-                json(body[..half].to_vec())
+        self.respond(path, StatusCode::OK, request_id, json_with(body, fault))
+    }
+
+    /// The whole response for a fault that replaces the answer (a status, nginx's 504 page, a
+    /// 429), or `None` for the faults that only change or delay the answer.
+    fn fault_response(
+        &self,
+        path: &str,
+        request_id: &str,
+        fault: Option<&Fault>,
+    ) -> Option<Response> {
+        match fault? {
+            Fault::Status(code) => {
+                let status =
+                    StatusCode::from_u16(*code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                Some(self.respond(path, status, request_id, status_body(status, request_id)))
             }
-            Some(Fault::AbortedBody) => aborted(body),
-            _ => json(body),
-        };
-        self.respond(path, StatusCode::OK, request_id, response)
+            Fault::GatewayTimeoutHtml => {
+                let response =
+                    ([(header::CONTENT_TYPE, "text/html")], render::HTML_504).into_response();
+                Some(self.respond(path, StatusCode::GATEWAY_TIMEOUT, request_id, response))
+            }
+            Fault::RateLimited { retry_after } => {
+                let response = rate_limited(request_id, *retry_after);
+                Some(self.respond(path, StatusCode::TOO_MANY_REQUESTS, request_id, response))
+            }
+            _ => None,
+        }
+    }
+
+    /// Waits for a slow fault's delay, or less if the simulator shuts down.
+    async fn hold(&self, delay: std::time::Duration) {
+        let mut stop = self.shared.shutdown.subscribe();
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            _ = stop.wait_for(|stopped| *stopped) => {}
+        }
     }
 
     fn respond(
@@ -518,6 +614,18 @@ fn json(body: Vec<u8>) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
+/// A JSON response with the body as a fault breaks it: cut in half, or dropped half-way.
+fn json_with(body: Vec<u8>, fault: Option<&Fault>) -> Response {
+    match fault {
+        Some(Fault::TruncatedJson) => {
+            let half = body.len() / 2;
+            json(body[..half].to_vec())
+        }
+        Some(Fault::AbortedBody) => aborted(body, "application/json"),
+        _ => json(body),
+    }
+}
+
 fn status_body(status: StatusCode, request_id: &str) -> Response {
     let text = status.canonical_reason().unwrap_or("Error");
     let body = match status.as_u16() {
@@ -548,7 +656,7 @@ fn rate_limited(request_id: &str, retry_after: Option<u64>) -> Response {
 }
 
 /// A response that announces the whole body but sends only half of it before failing.
-fn aborted(body: Vec<u8>) -> Response {
+fn aborted(body: Vec<u8>, content_type: &'static str) -> Response {
     let total = body.len();
     let half = Bytes::from(body).slice(..total / 2);
     // Yielding between the chunk and the failure lets the server flush the headers and the
@@ -566,10 +674,7 @@ fn aborted(body: Vec<u8>) -> Response {
     });
     let mut response = Response::new(Body::from_stream(chunks));
     let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(total));
     response
 }

@@ -345,3 +345,155 @@ fn aggregates_json_is_polygons_shape() {
     }
     assert!(v.get("next_url").is_none());
 }
+
+/// A digest of bars, to pin the data of tickers outside the market universe.
+fn digest(bars: &[SimBar]) -> u64 {
+    let words: Vec<u64> = bars
+        .iter()
+        .flat_map(|b| {
+            [
+                b.v.to_bits(),
+                b.vw.to_bits(),
+                b.o.to_bits(),
+                b.c.to_bits(),
+                b.h.to_bits(),
+                b.l.to_bits(),
+                b.t as u64,
+                b.n,
+            ]
+        })
+        .collect();
+    crate::hash::hash(&words)
+}
+
+#[test]
+fn tickers_outside_the_universe_keep_their_data() {
+    let (from, to) = (ms("2024-03-04T00:00:00Z"), ms("2024-03-12T00:00:00Z"));
+    let g = gen();
+    let sparse = MarketGenerator::new(42, 0.3);
+    let digests = [
+        digest(&g.bars("AAPL", tf("1m"), from, to, true)),
+        digest(&g.bars("AAPL", tf("1m"), from, to, false)),
+        digest(&g.bars("SYM000", tf("1d"), ms("2000-01-01T00:00:00Z"), to, false)),
+        digest(&g.bars("X:BTCUSD", tf("1m"), from, to, true)),
+        digest(&g.bars("MSFT", tf("1s"), from, from + 86_400_000, true)),
+        digest(&sparse.bars("NVDA", tf("5m"), from, to, true)),
+    ];
+    // Recorded before the market universe, holidays and revisions existed.
+    assert_eq!(
+        digests,
+        [
+            1_564_227_104_500_071_855,
+            1_564_227_104_500_071_855,
+            17_231_385_632_850_465_432,
+            5_807_567_741_397_089_113,
+            6_716_010_869_276_144_942,
+            12_065_659_795_553_713_600,
+        ]
+    );
+}
+
+fn universe() -> (MarketGenerator, Vec<String>) {
+    let tickers = crate::market::tickers(40);
+    (gen().with_market(&tickers), tickers)
+}
+
+#[test]
+fn universe_tickers_trade_in_a_share_of_minutes_given_by_their_liquidity() {
+    let (g, tickers) = universe();
+    let (from, to) = (ms("2024-05-06T04:00:00Z"), ms("2024-05-11T03:59:59Z"));
+    let mut shares = Vec::new();
+    for t in &tickers {
+        let minutes = g.bars(t, tf("1m"), from, to, false);
+        let share = minutes.len() as f64 / (5.0 * 960.0);
+        let liquidity = g.liquidity(t);
+        assert!(
+            (share - liquidity).abs() < 0.05,
+            "{t}: {share} vs {liquidity}"
+        );
+        shares.push(share);
+        // Day bars exist every weekday, and their volume is about the minutes' volume.
+        let days = g.bars(t, tf("1d"), from, to, false);
+        assert_eq!(days.len(), 5, "{t}");
+        let minute_volume: f64 = minutes.iter().map(|b| b.v).sum();
+        let day_volume: f64 = days.iter().map(|b| b.v).sum();
+        let ratio = day_volume / minute_volume;
+        assert!((0.6..1.6).contains(&ratio), "{t}: {ratio}");
+        for b in minutes.iter().chain(&days) {
+            assert!(b.l <= b.o.min(b.c) && b.h >= b.o.max(b.c), "{b:?}");
+            assert!(b.v >= 1.0 && b.n >= 1);
+        }
+    }
+    assert!(shares.iter().any(|s| *s < 0.1) && shares.iter().any(|s| *s > 0.3));
+    // The universe leaves other tickers alone.
+    assert_eq!(
+        g.bars("AAPL", tf("1m"), from, to, true),
+        gen().bars("AAPL", tf("1m"), from, to, true)
+    );
+}
+
+#[test]
+fn universe_prices_stay_in_range_over_decades_and_move_daily() {
+    let (g, tickers) = universe();
+    for t in tickers.iter().take(10) {
+        let days = g.bars(
+            t,
+            tf("1d"),
+            ms("1990-01-01T00:00:00Z"),
+            ms("2030-01-01T00:00:00Z"),
+            true,
+        );
+        assert!(days.len() > 10_000, "{t}");
+        assert!(days.iter().all(|b| b.c > 0.5 && b.c < 5_000.0), "{t}");
+        let returns: Vec<f64> = days.windows(2).map(|w| (w[1].o / w[0].o).ln()).collect();
+        let sd = (returns.iter().map(|r| r * r).sum::<f64>() / returns.len() as f64).sqrt();
+        assert!((0.01..0.04).contains(&sd), "{t}: {sd}");
+    }
+}
+
+#[test]
+fn holidays_close_stocks_but_not_crypto() {
+    let holiday = NaiveDate::from_ymd_opt(2024, 5, 8).unwrap();
+    let g = gen().with_holidays([crate::calendar::day_of_date(holiday)].into());
+    let (from, to) = (ms("2024-05-06T04:00:00Z"), ms("2024-05-11T03:59:59Z"));
+    let days = g.bars("AAPL", tf("1d"), from, to, true);
+    assert_eq!(days.len(), 4);
+    assert!(days.iter().all(|b| local(b.t).date_naive() != holiday));
+    let minutes = g.bars("AAPL", tf("1m"), from, to, true);
+    assert_eq!(minutes.len(), 4 * 960);
+    let normal_days = gen().bars("AAPL", tf("1d"), from, to, true);
+    assert_eq!(days, [&normal_days[..2], &normal_days[3..]].concat());
+    assert_eq!(
+        g.bars("X:BTCUSD", tf("1d"), from, to, true),
+        gen().bars("X:BTCUSD", tf("1d"), from, to, true)
+    );
+}
+
+#[test]
+fn a_revision_adds_to_every_volume_of_its_day_only() {
+    let (g, tickers) = universe();
+    let day = crate::calendar::day_of_date(NaiveDate::from_ymd_opt(2024, 5, 7).unwrap());
+    let (from, to) = (ms("2024-05-06T04:00:00Z"), ms("2024-05-09T03:59:59Z"));
+    for (i, ticker) in ["AAPL", "X:BTCUSD", tickers[0].as_str()]
+        .into_iter()
+        .enumerate()
+    {
+        let before = g.bars(ticker, tf("1m"), from, to, false);
+        let before_days = g.bars(ticker, tf("1d"), from, to, true);
+        assert_eq!(g.revise(day), i as u64 + 1);
+        let after = g.bars(ticker, tf("1m"), from, to, false);
+        let after_days = g.bars(ticker, tf("1d"), from, to, true);
+        assert_eq!(g.revision(day), i as u64 + 1);
+        assert_eq!(before.len(), after.len());
+        for (b, a) in before
+            .iter()
+            .zip(&after)
+            .chain(before_days.iter().zip(&after_days))
+        {
+            let revised = crate::calendar::ny_day(b.t) == day;
+            let expected = if revised { b.v + 1.0 } else { b.v };
+            assert_eq!(a.v, expected, "{ticker} {b:?}");
+            assert_eq!((a.o, a.h, a.l, a.c, a.t), (b.o, b.h, b.l, b.c, b.t));
+        }
+    }
+}

@@ -11,6 +11,10 @@ use backfill_polygon_sim::{Fault, SimConfig, Simulator};
 use serde_json::Value;
 use tower::ServiceExt;
 
+mod flat_files;
+mod grouped;
+mod market;
+
 const KEY: &str = "sim-test-key";
 
 fn sim(config: SimConfig) -> (Simulator, Router) {

@@ -42,7 +42,12 @@ pub(crate) fn spawn(
     counters: Arc<Counters>,
 ) -> FilePages {
     let (pages, receiver) = mpsc::channel(PAGES_IN_FLIGHT);
+    // The thread logs where the caller does, in its span.
+    let span = tracing::Span::current();
+    let dispatch = tracing::dispatcher::get_default(tracing::Dispatch::clone);
     tokio::task::spawn_blocking(move || {
+        let _dispatch = tracing::dispatcher::set_default(&dispatch);
+        let _span = span.enter();
         let body = Body::new(chunks);
         let result = decode(&plan, body, &counters, |page| {
             pages.blocking_send(Ok(page)).is_ok()

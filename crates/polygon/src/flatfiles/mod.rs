@@ -29,6 +29,8 @@ use object_store::{ClientOptions, GetOptions, GetRange, ObjectStore, RetryConfig
 use secrecy::ExposeSecret;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
+use tracing::instrument::WithSubscriber;
+use tracing::Instrument;
 
 use crate::backoff;
 use crate::{Dataset, DayFile, Error, FilePages, FlatFiles, FlatFilesStats, Result};
@@ -181,12 +183,12 @@ impl FlatFiles for FlatFilesClient {
             page_rows: self.inner.config.page_rows,
         };
         let pages = decode::spawn(plan, receiver, Arc::clone(&self.inner.counters));
-        tokio::spawn(download(
-            Arc::clone(&self.inner),
-            file.clone(),
-            opened,
-            chunks,
-        ));
+        let download = download(Arc::clone(&self.inner), file.clone(), opened, chunks);
+        tokio::spawn(
+            download
+                .instrument(tracing::Span::current())
+                .with_current_subscriber(),
+        );
         Ok(pages)
     }
 }
@@ -225,7 +227,8 @@ pub fn decode_day_file(
 /// Chunks of a download (tens of kilobytes each) buffered ahead of the decoder.
 const CHUNKS_IN_FLIGHT: usize = 32;
 
-/// An open GET: its body from `from` on, the file's size, and the GETs it took.
+/// An open GET: its body from `from` on, the size of the whole file it says, and the GETs it
+/// took (retries included).
 struct Opened {
     body: BoxStream<'static, object_store::Result<Bytes>>,
     size: u64,
@@ -240,6 +243,8 @@ async fn download(inner: Arc<Inner>, file: DayFile, opened: Opened, chunks: mpsc
         size,
         mut requests,
     } = opened;
+    // A body shorter than the file (a response cut short yet well framed) is resumed too.
+    let size = size.max(file.size);
     let mut received: u64 = 0;
     let mut budget = Budget::default();
     loop {
@@ -276,19 +281,21 @@ async fn download(inner: Arc<Inner>, file: DayFile, opened: Opened, chunks: mpsc
         tracing::warn!(key = %file.key, received, size, error = %error, "a flat file download broke, resuming");
         // Until bytes arrive again, every failure (of a resuming GET or of its body) belongs to
         // the same run.
+        let mut attempts = 0u32;
         let resumed = retry_after(
             &inner,
             &mut budget,
             error,
             &format!("GET {}", file.key),
-            || open(&inner, &file, received, "resume"),
+            || {
+                attempts += 1;
+                open(&inner, &file, received, "resume")
+            },
         )
         .await;
+        requests += attempts;
         match resumed {
-            Ok(opened) => {
-                body = opened.body;
-                requests += opened.requests;
-            }
+            Ok(opened) => body = opened.body,
             Err(error) => {
                 let _ = chunks.send(Chunk::Failed(error)).await;
                 return;
@@ -299,10 +306,16 @@ async fn download(inner: Arc<Inner>, file: DayFile, opened: Opened, chunks: mpsc
 
 /// Opens a GET of `file` from byte `from`, retrying transient failures.
 async fn open_with_retries(inner: &Inner, file: &DayFile, from: u64, what: &str) -> Result<Opened> {
-    retrying(inner, &format!("GET {}", file.key), || {
+    let mut attempts = 0u32;
+    let opened = retrying(inner, &format!("GET {}", file.key), || {
+        attempts += 1;
         open(inner, file, from, what)
     })
-    .await
+    .await?;
+    Ok(Opened {
+        requests: attempts,
+        ..opened
+    })
 }
 
 /// One GET of `file` from byte `from`, conditional on its ETag.
@@ -376,10 +389,11 @@ impl Budget {
         *self = Self::default();
     }
 
-    /// The wait before retrying after `error`, or `None` when it is permanent or the run is out
-    /// of retries or time.
+    /// The wait before retrying after `error`, or `None` when it is permanent, a changed file,
+    /// or the run is out of retries or time.
     fn next(&mut self, config: &FlatFilesConfig, error: &Error) -> Option<Duration> {
-        if error.is_permanent() {
+        // A changed file stays changed: the caller must look it up again.
+        if error.is_permanent() || matches!(error, Error::FileChanged { .. }) {
             return None;
         }
         let started = *self.started.get_or_insert_with(Instant::now);

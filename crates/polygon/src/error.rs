@@ -1,7 +1,8 @@
 use std::time::Duration;
 
-/// Everything that can go wrong while fetching aggregates. Messages are meant for people (the
-/// worker stores them as a task's last error) and never contain the API key.
+/// Everything that can go wrong while fetching aggregates or Flat Files. Messages are meant for
+/// people (the worker stores them as a task's last error) and never contain the API key or the
+/// S3 keys.
 ///
 /// [`Error::is_permanent`] tells whether retrying later can help: the client has already retried
 /// transient failures within its budget before returning one.

@@ -11,6 +11,11 @@
 //! any `next_url` is followed on the configured base URL. One call of
 //! [`MarketData::fetch_page`] makes one such request (plus retries) and returns its candles with a
 //! cursor for the next call, so memory stays bounded whatever the range.
+//!
+//! Flat Files ([`FlatFiles`], implemented by [`FlatFilesClient`] over S3 with `object_store`)
+//! give a whole market's minute or day bars of a day in one gzipped CSV: the client looks a day's
+//! file up with a HEAD, downloads it with one streamed GET conditional on its ETag, inflates and
+//! parses it on a blocking thread into pages, and resumes a cut download from its last byte.
 
 mod backoff;
 mod client;

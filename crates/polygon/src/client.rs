@@ -10,6 +10,7 @@ use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, RETRY_AFTER};
 use secrecy::ExposeSecret;
 use tokio::time::Instant;
 
+use crate::backoff::jittered;
 use crate::paging::{first_path, next_step, rebuild_next_url, CursorState, Step};
 use crate::wire::{decode_aggregates, decode_grouped, parse_retry_after, DecodedPage};
 use crate::{
@@ -452,16 +453,7 @@ fn validate_base_url(base_url: &str) -> Result<String> {
 /// The backoff cap before retry number `retry` (1-based): doubling from the initial backoff,
 /// capped.
 pub(crate) fn backoff_cap(config: &PolygonConfig, retry: u32) -> Duration {
-    let doublings = retry.saturating_sub(1).min(31);
-    config
-        .initial_backoff
-        .saturating_mul(1u32 << doublings)
-        .min(config.max_backoff)
-}
-
-/// Full jitter: uniform between zero and the cap.
-fn jittered(cap: Duration) -> Duration {
-    cap.mul_f64(rand::random_range(0.0..=1.0))
+    crate::backoff::cap(config.initial_backoff, config.max_backoff, retry)
 }
 
 #[cfg(test)]

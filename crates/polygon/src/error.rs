@@ -1,7 +1,8 @@
 use std::time::Duration;
 
-/// Everything that can go wrong while fetching aggregates. Messages are meant for people (the
-/// worker stores them as a task's last error) and never contain the API key.
+/// Everything that can go wrong while fetching aggregates or Flat Files. Messages are meant for
+/// people (the worker stores them as a task's last error) and never contain the API key or the
+/// S3 keys.
 ///
 /// [`Error::is_permanent`] tells whether retrying later can help: the client has already retried
 /// transient failures within its budget before returning one.
@@ -49,6 +50,19 @@ pub enum Error {
     /// The client configuration cannot work (bad base URL, key unusable in a header).
     #[error("invalid polygon client configuration: {message}")]
     Config { message: String },
+    /// The Flat Files bucket refused the S3 credentials (HTTP 401 or 403): the keys are wrong or
+    /// revoked, or the plan does not include Flat Files.
+    #[error(
+        "the flat files bucket refused the s3 credentials (http {status}); check \
+         POLYGON_S3_ACCESS_KEY_ID and POLYGON_S3_SECRET_ACCESS_KEY, and that the plan includes \
+         flat files: {message}"
+    )]
+    CredentialsRejected { status: u16, message: String },
+    /// A flat file was replaced (another ETag) or removed after it was looked up. Reading it
+    /// again cannot help, but looking it up again can: the rows read of the old content do not
+    /// apply to the new one, which must be read from its start.
+    #[error("the flat file changed since it was looked up: {message}")]
+    FileChanged { message: String },
 }
 
 /// The client's result type.
@@ -70,7 +84,9 @@ macro_rules! message_of {
             | Self::Decode { message }
             | Self::CursorLoop { message }
             | Self::InvalidCursor { message }
-            | Self::Config { message } => message,
+            | Self::Config { message }
+            | Self::CredentialsRejected { message, .. }
+            | Self::FileChanged { message } => message,
         }
     };
 }
@@ -82,7 +98,8 @@ impl Error {
     }
 
     /// True for failures that may pass with time: rate limits, server errors, timeouts, broken
-    /// connections and broken bodies.
+    /// connections and broken bodies, and a flat file that changed while it was read (looking it
+    /// up again gives the new content).
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
@@ -91,6 +108,7 @@ impl Error {
                 | Self::Timeout { .. }
                 | Self::Transport { .. }
                 | Self::Decode { .. }
+                | Self::FileChanged { .. }
         )
     }
 
@@ -111,7 +129,8 @@ impl Error {
             Self::RateLimited { .. } => Some(429),
             Self::NotEntitled { status, .. }
             | Self::Server { status, .. }
-            | Self::UnexpectedStatus { status, .. } => Some(*status),
+            | Self::UnexpectedStatus { status, .. }
+            | Self::CredentialsRejected { status, .. } => Some(*status),
             _ => None,
         }
     }
@@ -167,6 +186,10 @@ mod tests {
             Error::CursorLoop { message: m() },
             Error::InvalidCursor { message: m() },
             Error::Config { message: m() },
+            Error::CredentialsRejected {
+                status: 403,
+                message: m(),
+            },
         ] {
             assert!(e.is_permanent(), "{e}");
         }
@@ -182,6 +205,7 @@ mod tests {
             Error::Timeout { message: m() },
             Error::Transport { message: m() },
             Error::Decode { message: m() },
+            Error::FileChanged { message: m() },
         ] {
             assert!(e.is_transient(), "{e}");
         }

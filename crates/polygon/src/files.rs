@@ -73,9 +73,12 @@ pub struct DayFile {
 pub struct FilePage {
     /// Candles of any tickers, in file order (by ticker, then time), raw prices, no vwap.
     pub candles: Vec<Candle>,
-    /// Rows of the file read so far, this page's included (skipped rows count).
+    /// Data rows of the file read so far, this page's included (skipped and dropped rows count;
+    /// the header and empty lines do not). Passing it as `skip_rows` resumes right after this
+    /// page; the last page's is the file's row count.
     pub rows_done: u64,
-    /// How far into the file (compressed bytes) those rows reach.
+    /// How far into the file (compressed bytes handed to the inflater) those rows reach: an upper
+    /// bound, since the inflater reads ahead; the last page's is the file's size.
     pub offset: u64,
     /// Bytes downloaded for this page (a restarted download counts again).
     pub bytes: u64,
@@ -102,11 +105,17 @@ pub trait FlatFiles: Send + Sync {
 
     /// The rows of `file` after its first `skip_rows`, as pages of candles, downloaded and
     /// decoded as a stream (never the whole file in memory). A download cut short is resumed
-    /// within the client's retry budget.
+    /// within the client's retry budget. There is always at least one page (an empty one when
+    /// no row is left after the skipped ones); malformed rows are counted in
+    /// [`FilePage::dropped`], never an error.
     ///
     /// # Errors
-    /// The stream yields an error when the file cannot be read (changed meanwhile, refused,
-    /// malformed beyond single rows, or out of retries).
+    /// The call fails, or the stream yields an error as its last item, when the file cannot be
+    /// read: changed or removed since `file` was looked up ([`crate::Error::FileChanged`]: look
+    /// it up again and read the new content from row 0), refused credentials, not gzip or
+    /// without the expected header ([`crate::Error::Decode`]), or out of retries (transient:
+    /// the rows of the pages already yielded stay valid, so a later call can pass the last
+    /// page's `rows_done` as `skip_rows`).
     async fn pages(&self, file: &DayFile, skip_rows: u64) -> Result<FilePages>;
 }
 

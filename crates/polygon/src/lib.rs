@@ -11,11 +11,18 @@
 //! any `next_url` is followed on the configured base URL. One call of
 //! [`MarketData::fetch_page`] makes one such request (plus retries) and returns its candles with a
 //! cursor for the next call, so memory stays bounded whatever the range.
+//!
+//! Flat Files ([`FlatFiles`], implemented by [`FlatFilesClient`] over S3 with `object_store`)
+//! give a whole market's minute or day bars of a day in one gzipped CSV: the client looks a day's
+//! file up with a HEAD, downloads it with one streamed GET conditional on its ETag, inflates and
+//! parses it on a blocking thread into pages, and resumes a cut download from its last byte.
 
+mod backoff;
 mod client;
 mod config;
 mod error;
 mod files;
+mod flatfiles;
 mod limiter;
 mod paging;
 mod stats;
@@ -33,9 +40,10 @@ pub use error::{Error, Result};
 #[cfg(any(test, feature = "mocks"))]
 pub use files::MockFlatFiles;
 pub use files::{Dataset, DayFile, FilePage, FilePages, FlatFiles};
+pub use flatfiles::{decode_day_file, FlatFilesClient, FlatFilesConfig};
 pub use limiter::{Permit, RateLimiter};
 pub use paging::PageCursor;
-pub use stats::ClientStats;
+pub use stats::{ClientStats, FlatFilesStats};
 pub use wire::{decode_aggregates, decode_grouped, DecodedPage};
 
 /// What to fetch: the bars of one symbol at one timeframe over an inclusive range.

@@ -1,7 +1,10 @@
 use std::time::Duration;
 
 use backfill_domain::{Candle, DateRange, Symbol, Timeframe};
-use backfill_polygon::{pages, AggregatesRequest, MarketData, Page, PolygonClient, PolygonConfig};
+use backfill_polygon::{
+    pages, AggregatesRequest, DayFile, FilePage, FlatFiles, FlatFilesClient, FlatFilesConfig,
+    MarketData, Page, PolygonClient, PolygonConfig,
+};
 use backfill_polygon_sim::{RunningSimulator, SimConfig, Simulator};
 use futures::StreamExt;
 
@@ -109,4 +112,57 @@ pub(crate) fn assert_same(actual: &[Candle], expected: &[Candle]) {
         assert_eq!(a, e, "candle {i} differs");
     }
     assert_eq!(actual.len(), expected.len(), "candle counts differ");
+}
+
+/// Distinctive S3 credentials, so that a leak is easy to find.
+pub(crate) const S3_KEY_ID: &str = "it-s3-key-id-4e1b7d";
+pub(crate) const S3_SECRET: &str = "it-s3-secret-90c2f6a8";
+
+/// Monday 2024-05-06, the day whose files the Flat Files tests read (ONE_DAY in New York).
+pub(crate) const FILE_DAY: chrono::NaiveDate = match chrono::NaiveDate::from_ymd_opt(2024, 5, 6) {
+    Some(day) => day,
+    None => panic!("a valid date"),
+};
+
+/// A simulator whose bucket accepts only [`S3_KEY_ID`] / [`S3_SECRET`].
+pub(crate) async fn start_files(config: SimConfig) -> RunningSimulator {
+    start(config.s3_credentials(S3_KEY_ID, S3_SECRET)).await
+}
+
+/// A Flat Files configuration for the simulator, with tiny backoffs so that retries cost
+/// milliseconds.
+pub(crate) fn files_config(sim: &RunningSimulator, page_rows: usize) -> FlatFilesConfig {
+    FlatFilesConfig {
+        page_rows,
+        max_retries: 5,
+        initial_backoff: Duration::from_millis(1),
+        max_backoff: Duration::from_millis(5),
+        max_retry_elapsed: Duration::from_secs(20),
+        connect_timeout: Duration::from_secs(2),
+        request_timeout: Duration::from_secs(10),
+        read_timeout: Duration::from_secs(10),
+        ..FlatFilesConfig::new(S3_KEY_ID.into(), S3_SECRET.into())
+    }
+    .with_endpoint(sim.base_url())
+}
+
+pub(crate) fn files_client(sim: &RunningSimulator, page_rows: usize) -> FlatFilesClient {
+    FlatFilesClient::new(files_config(sim, page_rows)).expect("a valid configuration")
+}
+
+/// Reads a file after `skip_rows`: its candles in order, and its pages (candles included).
+pub(crate) async fn read_file(
+    files: &dyn FlatFiles,
+    file: &DayFile,
+    skip_rows: u64,
+) -> backfill_polygon::Result<(Vec<Candle>, Vec<FilePage>)> {
+    let mut stream = files.pages(file, skip_rows).await?;
+    let mut candles = Vec::new();
+    let mut pages = Vec::new();
+    while let Some(page) = stream.next().await {
+        let page = page?;
+        candles.extend(page.candles.iter().cloned());
+        pages.push(page);
+    }
+    Ok((candles, pages))
 }

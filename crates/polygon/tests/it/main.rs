@@ -2,6 +2,8 @@
 
 mod faults;
 mod fixtures;
+mod flatfiles;
+mod flatfiles_faults;
 mod helpers;
 mod pagination;
 mod rate_limit;

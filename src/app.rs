@@ -6,9 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use backfill_domain::JobId;
-use backfill_polygon::{PolygonClient, PolygonConfig};
-use backfill_polygon_sim::{RunningSimulator, SimConfig, Simulator};
+use backfill_domain::{JobId, Sources};
+use backfill_polygon::{FlatFiles, FlatFilesClient, FlatFilesConfig, PolygonClient, PolygonConfig};
+use backfill_polygon_sim::{
+    RunningSimulator, SimConfig, Simulator, DEFAULT_S3_ACCESS_KEY_ID, DEFAULT_S3_SECRET_ACCESS_KEY,
+};
 use backfill_progress::ProgressBus;
 use backfill_storage::postgres::PgStorage;
 use backfill_storage::sqlite::SqliteStorage;
@@ -19,7 +21,9 @@ use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
-use crate::cli::{default_sqlite_path, DatabaseArgs, LogFormat, PolygonArgs, WorkerArgs};
+use crate::cli::{
+    default_sqlite_path, DatabaseArgs, FlatFilesArgs, LogFormat, PolygonArgs, WorkerArgs,
+};
 
 /// Logs go to standard error (standard output is for results), as text or JSON lines.
 /// `RUST_LOG` overrides the default level (`info`).
@@ -77,15 +81,28 @@ pub(crate) async fn open_storage(
     }
 }
 
-/// The market data client, and the simulator it talks to in demo mode.
+/// The market data clients, and the simulator they talk to in demo mode.
 pub(crate) struct Market {
     pub(crate) client: PolygonClient,
-    /// Kept alive while the client is used.
+    /// Flat Files, when S3 credentials are given (always in demo mode: the simulator serves
+    /// them).
+    pub(crate) files: Option<Arc<dyn FlatFiles>>,
+    /// Kept alive while the clients are used.
     pub(crate) simulator: Option<RunningSimulator>,
 }
 
-/// Builds the Polygon client, or starts the simulator and points the client at it with
-/// `--demo`. Without a key and without `--demo`, stops with one clear line.
+impl Market {
+    /// The sources these clients can serve.
+    pub(crate) fn sources(&self) -> Sources {
+        Sources {
+            flat_files: self.files.is_some(),
+        }
+    }
+}
+
+/// Builds the Polygon client and, with S3 credentials, the Flat Files client; with `--demo`,
+/// starts the simulator and points both at it. Without a key and without `--demo`, stops with
+/// one clear line.
 pub(crate) async fn market(args: &PolygonArgs) -> anyhow::Result<Market> {
     let (config, simulator) = if args.demo {
         let sim = Simulator::new(SimConfig::new().api_key("demo"))
@@ -111,7 +128,40 @@ pub(crate) async fn market(args: &PolygonArgs) -> anyhow::Result<Market> {
     let mut config = config;
     config.requests_per_minute = args.requests_per_minute;
     let client = PolygonClient::new(config).context("configuring the Polygon client")?;
-    Ok(Market { client, simulator })
+    let files = flat_files(&args.files, simulator.as_ref())?;
+    Ok(Market {
+        client,
+        files,
+        simulator,
+    })
+}
+
+/// The Flat Files client: the simulator's bucket in demo mode, otherwise the configured one when
+/// both S3 keys are given (none without them; one key alone is a mistake, said as such).
+fn flat_files(
+    args: &FlatFilesArgs,
+    simulator: Option<&RunningSimulator>,
+) -> anyhow::Result<Option<Arc<dyn FlatFiles>>> {
+    let config = match (simulator, &args.s3_access_key_id, &args.s3_secret_access_key) {
+        (Some(sim), _, _) => FlatFilesConfig::new(
+            SecretString::from(DEFAULT_S3_ACCESS_KEY_ID.to_owned()),
+            SecretString::from(DEFAULT_S3_SECRET_ACCESS_KEY.to_owned()),
+        )
+        .with_endpoint(sim.base_url()),
+        (None, Some(key), Some(secret)) => FlatFilesConfig {
+            bucket: args.s3_bucket.clone(),
+            ..FlatFilesConfig::new(key.clone(), secret.clone()).with_endpoint(&args.s3_endpoint)
+        },
+        (None, None, None) => return Ok(None),
+        (None, Some(_), None) => bail!(
+            "POLYGON_S3_ACCESS_KEY_ID is set but POLYGON_S3_SECRET_ACCESS_KEY is not: Flat Files need both"
+        ),
+        (None, None, Some(_)) => bail!(
+            "POLYGON_S3_SECRET_ACCESS_KEY is set but POLYGON_S3_ACCESS_KEY_ID is not: Flat Files need both"
+        ),
+    };
+    let client = FlatFilesClient::new(config).context("configuring the Flat Files client")?;
+    Ok(Some(Arc::new(client)))
 }
 
 /// The one place a worker is put together, for `serve`, `worker` and `run`: its configuration
@@ -119,7 +169,7 @@ pub(crate) async fn market(args: &PolygonArgs) -> anyhow::Result<Market> {
 /// market data client, and the bus it reports progress on.
 pub(crate) fn worker(
     storage: &Arc<dyn Storage>,
-    client: PolygonClient,
+    market: &Market,
     args: &WorkerArgs,
     only_job: Option<JobId>,
     bus: ProgressBus,
@@ -132,8 +182,8 @@ pub(crate) fn worker(
     let deps = WorkerDeps {
         queue: storage.clone(),
         candles: storage.clone(),
-        market: Arc::new(client),
-        files: None,
+        market: Arc::new(market.client.clone()),
+        files: market.files.clone(),
     };
     Worker::new(deps, bus, config)
 }

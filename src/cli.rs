@@ -76,6 +76,8 @@ pub(crate) struct PolygonArgs {
     /// of its own, so that simulated candles never mix with real ones.
     #[arg(long, env = "BACKFILL_DEMO")]
     pub(crate) demo: bool,
+    #[command(flatten)]
+    pub(crate) files: FlatFilesArgs,
 }
 
 #[derive(Args)]

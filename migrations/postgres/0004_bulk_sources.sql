@@ -21,6 +21,8 @@ ALTER TABLE tasks ADD COLUMN bytes bigint NOT NULL DEFAULT 0;
 ALTER TABLE tasks ADD COLUMN rows_done bigint NOT NULL DEFAULT 0;
 ALTER TABLE tasks ADD COLUMN file_offset bigint NOT NULL DEFAULT 0;
 ALTER TABLE tasks ADD COLUMN file_size bigint;
+-- The ETag of the file the stored rows came from: a restart skips them only in that same file.
+ALTER TABLE tasks ADD COLUMN file_etag text;
 ALTER TABLE tasks ADD COLUMN note text;
 
 -- The bulk files stored whole (every ticker): a file replaced upstream (another ETag) is stored

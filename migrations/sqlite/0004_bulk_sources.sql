@@ -26,6 +26,7 @@ CREATE TABLE tasks_new (
     rows_done        INTEGER NOT NULL DEFAULT 0,
     file_offset      INTEGER NOT NULL DEFAULT 0,
     file_size        INTEGER,
+    file_etag        TEXT,
     note             TEXT,
     last_error       TEXT,
     next_attempt_at  INTEGER,

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use backfill_domain::ProgressEvent;
-use backfill_domain::{JobStatus, Sources, TaskStatus, TaskUnit};
+use backfill_domain::{JobStatus, TaskStatus, TaskUnit};
 use backfill_progress::{ProgressBus, RecvError};
 use backfill_storage::JobDetails;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -21,8 +21,8 @@ use crate::commands::plan;
 
 pub(crate) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let signalled = app::shutdown_on_signal();
-    let (spec, _) = plan::spec(args.spec, Sources { flat_files: false })?;
     let market = app::market(&args.polygon).await?;
+    let (spec, _) = plan::spec(args.spec, market.sources())?;
     let (storage, backend) = app::open_storage(&args.database, args.polygon.demo).await?;
     let job = storage
         .create_job(&spec, None)
@@ -43,7 +43,7 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 
     let bus = ProgressBus::new(4096);
     let mut events = bus.subscribe();
-    let worker = app::worker(&storage, market.client, &args.worker, Some(job.id), bus);
+    let worker = app::worker(&storage, &market, &args.worker, Some(job.id), bus);
     // The worker stops on a signal, or once the job has ended.
     let shutdown = signalled.child_token();
     let token = shutdown.clone();

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use backfill_api::{ApiConfig, AppState};
+use backfill_domain::Sources;
 use backfill_progress::ProgressBus;
 use backfill_worker::Worker;
 use tokio::sync::oneshot;
@@ -32,9 +33,24 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .context("BACKFILL_API_TOKEN")?
         .with_cors_origins(&args.cors_origins)
         .context("BACKFILL_CORS_ORIGINS")?
-        .with_demo(args.polygon.demo);
-    if let Some(key) = &args.polygon.polygon_api_key {
-        config = config.with_redacted_secret(key.clone());
+        .with_demo(args.polygon.demo)
+        .with_sources(match &market {
+            Some(market) => market.sources(),
+            // An API-only node accepts Flat Files jobs when it is given the credentials its
+            // workers use.
+            None => Sources {
+                flat_files: args.polygon.demo || args.polygon.files.configured(),
+            },
+        });
+    for secret in [
+        &args.polygon.polygon_api_key,
+        &args.polygon.files.s3_access_key_id,
+        &args.polygon.files.s3_secret_access_key,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        config = config.with_redacted_secret(secret.clone());
     }
     let mut state = AppState::new(storage.clone(), storage.clone(), config)
         .with_metrics_renderer(move || metrics.render());
@@ -46,7 +62,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         let bus = ProgressBus::new(4096);
         state = state.with_progress_bus(bus.clone());
         app::export_client_metrics(market.client.clone(), shutdown.clone());
-        let worker = app::worker(&storage, market.client, &args.worker, None, bus);
+        let worker = app::worker(&storage, &market, &args.worker, None, bus);
         info!(
             worker = %worker.config().id,
             concurrency = worker.config().concurrency,

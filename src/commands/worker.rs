@@ -12,7 +12,7 @@ pub(crate) async fn run(args: WorkerCommand) -> anyhow::Result<()> {
     let (storage, backend) = app::open_storage(&args.database, args.polygon.demo).await?;
     let worker = app::worker(
         &storage,
-        market.client,
+        &market,
         &args.worker,
         None,
         ProgressBus::new(1024),

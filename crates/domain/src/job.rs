@@ -627,6 +627,9 @@ pub struct Task {
     pub file_offset: u64,
     #[serde(default)]
     pub file_size: Option<u64>,
+    /// The ETag of the file those rows came from: a restart skips them only in that same file.
+    #[serde(default)]
+    pub file_etag: Option<String>,
     /// What people should know about how the task ended, when it is not an error (a day without
     /// a file, a file unchanged since it was stored).
     #[serde(default)]
@@ -661,6 +664,7 @@ impl Task {
             rows_done: 0,
             file_offset: 0,
             file_size: None,
+            file_etag: None,
             note: None,
             last_error: None,
             next_attempt_at: None,

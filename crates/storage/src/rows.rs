@@ -89,6 +89,7 @@ pub(crate) struct TaskParts {
     pub(crate) rows_done: i64,
     pub(crate) file_offset: i64,
     pub(crate) file_size: Option<i64>,
+    pub(crate) file_etag: Option<String>,
     pub(crate) note: Option<String>,
     pub(crate) last_error: Option<String>,
     pub(crate) next_attempt_at: Option<DateTime<Utc>>,
@@ -129,6 +130,7 @@ impl TaskParts {
                 .file_size
                 .map(|n| non_negative(n, "file_size"))
                 .transpose()?,
+            file_etag: self.file_etag,
             note: self.note,
             last_error: self.last_error,
             next_attempt_at: self.next_attempt_at,

@@ -124,7 +124,7 @@ pub struct Fetched {
 }
 
 /// Where a day task stands after a page of its rows, for progress and to resume.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DayProgress {
     /// Rows of the day's file (or answer) handled so far, in its order, the page included;
     /// a restart skips them.
@@ -132,6 +132,8 @@ pub struct DayProgress {
     /// How far into the day's file (compressed bytes) those rows reach, and the file's size.
     pub file_offset: u64,
     pub file_size: Option<u64>,
+    /// The file's ETag, so that a restart skips these rows only in the same file.
+    pub file_etag: Option<String>,
     pub fetched: Fetched,
 }
 

@@ -156,6 +156,7 @@ impl Day<'_> {
             rows_done: received,
             file_offset: 0,
             file_size: None,
+            file_etag: None,
             fetched,
         };
         if let Err(stopped) = self
@@ -240,9 +241,9 @@ impl Day<'_> {
                 Err(e) => return Outcome::Storage(e),
             }
         }
-        // A restart skips the rows already stored, unless the file changed size meanwhile (it
-        // was replaced): then it is stored again from its start.
-        let skip = if task.file_size == Some(file.size) {
+        // A restart skips the rows already stored, unless they came from another version of the
+        // file (it was replaced meanwhile): then it is stored again from its start.
+        let skip = if task.file_etag.as_deref() == Some(file.etag.as_str()) {
             task.rows_done
         } else {
             0
@@ -299,6 +300,7 @@ impl Day<'_> {
                 rows_done: page.rows_done,
                 file_offset: page.offset,
                 file_size: Some(file.size),
+                file_etag: Some(file.etag.clone()),
                 fetched: Fetched {
                     requests: page.requests,
                     bytes: page.bytes,

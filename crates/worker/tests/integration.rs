@@ -79,4 +79,5 @@ scenarios!(
     a_rejected_key_fails_every_symbol_with_a_clear_message,
     random_upstream_faults_still_store_exactly_the_simulators_candles,
     rest_and_grouped_store_identical_day_bars,
+    flat_files_store_the_same_candles_as_rest,
 );

@@ -132,6 +132,7 @@ impl CandleStore for PgStorage {
         sqlx::query(
             "UPDATE tasks SET rows_done = greatest(rows_done, $2), \
              file_offset = greatest(file_offset, $3), file_size = coalesce($4, file_size), \
+             file_etag = coalesce($9, file_etag), \
              candles_fetched = candles_fetched + $5, candles_stored = candles_stored + $6, \
              pages = pages + 1, requests = requests + $7, bytes = bytes + $8, \
              updated_at = now() WHERE id = $1",
@@ -148,6 +149,7 @@ impl CandleStore for PgStorage {
         .bind(i64::try_from(inserted + updated).unwrap_or(i64::MAX))
         .bind(i64::from(progress.fetched.requests))
         .bind(i64::try_from(progress.fetched.bytes).unwrap_or(i64::MAX))
+        .bind(progress.file_etag.as_deref())
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;

@@ -135,7 +135,8 @@ macro_rules! job_columns {
 macro_rules! task_columns {
     () => {
         "id, job_id, symbol, day, status, attempts, candles_fetched, candles_stored, pages, \
-         requests, bytes, checkpoint, rows_done, file_offset, file_size, note, last_error, \
+         requests, bytes, checkpoint, rows_done, file_offset, file_size, file_etag, note, \
+         last_error, \
          next_attempt_at, worker_id, lease_token, lease_expires_at, started_at, finished_at, \
          updated_at"
     };
@@ -204,6 +205,7 @@ struct TaskRow {
     rows_done: i64,
     file_offset: i64,
     file_size: Option<i64>,
+    file_etag: Option<String>,
     note: Option<String>,
     last_error: Option<String>,
     next_attempt_at: Option<DateTime<Utc>>,
@@ -233,6 +235,7 @@ impl TaskRow {
             rows_done: self.rows_done,
             file_offset: self.file_offset,
             file_size: self.file_size,
+            file_etag: self.file_etag,
             note: self.note,
             last_error: self.last_error,
             next_attempt_at: self.next_attempt_at,

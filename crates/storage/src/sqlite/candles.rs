@@ -132,6 +132,7 @@ impl CandleStore for SqliteStorage {
         sqlx::query(
             "UPDATE tasks SET rows_done = max(rows_done, ?2), \
              file_offset = max(file_offset, ?3), file_size = coalesce(?4, file_size), \
+             file_etag = coalesce(?10, file_etag), \
              candles_fetched = candles_fetched + ?5, candles_stored = candles_stored + ?6, \
              pages = pages + 1, requests = requests + ?7, bytes = bytes + ?8, updated_at = ?9 \
              WHERE id = ?1",
@@ -149,6 +150,7 @@ impl CandleStore for SqliteStorage {
         .bind(i64::from(progress.fetched.requests))
         .bind(i64::try_from(progress.fetched.bytes).unwrap_or(i64::MAX))
         .bind(now_ms())
+        .bind(progress.file_etag.as_deref())
         .execute(&mut *w.tx)
         .await?;
         w.tx.commit().await?;

@@ -1327,6 +1327,7 @@ fn progress(rows_done: u64, file_offset: u64) -> DayProgress {
         rows_done,
         file_offset,
         file_size: Some(1_000),
+        file_etag: Some("\"e1\"".to_owned()),
         fetched: Fetched {
             requests: 1,
             bytes: 250,
@@ -1426,6 +1427,7 @@ pub(crate) async fn day_rows_of_many_symbols_are_stored_fenced_and_counted(s: &d
     let task = &details.tasks[0];
     assert_eq!((task.rows_done, task.file_offset), (4, 400));
     assert_eq!(task.file_size, Some(1_000));
+    assert_eq!(task.file_etag.as_deref(), Some("\"e1\""));
     assert_eq!((task.requests, task.bytes, task.pages), (2, 500, 2));
     assert_eq!((task.candles_fetched, task.candles_stored), (9, 6));
     // Progress: 0.4 of the first of three days.

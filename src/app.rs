@@ -15,7 +15,7 @@ use backfill_progress::ProgressBus;
 use backfill_storage::postgres::PgStorage;
 use backfill_storage::sqlite::SqliteStorage;
 use backfill_storage::Storage;
-use backfill_worker::{Worker, WorkerConfig, WorkerDeps, WorkerId};
+use backfill_worker::{Scheduler, Worker, WorkerConfig, WorkerDeps, WorkerId};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
@@ -311,6 +311,27 @@ pub(crate) fn export_job_metrics(storage: Arc<dyn Storage>, stop: CancellationTo
             }
         }
     });
+}
+
+/// Fires due schedules until `stop` (unless `off`): their jobs use the sources this process
+/// has. Returns the task to await at shutdown.
+pub(crate) fn spawn_scheduler(
+    storage: &Arc<dyn Storage>,
+    sources: Sources,
+    off: bool,
+    stop: CancellationToken,
+) -> Option<tokio::task::JoinHandle<()>> {
+    if off {
+        tracing::info!("scheduler off (--no-scheduler)");
+        return None;
+    }
+    backfill_worker::describe_scheduler_metrics();
+    let scheduler = Scheduler::new(storage.clone(), sources);
+    Some(tokio::spawn(async move {
+        if let Err(err) = scheduler.run(stop).await {
+            tracing::error!(error = %err, "the scheduler stopped");
+        }
+    }))
 }
 
 /// A runtime of its own for the embedded worker, whose threads (the blocking ones that decode

@@ -34,6 +34,10 @@ pub(crate) enum Command {
     Sim(SimArgs),
     /// Validate a backfill and print the job it would create and the requests it needs.
     Plan(PlanArgs),
+    /// Talk to a running `backfill serve`: schedules that keep series current.
+    Schedules(SchedulesArgs),
+    /// Talk to a running `backfill serve`: named lists of symbols for schedules.
+    Universes(UniversesArgs),
 }
 
 #[derive(Args)]
@@ -101,6 +105,16 @@ pub(crate) struct WorkerCommand {
     pub(crate) polygon: PolygonArgs,
     #[command(flatten)]
     pub(crate) worker: WorkerArgs,
+    #[command(flatten)]
+    pub(crate) scheduler: SchedulerArgs,
+}
+
+#[derive(Args)]
+pub(crate) struct SchedulerArgs {
+    /// Do not fire schedules in this process. Any number of processes may fire them (each due
+    /// time fires once); by default every `serve` and `worker` does.
+    #[arg(long, env = "BACKFILL_NO_SCHEDULER")]
+    pub(crate) no_scheduler: bool,
 }
 
 #[derive(Args)]
@@ -128,12 +142,21 @@ pub(crate) struct ServeArgs {
     pub(crate) polygon: PolygonArgs,
     #[command(flatten)]
     pub(crate) worker: WorkerArgs,
+    #[command(flatten)]
+    pub(crate) scheduler: SchedulerArgs,
 }
 
 #[derive(Args)]
 pub(crate) struct JobsArgs {
     #[command(subcommand)]
     pub(crate) action: JobsAction,
+    #[command(flatten)]
+    pub(crate) server: ServerArgs,
+}
+
+/// How the client commands reach a running `backfill serve`.
+#[derive(Args)]
+pub(crate) struct ServerArgs {
     /// The server's base URL.
     #[arg(
         long,
@@ -167,6 +190,96 @@ pub(crate) enum JobsAction {
     Cancel { id: String },
     /// Run a job's failed and cancelled symbols again.
     Retry { id: String },
+}
+
+#[derive(Args)]
+pub(crate) struct SchedulesArgs {
+    #[command(subcommand)]
+    pub(crate) action: SchedulesAction,
+    #[command(flatten)]
+    pub(crate) server: ServerArgs,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum SchedulesAction {
+    /// Every schedule with its next due time and last run.
+    List,
+    /// One schedule.
+    Show { name: String },
+    /// Create a schedule: at each due time, one job per timeframe in `missing` mode over the
+    /// look-back.
+    Create(CreateSchedule),
+    /// Stop a schedule from firing.
+    Pause { name: String },
+    /// Make a paused schedule due again from its next due time.
+    Resume { name: String },
+    /// Delete a schedule (its jobs stay).
+    Delete { name: String },
+}
+
+#[derive(Args)]
+pub(crate) struct CreateSchedule {
+    /// 1 to 64 letters, digits, '.', '_' or '-'.
+    pub(crate) name: String,
+    /// Tickers to keep current.
+    #[arg(required_unless_present = "universe")]
+    pub(crate) symbols: Vec<String>,
+    /// A named universe instead of symbols, or `all` for every ticker of a bulk source.
+    #[arg(long, conflicts_with = "symbols")]
+    pub(crate) universe: Option<String>,
+    /// Timeframes, comma-separated: one job each per run.
+    #[arg(long, short = 't', value_delimiter = ',', default_value = "1d")]
+    pub(crate) timeframes: Vec<String>,
+    /// A cron pattern in New York time (`0 18 * * 1-5`), or `after_close[+DELAY]` (16:00 New
+    /// York on weekdays plus a delay such as 30m).
+    #[arg(long, default_value = "after_close+30m")]
+    pub(crate) trigger: String,
+    /// Days each run covers, up to its due day.
+    #[arg(long, default_value_t = 5)]
+    pub(crate) lookback_days: u32,
+    /// Split-adjusted prices, or `false` for raw ones.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub(crate) adjusted: bool,
+    /// rest, flatfiles, grouped or auto.
+    #[arg(long)]
+    pub(crate) source: Option<String>,
+}
+
+#[derive(Args)]
+pub(crate) struct UniversesArgs {
+    #[command(subcommand)]
+    pub(crate) action: UniversesAction,
+    #[command(flatten)]
+    pub(crate) server: ServerArgs,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum UniversesAction {
+    /// Every universe with its size and origin.
+    List,
+    /// One universe with its symbols.
+    Show { name: String },
+    /// Create or replace a universe with these symbols.
+    Set {
+        name: String,
+        #[arg(required = true)]
+        symbols: Vec<String>,
+    },
+    /// Replace (or create) a universe with Polygon's reference tickers (US stocks).
+    Refresh {
+        name: String,
+        /// active, delisted or all.
+        #[arg(long, default_value = "active")]
+        status: String,
+        /// The tickers as they stood on this day (YYYY-MM-DD).
+        #[arg(long)]
+        date: Option<String>,
+        /// Only this ticker type: CS, ETF, ADRC, ...
+        #[arg(long = "type")]
+        kind: Option<String>,
+    },
+    /// Delete a universe (refused while a schedule names it).
+    Delete { name: String },
 }
 
 #[derive(Args)]

@@ -61,6 +61,12 @@ fn main() -> ExitCode {
                         Command::Sim(args) => {
                             commands::sim::run(args).await.map(|()| ExitCode::SUCCESS)
                         }
+                        Command::Schedules(args) => commands::schedules::schedules(args)
+                            .await
+                            .map(|()| ExitCode::SUCCESS),
+                        Command::Universes(args) => commands::schedules::universes(args)
+                            .await
+                            .map(|()| ExitCode::SUCCESS),
                         Command::Plan(_) => Ok(ExitCode::SUCCESS),
                     }
                 }),

@@ -1,9 +1,11 @@
 //! One module per subcommand.
 
+pub(crate) mod client;
 pub(crate) mod jobs;
 pub(crate) mod migrate;
 pub(crate) mod plan;
 pub(crate) mod run;
+pub(crate) mod schedules;
 pub(crate) mod serve;
 pub(crate) mod sim;
 pub(crate) mod worker;

@@ -28,20 +28,21 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
     let (storage, backend) = app::open_storage(&args.database, args.polygon.demo).await?;
 
+    let sources = match &market {
+        Some(market) => market.sources(),
+        // An API-only node accepts Flat Files jobs when it is given the credentials its
+        // workers use.
+        None => Sources {
+            flat_files: args.polygon.demo || args.polygon.files.configured(),
+        },
+    };
     let mut config = ApiConfig::default()
         .with_api_token(args.api_token.clone())
         .context("BACKFILL_API_TOKEN")?
         .with_cors_origins(&args.cors_origins)
         .context("BACKFILL_CORS_ORIGINS")?
         .with_demo(args.polygon.demo)
-        .with_sources(match &market {
-            Some(market) => market.sources(),
-            // An API-only node accepts Flat Files jobs when it is given the credentials its
-            // workers use.
-            None => Sources {
-                flat_files: args.polygon.demo || args.polygon.files.configured(),
-            },
-        });
+        .with_sources(sources);
     for secret in [
         &args.polygon.polygon_api_key,
         &args.polygon.files.s3_access_key_id,
@@ -53,7 +54,14 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         config = config.with_redacted_secret(secret.clone());
     }
     let mut state = AppState::new(storage.clone(), storage.clone(), config)
+        .with_schedules(storage.clone())
         .with_metrics_renderer(move || metrics.render());
+    let scheduler = app::spawn_scheduler(
+        &storage,
+        sources,
+        args.scheduler.no_scheduler,
+        shutdown.clone(),
+    );
 
     app::export_job_metrics(storage.clone(), shutdown.clone());
     let mut worker_stopped = None;
@@ -101,6 +109,9 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
             .await
             .context("the embedded worker's thread stopped without an answer")?
             .context("stopping the worker")?;
+    }
+    if let Some(scheduler) = scheduler {
+        scheduler.await.context("the scheduler panicked")?;
     }
     if let Some(sim) = simulator {
         sim.shutdown().await.context("stopping the simulator")?;

@@ -1,5 +1,6 @@
 //! `backfill worker`: takes tasks from the shared database until SIGINT or SIGTERM.
 
+use anyhow::Context;
 use backfill_progress::ProgressBus;
 use tracing::info;
 
@@ -18,7 +19,16 @@ pub(crate) async fn run(args: WorkerCommand) -> anyhow::Result<()> {
         ProgressBus::new(1024),
     );
     info!(%backend, worker = %worker.config().id, "starting worker");
+    let scheduler = app::spawn_scheduler(
+        &storage,
+        market.sources(),
+        args.scheduler.no_scheduler,
+        shutdown.clone(),
+    );
     worker.run(shutdown).await?;
+    if let Some(scheduler) = scheduler {
+        scheduler.await.context("the scheduler panicked")?;
+    }
     drop(market.simulator);
     Ok(())
 }

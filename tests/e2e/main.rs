@@ -10,3 +10,4 @@ mod helpers;
 mod jobs_cli;
 mod priority;
 mod run;
+mod schedules;

@@ -63,6 +63,10 @@ pub enum ErrorCode {
     /// A schedule or universe that breaks a rule: a bad trigger, name, timeframe list or
     /// look-back.
     InvalidSchedule,
+    /// A schedule names a universe that does not exist.
+    UnknownUniverse,
+    /// The reference tickers refused a universe refresh (a bad type or date) or listed nothing.
+    ReferenceRejected,
     /// A `limit` outside its bounds.
     InvalidLimit,
     /// A `cursor` that is not one this API handed out.
@@ -89,6 +93,8 @@ pub enum ErrorCode {
     NotReady,
     /// The database is temporarily unreachable; retrying later may help.
     StorageUnavailable,
+    /// Polygon's reference data could not be read (after retries); try again later.
+    UpstreamUnavailable,
     /// Anything else that went wrong on the server. The cause is logged, never sent.
     InternalError,
 }
@@ -110,6 +116,8 @@ impl ErrorCode {
         Self::InvalidSource,
         Self::SourceUnavailable,
         Self::InvalidSchedule,
+        Self::UnknownUniverse,
+        Self::ReferenceRejected,
         Self::InvalidLimit,
         Self::InvalidCursor,
         Self::InvalidIdempotencyKey,
@@ -123,6 +131,7 @@ impl ErrorCode {
         Self::IdempotencyKeyConflict,
         Self::NotReady,
         Self::StorageUnavailable,
+        Self::UpstreamUnavailable,
         Self::InternalError,
     ];
 
@@ -143,6 +152,8 @@ impl ErrorCode {
             Self::InvalidSource => "invalid_source",
             Self::SourceUnavailable => "source_unavailable",
             Self::InvalidSchedule => "invalid_schedule",
+            Self::UnknownUniverse => "unknown_universe",
+            Self::ReferenceRejected => "reference_rejected",
             Self::InvalidLimit => "invalid_limit",
             Self::InvalidCursor => "invalid_cursor",
             Self::InvalidIdempotencyKey => "invalid_idempotency_key",
@@ -156,6 +167,7 @@ impl ErrorCode {
             Self::IdempotencyKeyConflict => "idempotency_key_conflict",
             Self::NotReady => "not_ready",
             Self::StorageUnavailable => "storage_unavailable",
+            Self::UpstreamUnavailable => "upstream_unavailable",
             Self::InternalError => "internal_error",
         }
     }
@@ -176,6 +188,8 @@ impl ErrorCode {
             | Self::InvalidSource
             | Self::SourceUnavailable
             | Self::InvalidSchedule
+            | Self::UnknownUniverse
+            | Self::ReferenceRejected
             | Self::InvalidLimit
             | Self::InvalidCursor
             | Self::InvalidIdempotencyKey
@@ -187,6 +201,7 @@ impl ErrorCode {
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::NotReady | Self::StorageUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::UpstreamUnavailable => StatusCode::BAD_GATEWAY,
             Self::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -196,6 +211,9 @@ impl ErrorCode {
         match self {
             Self::NotReady => "the database does not answer",
             Self::StorageUnavailable => "the database is temporarily unavailable, try again later",
+            Self::UpstreamUnavailable => {
+                "Polygon's reference data could not be read, try again later"
+            }
             _ => "internal server error",
         }
     }
@@ -481,7 +499,12 @@ mod tests {
             .collect();
         assert_eq!(
             server,
-            ["not_ready", "storage_unavailable", "internal_error"]
+            [
+                "not_ready",
+                "storage_unavailable",
+                "upstream_unavailable",
+                "internal_error"
+            ]
         );
     }
 

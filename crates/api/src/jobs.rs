@@ -113,7 +113,7 @@ fn default_adjusted() -> bool {
 }
 
 impl TimeframeInput {
-    fn parse(&self) -> Result<Timeframe, ApiError> {
+    pub(crate) fn parse(&self) -> Result<Timeframe, ApiError> {
         match self {
             Self::Short(s) => Ok(Timeframe::parse(s)?),
             Self::Long {
@@ -145,6 +145,37 @@ impl BoundInput {
     }
 }
 
+/// Parses every ticker, reporting every bad one at once (up to 50 in the details).
+pub(crate) fn parse_symbols(raw: &[String]) -> Result<Vec<Symbol>, ApiError> {
+    let mut symbols = Vec::with_capacity(raw.len());
+    let mut bad = Vec::new();
+    let mut first_error = None;
+    for (index, raw) in raw.iter().enumerate() {
+        match Symbol::parse(raw) {
+            Ok(symbol) => symbols.push(symbol),
+            Err(err) => {
+                if let backfill_domain::Error::InvalidSymbol { input, reason } = &err {
+                    if bad.len() < MAX_REPORTED_SYMBOLS {
+                        bad.push(json!({ "index": index, "input": input, "reason": reason }));
+                    }
+                }
+                first_error.get_or_insert(err);
+            }
+        }
+    }
+    if let Some(err) = first_error {
+        let count = raw.len() - symbols.len();
+        let message = if count == 1 {
+            err.to_string()
+        } else {
+            format!("{err} (and {} more invalid symbols)", count - 1)
+        };
+        return Err(ApiError::new(ErrorCode::InvalidSymbol, message)
+            .with_details(json!({ "symbols": bad })));
+    }
+    Ok(symbols)
+}
+
 impl CreateBackfillRequest {
     /// Validates everything, reporting every bad symbol at once, and resolves the source among
     /// those `available`.
@@ -155,32 +186,7 @@ impl CreateBackfillRequest {
 
     /// The job this request would create, and what each source would cost it.
     pub(crate) fn plan(self, available: Sources) -> Result<(JobSpec, Vec<SourceCost>), ApiError> {
-        let mut symbols = Vec::with_capacity(self.symbols.len());
-        let mut bad = Vec::new();
-        let mut first_error = None;
-        for (index, raw) in self.symbols.iter().enumerate() {
-            match Symbol::parse(raw) {
-                Ok(symbol) => symbols.push(symbol),
-                Err(err) => {
-                    if let backfill_domain::Error::InvalidSymbol { input, reason } = &err {
-                        if bad.len() < MAX_REPORTED_SYMBOLS {
-                            bad.push(json!({ "index": index, "input": input, "reason": reason }));
-                        }
-                    }
-                    first_error.get_or_insert(err);
-                }
-            }
-        }
-        if let Some(err) = first_error {
-            let count = self.symbols.len() - symbols.len();
-            let message = if count == 1 {
-                err.to_string()
-            } else {
-                format!("{err} (and {} more invalid symbols)", count - 1)
-            };
-            return Err(ApiError::new(ErrorCode::InvalidSymbol, message)
-                .with_details(json!({ "symbols": bad })));
-        }
+        let symbols = parse_symbols(&self.symbols)?;
         let timeframe = self.timeframe.parse()?;
         let range = DateRange::new(self.from.parse()?, self.to.parse()?)?;
         let symbols = match self.universe {

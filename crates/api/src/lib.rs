@@ -1,5 +1,5 @@
 //! The backfill REST API on axum: job submission, status, cancel and retry, live progress over
-//! Server-Sent Events, candle read-back, health, metrics and the OpenAPI document, with one JSON
+//! Server-Sent Events, schedules and universes, candle read-back, health, metrics and the OpenAPI document, with one JSON
 //! error shape. Its state holds trait objects only, so every handler can be tested against mocks.
 //!
 //! - [`router`] builds the whole service from an [`AppState`] (repositories, optional progress
@@ -24,6 +24,7 @@ mod extract;
 mod health;
 mod jobs;
 mod openapi;
+mod schedules;
 mod serve;
 mod state;
 mod telemetry;
@@ -47,6 +48,11 @@ pub use health::HealthBody;
 pub use jobs::{
     BoundInput, CreateBackfillRequest, JobStatusBody, JobSummaryBody, PlanBody, RecentJobsBody,
     TimeframeInput,
+};
+pub use schedules::{
+    CreateScheduleRequest, PutUniverseRequest, ReferenceError, ReferenceTickers,
+    RefreshUniverseRequest, ScheduleBody, ScheduleRunBody, SchedulesBody, TickerStatus,
+    UniverseSummary, UniversesBody,
 };
 pub use serve::serve;
 pub use state::{ApiConfig, AppState, MetricsRenderer};
@@ -130,6 +136,7 @@ fn parts() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(jobs::routes())
         .merge(events::routes())
         .merge(candles::routes())
+        .merge(schedules::routes())
         .merge(dashboard::api_routes())
         .split_for_parts();
     let (open, open_doc) = health::routes().merge(openapi::routes()).split_for_parts();
@@ -147,7 +154,7 @@ fn cors_layer(origins: &CorsOrigins) -> Option<CorsLayer> {
     Some(
         CorsLayer::new()
             .allow_origin(allow_origin)
-            .allow_methods([Method::GET, Method::POST])
+            .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
             .allow_headers([
                 header::AUTHORIZATION,
                 header::CONTENT_TYPE,

@@ -32,6 +32,7 @@ const BEARER: &str = "bearer";
     tags(
         (name = "jobs", description = "Backfill jobs: submit, follow, cancel, retry"),
         (name = "candles", description = "Stored candles and their coverage"),
+        (name = "schedules", description = "Schedules that keep series current, and the universes they name"),
         (name = "operations", description = "Probes, metrics and this document (never behind the token)"),
         (name = "server", description = "What this server is: its version, and whether its data is simulated"),
     ),

@@ -8,11 +8,12 @@ use std::time::Duration;
 use axum::http::HeaderValue;
 use backfill_domain::Sources;
 use backfill_progress::ProgressBus;
-use backfill_storage::{CandleStore, JobRepository};
+use backfill_storage::{CandleStore, JobRepository, ScheduleStore};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::cache::StatusCache;
 use crate::error::{Error, Result};
+use crate::schedules::ReferenceTickers;
 
 /// Renders the process's metrics in the Prometheus text format, for `GET /metrics`.
 pub type MetricsRenderer = Arc<dyn Fn() -> String + Send + Sync>;
@@ -260,6 +261,8 @@ impl fmt::Debug for ApiConfig {
 pub struct AppState {
     jobs: Arc<dyn JobRepository>,
     candles: Arc<dyn CandleStore>,
+    schedules: Option<Arc<dyn ScheduleStore>>,
+    reference: Option<Arc<dyn ReferenceTickers>>,
     progress: Option<ProgressBus>,
     metrics: Option<MetricsRenderer>,
     config: Arc<ApiConfig>,
@@ -276,11 +279,34 @@ impl AppState {
         Self {
             jobs,
             candles,
+            schedules: None,
+            reference: None,
             progress: None,
             metrics: None,
             status_cache: Arc::new(StatusCache::new(config.status_cache_ttl)),
             config: Arc::new(config),
         }
+    }
+
+    /// The schedules and universes store: without it, `/api/v1/schedules` and
+    /// `/api/v1/universes` answer 404.
+    pub fn with_schedules(mut self, store: Arc<dyn ScheduleStore>) -> Self {
+        self.schedules = Some(store);
+        self
+    }
+
+    /// Where universes are refreshed from (Polygon's reference tickers, through the binary).
+    pub fn with_reference_tickers(mut self, reference: Arc<dyn ReferenceTickers>) -> Self {
+        self.reference = Some(reference);
+        self
+    }
+
+    pub(crate) fn schedules(&self) -> Option<&Arc<dyn ScheduleStore>> {
+        self.schedules.as_ref()
+    }
+
+    pub(crate) fn reference(&self) -> Option<&Arc<dyn ReferenceTickers>> {
+        self.reference.as_ref()
     }
 
     /// The bus of a worker running in the same process: progress streams then wake on its
@@ -328,6 +354,8 @@ impl AppState {
 impl fmt::Debug for AppState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AppState")
+            .field("schedules", &self.schedules.is_some())
+            .field("reference_tickers", &self.reference.is_some())
             .field("progress_bus", &self.progress.is_some())
             .field("metrics_renderer", &self.metrics.is_some())
             .field("config", &self.config)

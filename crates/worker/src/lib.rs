@@ -9,6 +9,8 @@
 //!   the pages and stores each with `ingest_page`, so candles and checkpoint commit together.
 //! - Progress events ([`backfill_domain::ProgressEvent`]) go out on a
 //!   [`backfill_progress::ProgressBus`], to the API's Server-Sent Events and the CLI.
+//! - [`Scheduler::run`] fires due schedules (each due time once, whichever process gets there
+//!   first); their jobs are ordinary jobs that any worker takes.
 
 mod backoff;
 mod config;
@@ -19,6 +21,7 @@ mod id;
 mod outcome;
 mod plan;
 mod running;
+mod scheduler;
 mod task;
 mod worker;
 
@@ -31,4 +34,7 @@ pub use deps::WorkerDeps;
 pub use error::{Error, Result};
 pub use id::WorkerId;
 pub use plan::intervals_to_fetch;
+pub use scheduler::{
+    describe_scheduler_metrics, Scheduler, SCHEDULE_NEXT_DUE_SECONDS, SCHEDULE_RUNS_TOTAL,
+};
 pub use worker::Worker;

@@ -3,17 +3,15 @@
 
 mod render;
 
-use anyhow::{bail, Context};
-use backfill_api::ErrorBody;
-use secrecy::ExposeSecret;
-
 use crate::cli::{JobsAction, JobsArgs};
+use crate::commands::client;
 
 pub(crate) async fn run(args: JobsArgs) -> anyhow::Result<()> {
-    let body = request(&args).await?;
+    let (method, path) = endpoint(&args.action);
+    let body = client::call(&args.server, method, &path, None).await?;
     let mut out = std::io::stdout().lock();
-    if args.json {
-        render::json(&mut out, &body)
+    if args.server.json {
+        client::json(&mut out, &body)
     } else {
         render::text(&mut out, &args.action, &body)
     }
@@ -42,36 +40,4 @@ fn endpoint(action: &JobsAction) -> (reqwest::Method, String) {
             format!("/api/v1/backfill/{id}/retry"),
         ),
     }
-}
-
-/// Sends the action's request and returns the body of a successful answer; an error answer
-/// becomes an error naming its code and message.
-async fn request(args: &JobsArgs) -> anyhow::Result<Vec<u8>> {
-    let base = args.server.trim_end_matches('/').to_owned();
-    let client = reqwest::Client::builder()
-        .user_agent(concat!("backfill/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .context("building the HTTP client")?;
-    let (method, path) = endpoint(&args.action);
-    let mut request = client.request(method, format!("{base}{path}"));
-    if let Some(token) = &args.api_token {
-        request = request.bearer_auth(token.expose_secret());
-    }
-    let response = request
-        .send()
-        .await
-        .with_context(|| format!("cannot reach the backfill server at {base}"))?;
-    let status = response.status();
-    let body = response.bytes().await.context("reading the answer")?;
-    if !status.is_success() {
-        match serde_json::from_slice::<ErrorBody>(&body) {
-            Ok(err) => bail!(
-                "{} ({status}): {}",
-                err.error.code.as_str(),
-                err.error.message
-            ),
-            Err(_) => bail!("the server answered {status}"),
-        }
-    }
-    Ok(body.to_vec())
 }

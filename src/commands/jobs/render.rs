@@ -7,14 +7,6 @@ use backfill_api::{JobStatusBody, RecentJobsBody};
 
 use crate::cli::JobsAction;
 
-/// The answer as pretty-printed JSON.
-pub(super) fn json(out: &mut impl Write, body: &[u8]) -> anyhow::Result<()> {
-    let value: serde_json::Value = serde_json::from_slice(body).context("decoding the answer")?;
-    serde_json::to_writer_pretty(&mut *out, &value)?;
-    writeln!(out)?;
-    Ok(())
-}
-
 /// The answer to `action` as a table (a listing) or a job's report.
 pub(super) fn text(out: &mut impl Write, action: &JobsAction, body: &[u8]) -> anyhow::Result<()> {
     match action {

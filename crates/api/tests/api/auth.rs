@@ -36,6 +36,17 @@ fn v1_requests() -> Vec<(Method, String)> {
             "/api/v1/candles/AAPL/coverage?timeframe=1m".to_owned(),
         ),
         (Method::GET, "/api/v1/info".to_owned()),
+        (Method::GET, "/api/v1/schedules".to_owned()),
+        (Method::POST, "/api/v1/schedules".to_owned()),
+        (Method::GET, "/api/v1/schedules/tech".to_owned()),
+        (Method::POST, "/api/v1/schedules/tech/pause".to_owned()),
+        (Method::POST, "/api/v1/schedules/tech/resume".to_owned()),
+        (Method::DELETE, "/api/v1/schedules/tech".to_owned()),
+        (Method::GET, "/api/v1/universes".to_owned()),
+        (Method::PUT, "/api/v1/universes/tech".to_owned()),
+        (Method::GET, "/api/v1/universes/tech".to_owned()),
+        (Method::POST, "/api/v1/universes/tech/refresh".to_owned()),
+        (Method::DELETE, "/api/v1/universes/tech".to_owned()),
     ]
 }
 
@@ -44,16 +55,23 @@ fn request(method: Method, uri: &str, authorization: Option<&str>) -> Request<Bo
     if let Some(value) = authorization {
         builder = builder.header(header::AUTHORIZATION, value);
     }
-    if method == Method::POST && uri == "/api/v1/backfill" {
-        builder
+    let body = match (method.as_str(), uri) {
+        ("POST", "/api/v1/backfill") => Some(
+            json!({"symbols": ["AAPL"], "timeframe": "1m", "from": "2024-01-02", "to": "2024-01-05"}),
+        ),
+        ("POST", "/api/v1/schedules") => Some(
+            json!({"name": "tech", "symbols": ["AAPL"], "timeframes": ["1d"], "trigger": "after_close"}),
+        ),
+        ("PUT", "/api/v1/universes/tech") => Some(json!({"symbols": ["AAPL"]})),
+        ("POST", "/api/v1/universes/tech/refresh") => Some(json!({})),
+        _ => None,
+    };
+    match body {
+        Some(body) => builder
             .header(header::CONTENT_TYPE, "application/json")
-            .body(Body::from(
-                json!({"symbols": ["AAPL"], "timeframe": "1m", "from": "2024-01-02", "to": "2024-01-05"})
-                    .to_string(),
-            ))
-            .unwrap()
-    } else {
-        builder.body(Body::empty()).unwrap()
+            .body(Body::from(body.to_string()))
+            .unwrap(),
+        None => builder.body(Body::empty()).unwrap(),
     }
 }
 
@@ -68,7 +86,12 @@ fn leaky_app() -> Router {
         d
     };
     let (jobs, candles) = answering(leaky);
-    router(state(jobs, candles, config()).with_metrics_renderer(|| "up 1\n".to_owned()))
+    router(
+        state(jobs, candles, config())
+            .with_metrics_renderer(|| "up 1\n".to_owned())
+            .with_schedules(std::sync::Arc::new(answering_schedules()))
+            .with_reference_tickers(std::sync::Arc::new(FixedReference)),
+    )
 }
 
 #[tokio::test]

@@ -7,12 +7,15 @@ use axum::body::{to_bytes, Body};
 use axum::http::{header, Method, Request, Response, StatusCode};
 use axum::Router;
 use backfill_api::{router, ApiConfig, AppState};
+use backfill_api::{ReferenceError, ReferenceTickers, RefreshUniverseRequest};
 use backfill_domain::{
     BackfillJob, BackfillMode, Candle, DateRange, JobId, JobProgress, JobSpec, JobStatus, Ohlcv,
     RangeBound, Symbol, Task, TaskId, TaskStatus, TaskUnit, Timeframe,
 };
+use backfill_domain::{Name, NamedUniverse};
 use backfill_storage::{
     CandlePage, CreatedJob, JobDetails, JobSummary, MockCandleStore, MockJobRepository,
+    MockScheduleStore, Schedule,
 };
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::Value;
@@ -250,4 +253,64 @@ pub(crate) fn answering(
     });
     candles.expect_coverage().returning(|_, _, _| Ok(vec![]));
     (jobs, candles)
+}
+
+/// A schedule store that answers every call successfully.
+pub(crate) fn answering_schedules() -> MockScheduleStore {
+    let spec: backfill_domain::ScheduleSpec = serde_json::from_value(serde_json::json!({
+        "name": "tech", "tickers": {"symbols": ["AAPL"]}, "timeframes": ["1d"],
+        "adjusted": true, "trigger": "after_close", "lookback_days": 5
+    }))
+    .unwrap();
+    let schedule = move |paused: bool| Schedule {
+        id: 1,
+        spec: spec.clone(),
+        paused,
+        next_due_at: Some(t0()),
+        last_run: None,
+        runs: 0,
+        created_at: t0(),
+    };
+    let universe = |symbols: &[Symbol], origin: &str| NamedUniverse {
+        name: Name::parse("tech").unwrap(),
+        symbols: symbols.to_vec(),
+        origin: origin.to_owned(),
+        updated_at: t0(),
+    };
+    let mut store = MockScheduleStore::new();
+    let s = schedule.clone();
+    store
+        .expect_list_schedules()
+        .returning(move || Ok(vec![s(false)]));
+    let s = schedule.clone();
+    store
+        .expect_create_schedule()
+        .returning(move |_| Ok(s(false)));
+    let s = schedule.clone();
+    store.expect_get_schedule().returning(move |_| Ok(s(false)));
+    store.expect_delete_schedule().returning(|_| Ok(()));
+    store
+        .expect_set_paused()
+        .returning(move |_, paused| Ok(schedule(paused)));
+    store
+        .expect_list_universes()
+        .returning(move || Ok(vec![universe(&[Symbol::parse("AAPL").unwrap()], "manual")]));
+    store
+        .expect_get_universe()
+        .returning(move |_| Ok(universe(&[Symbol::parse("AAPL").unwrap()], "manual")));
+    store
+        .expect_put_universe()
+        .returning(move |_, symbols, origin| Ok(universe(symbols, origin)));
+    store.expect_delete_universe().returning(|_| Ok(()));
+    store
+}
+
+/// Reference tickers that always list AAPL.
+pub(crate) struct FixedReference;
+
+#[async_trait::async_trait]
+impl ReferenceTickers for FixedReference {
+    async fn tickers(&self, _: &RefreshUniverseRequest) -> Result<Vec<Symbol>, ReferenceError> {
+        Ok(vec![Symbol::parse("AAPL").unwrap()])
+    }
 }

@@ -11,5 +11,6 @@ mod jobs;
 mod logs;
 mod openapi;
 mod routing;
+mod schedules;
 mod sources;
 mod telemetry;

@@ -23,6 +23,17 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/candles/{symbol}"),
     ("get", "/api/v1/candles/{symbol}/coverage"),
     ("get", "/api/v1/info"),
+    ("get", "/api/v1/schedules"),
+    ("post", "/api/v1/schedules"),
+    ("get", "/api/v1/schedules/{name}"),
+    ("delete", "/api/v1/schedules/{name}"),
+    ("post", "/api/v1/schedules/{name}/pause"),
+    ("post", "/api/v1/schedules/{name}/resume"),
+    ("get", "/api/v1/universes"),
+    ("get", "/api/v1/universes/{name}"),
+    ("put", "/api/v1/universes/{name}"),
+    ("delete", "/api/v1/universes/{name}"),
+    ("post", "/api/v1/universes/{name}/refresh"),
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),
@@ -79,24 +90,34 @@ async fn the_document_lists_exactly_the_served_routes() {
 async fn every_listed_route_is_served() {
     let (jobs, candles) = answering(|| details(JobStatus::Succeeded, TaskStatus::Succeeded, 1));
     let app = router(
-        state(jobs, candles, ApiConfig::default()).with_metrics_renderer(|| "up 1\n".to_owned()),
+        state(jobs, candles, ApiConfig::default())
+            .with_metrics_renderer(|| "up 1\n".to_owned())
+            .with_schedules(std::sync::Arc::new(answering_schedules()))
+            .with_reference_tickers(std::sync::Arc::new(FixedReference)),
     );
     for (method, path) in ROUTES {
-        let uri = path.replace("{job_id}", JOB_ID).replace("{symbol}", "AAPL");
+        let uri = path
+            .replace("{job_id}", JOB_ID)
+            .replace("{symbol}", "AAPL")
+            .replace("{name}", "tech");
         let mut request = Request::builder()
             .method(Method::from_bytes(method.to_uppercase().as_bytes()).unwrap())
             .uri(format!("{uri}?timeframe=1m"));
-        let takes_a_request = matches!(*path, "/api/v1/backfill" | "/api/v1/backfill/plan");
-        if takes_a_request {
+        let body = match (*method, *path) {
+            (_, "/api/v1/backfill" | "/api/v1/backfill/plan") => Some(
+                r#"{"symbols":["AAPL"],"timeframe":"1m","from":"2024-01-02","to":"2024-01-03"}"#,
+            ),
+            ("post", "/api/v1/schedules") => Some(
+                r#"{"name":"n","symbols":["AAPL"],"timeframes":["1d"],"trigger":"after_close"}"#,
+            ),
+            ("put", "/api/v1/universes/{name}") => Some(r#"{"symbols":["AAPL"]}"#),
+            (_, "/api/v1/universes/{name}/refresh") => Some("{}"),
+            _ => None,
+        };
+        if body.is_some() {
             request = request.header(header::CONTENT_TYPE, "application/json");
         }
-        let body = if takes_a_request {
-            Body::from(
-                r#"{"symbols":["AAPL"],"timeframe":"1m","from":"2024-01-02","to":"2024-01-03"}"#,
-            )
-        } else {
-            Body::empty()
-        };
+        let body = body.map_or_else(Body::empty, Body::from);
         let response = send(&app, request.body(body).unwrap()).await;
         let status = response.status();
         assert!(status.is_success(), "{method} {path}: {status}");

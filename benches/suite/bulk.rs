@@ -22,7 +22,8 @@ use crate::Ctx;
 const TARGET_RATIO: f64 = 0.8;
 /// The worker's peak resident memory target, in bytes (MB: 10^6).
 const TARGET_RSS: u64 = 200_000_000;
-/// Rows per COPY of the reference: a page, as the worker's.
+/// Rows per COPY of the reference: a page of the aggregates endpoint (the worker pages files by
+/// 20,000 rows).
 const PAGE: usize = 50_000;
 /// The simulator's S3 credentials.
 const ACCESS_KEY: &str = "bench-access-key";

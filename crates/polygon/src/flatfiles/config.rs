@@ -30,7 +30,7 @@ pub struct FlatFilesConfig {
     pub access_key_id: SecretString,
     /// The S3 secret access key of the Flat Files credentials.
     pub secret_access_key: SecretString,
-    /// At most this many candles per page (default 50,000; at least 1).
+    /// At most this many candles per page (default 20,000; at least 1).
     pub page_rows: usize,
     /// Retries after a failed attempt for transient failures (default 5). While a download makes
     /// progress the count starts again: it bounds the failures in a row, not per file.
@@ -60,7 +60,7 @@ impl FlatFilesConfig {
     /// The default signing region.
     pub const DEFAULT_REGION: &'static str = "us-east-1";
     /// The default page size, in candles.
-    pub const DEFAULT_PAGE_ROWS: usize = 50_000;
+    pub const DEFAULT_PAGE_ROWS: usize = 20_000;
 
     /// The defaults documented on each field, with these credentials.
     pub fn new(access_key_id: SecretString, secret_access_key: SecretString) -> Self {

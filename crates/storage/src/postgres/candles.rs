@@ -1,6 +1,7 @@
 use async_trait::async_trait;
 use backfill_domain::{Candle, DateRange, JobStatus, Symbol, Timeframe};
 use chrono::{DateTime, Utc};
+use sqlx::postgres::PgCopyIn;
 use sqlx::{Connection, PgConnection};
 
 use super::queue::lock_lease;
@@ -485,11 +486,7 @@ async fn copy_rows(conn: &mut PgConnection, rows: &[(i32, &Candle)]) -> Result<(
              FROM STDIN (FORMAT binary)",
         )
         .await?;
-    copy.send(encode_binary(
-        rows.iter().map(|(id, c)| (Some(*id), *c)),
-        rows.len(),
-    ))
-    .await?;
+    send_binary(&mut copy, rows.iter().map(|(id, c)| (Some(*id), *c))).await?;
     copy.finish().await?;
     Ok(())
 }
@@ -560,8 +557,7 @@ async fn upsert_staged(
     let mut copy = conn
         .copy_in_raw("COPY candles_stage FROM STDIN (FORMAT binary)")
         .await?;
-    copy.send(encode_binary(page.iter().map(|c| (None, *c)), page.len()))
-        .await?;
+    send_binary(&mut copy, page.iter().map(|c| (None, *c))).await?;
     copy.finish().await?;
     let counts = sqlx::query_as(UPSERT_STAGED)
         .bind(series_id)
@@ -570,46 +566,64 @@ async fn upsert_staged(
     Ok(counts)
 }
 
-/// PostgreSQL's binary COPY format of `n` candle rows: the columns of `candles_stage`, followed
-/// by `series_id` when given (the column order of `candles`).
-fn encode_binary<'a>(rows: impl Iterator<Item = (Option<i32>, &'a Candle)>, n: usize) -> Vec<u8> {
-    /// Microseconds from the Unix epoch to PostgreSQL's epoch, 2000-01-01.
-    const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
-    let mut buf = Vec::with_capacity(19 + n * 96 + 2);
+/// How much COPY data is encoded before it is sent: a page is sent in pieces of this size, so
+/// neither the encoding buffer nor the connection's write buffer (which keeps its capacity for
+/// the connection's life) grows to the size of a page.
+const COPY_CHUNK: usize = 256 * 1024;
+
+/// Sends `rows` in PostgreSQL's binary COPY format: the columns of `candles_stage`, followed by
+/// `series_id` when given (the column order of `candles`), in pieces of about [`COPY_CHUNK`].
+async fn send_binary<'a>(
+    copy: &mut PgCopyIn<&mut PgConnection>,
+    rows: impl Iterator<Item = (Option<i32>, &'a Candle)>,
+) -> Result<(), sqlx::Error> {
+    let mut buf = Vec::with_capacity(COPY_CHUNK + 128);
     buf.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
     buf.extend_from_slice(&0i32.to_be_bytes());
     buf.extend_from_slice(&0i32.to_be_bytes());
+    for (series_id, c) in rows {
+        encode_row(&mut buf, series_id, c);
+        if buf.len() >= COPY_CHUNK {
+            copy.send(buf.as_slice()).await?;
+            buf.clear();
+        }
+    }
+    buf.extend_from_slice(&(-1i16).to_be_bytes());
+    copy.send(buf.as_slice()).await?;
+    Ok(())
+}
+
+/// One row of the binary COPY format.
+fn encode_row(buf: &mut Vec<u8>, series_id: Option<i32>, c: &Candle) {
+    /// Microseconds from the Unix epoch to PostgreSQL's epoch, 2000-01-01.
+    const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
     let float = |buf: &mut Vec<u8>, v: f64| {
         buf.extend_from_slice(&8i32.to_be_bytes());
         buf.extend_from_slice(&v.to_be_bytes());
     };
-    for (series_id, c) in rows {
-        let fields: i16 = if series_id.is_some() { 9 } else { 8 };
-        buf.extend_from_slice(&fields.to_be_bytes());
-        let micros = (c.ts() - DateTime::<Utc>::UNIX_EPOCH)
-            .num_microseconds()
-            .unwrap_or_else(|| c.ts().timestamp_millis().saturating_mul(1000));
-        buf.extend_from_slice(&8i32.to_be_bytes());
-        buf.extend_from_slice(&(micros - PG_EPOCH_MICROS).to_be_bytes());
-        for v in [c.open(), c.high(), c.low(), c.close(), c.volume()] {
-            float(&mut buf, v);
-        }
-        match c.vwap() {
-            Some(v) => float(&mut buf, v),
-            None => buf.extend_from_slice(&(-1i32).to_be_bytes()),
-        }
-        match c.trades().and_then(|n| i64::try_from(n).ok()) {
-            Some(n) => {
-                buf.extend_from_slice(&8i32.to_be_bytes());
-                buf.extend_from_slice(&n.to_be_bytes());
-            }
-            None => buf.extend_from_slice(&(-1i32).to_be_bytes()),
-        }
-        if let Some(id) = series_id {
-            buf.extend_from_slice(&4i32.to_be_bytes());
-            buf.extend_from_slice(&id.to_be_bytes());
-        }
+    let fields: i16 = if series_id.is_some() { 9 } else { 8 };
+    buf.extend_from_slice(&fields.to_be_bytes());
+    let micros = (c.ts() - DateTime::<Utc>::UNIX_EPOCH)
+        .num_microseconds()
+        .unwrap_or_else(|| c.ts().timestamp_millis().saturating_mul(1000));
+    buf.extend_from_slice(&8i32.to_be_bytes());
+    buf.extend_from_slice(&(micros - PG_EPOCH_MICROS).to_be_bytes());
+    for v in [c.open(), c.high(), c.low(), c.close(), c.volume()] {
+        float(buf, v);
     }
-    buf.extend_from_slice(&(-1i16).to_be_bytes());
-    buf
+    match c.vwap() {
+        Some(v) => float(buf, v),
+        None => buf.extend_from_slice(&(-1i32).to_be_bytes()),
+    }
+    match c.trades().and_then(|n| i64::try_from(n).ok()) {
+        Some(n) => {
+            buf.extend_from_slice(&8i32.to_be_bytes());
+            buf.extend_from_slice(&n.to_be_bytes());
+        }
+        None => buf.extend_from_slice(&(-1i32).to_be_bytes()),
+    }
+    if let Some(id) = series_id {
+        buf.extend_from_slice(&4i32.to_be_bytes());
+        buf.extend_from_slice(&id.to_be_bytes());
+    }
 }

@@ -21,12 +21,16 @@ use crate::fault::{Fault, Script, SimStats};
 use crate::flatfile::FileCache;
 use crate::generator::MarketGenerator;
 use crate::hash::{hash, unit};
+use crate::listing::{self, SimTicker};
 use crate::render::{self, Results};
 use crate::{cursor, Error, Result};
 
 mod files;
 mod grouped;
 mod s3;
+mod tickers;
+
+pub use tickers::{DEFAULT_TICKERS_LIMIT, MAX_TICKERS_LIMIT};
 
 /// Polygon's largest `limit`.
 pub const MAX_LIMIT: u64 = 50_000;
@@ -47,6 +51,8 @@ struct Shared {
     market: Vec<String>,
     /// The universe tickers that have data (not configured as unknown), sorted.
     listed: Vec<String>,
+    /// The reference records of the universe's and the delisted tickers that have data, sorted.
+    tickers: Vec<SimTicker>,
     files: FileCache,
     state: Mutex<Dynamic>,
     base_url: OnceLock<String>,
@@ -66,7 +72,14 @@ struct Dynamic {
 impl Simulator {
     /// A simulator with this configuration.
     pub fn new(config: SimConfig) -> Self {
-        let market = crate::market::tickers(config.market_size);
+        // The names after the universe's are the delisted tickers (see `listing`).
+        let mut market =
+            crate::market::tickers(config.market_size + config.market_size.div_ceil(5));
+        let delisted = market.split_off(config.market_size);
+        let tickers = listing::records(&market, &delisted)
+            .into_iter()
+            .filter(|r| !config.is_unknown(&r.ticker))
+            .collect();
         let holidays = config.holidays.iter().map(|d| day_of_date(*d)).collect();
         let generator = MarketGenerator::new(config.seed, config.missing_bar_probability)
             .with_market(&market)
@@ -85,6 +98,7 @@ impl Simulator {
                 generator,
                 market,
                 listed,
+                tickers,
                 files,
                 state: Mutex::default(),
                 base_url: OnceLock::new(),
@@ -157,6 +171,7 @@ impl Simulator {
                 "/v2/aggs/grouped/locale/us/market/stocks/{date}",
                 get(grouped::grouped_daily),
             )
+            .route("/v3/reference/tickers", get(tickers::reference_tickers))
             .route(&format!("/{bucket}"), get(s3::list_objects))
             .route(&format!("/{bucket}/"), get(s3::list_objects))
             .route(&format!("/{bucket}/{{*key}}"), get(s3::object))

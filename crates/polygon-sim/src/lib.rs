@@ -1,7 +1,8 @@
 //! A Polygon-compatible market-data server for tests, benchmarks and the offline demo:
 //! deterministic candles from a seeded random walk, served as REST aggregates (with `next_url`
-//! pagination), as grouped daily answers and as flat files in an S3-compatible bucket, with
-//! authentication, rate limits and fault injection, and request counters that tests can read.
+//! pagination), as grouped daily answers and as flat files in an S3-compatible bucket, and the
+//! universe's reference tickers with a listing history, with authentication, rate limits and
+//! fault injection, and request counters that tests can read.
 //!
 //! ```no_run
 //! # async fn demo() -> backfill_polygon_sim::Result<()> {
@@ -44,6 +45,25 @@
 //! to its `1/day` aggregate of that date except `t`, which is 16:00 New York time (as in
 //! Polygon's fixtures). Weekends and holidays have `resultsCount` 0 and no `results`. It shares
 //! the aggregates endpoint's API key, rate limit, faults and stats.
+//!
+//! # Reference tickers
+//!
+//! `GET /v3/reference/tickers?market=&active=&date=&type=&sort=ticker&order=&limit=&cursor=`
+//! lists the reference records ([`SimTicker`], [`Simulator::ticker_records`]) of the universe's
+//! tickers and of a fifth as many delisted ones, with a deterministic history: some universe
+//! tickers listed between 2001 and 2024, some with a stale duplicate record (no `type`, the name
+//! upper-cased), some reusing the ticker of a former, delisted company (see the `listing` module
+//! notes; every event lies on or before [`LAST_EVENT`]). `active=true` (the default) lists the
+//! records active on `date` (default today), `active=false` those delisted by then, with
+//! `delisted_utc`; `type` keeps one type (`CS`, `ETF`); markets other than `stocks` are empty.
+//! Records are sorted by ticker (then by a hash, as Polygon's), `limit` records a page (default
+//! [`DEFAULT_TICKERS_LIMIT`], at most [`MAX_TICKERS_LIMIT`]), and `next_url` is Polygon's:
+//! `{base}/v3/reference/tickers?cursor=` and the unpadded base64 of the remaining query, sorted
+//! (`active=true&date=..&limit=..&order=asc&page_marker={ticker}%7C{hash}&sort=ticker`).
+//! Bodies carry `results` (in the fixture's field order), `status`, `request_id`, `count` and
+//! `next_url`. [`Simulator::reference_tickers`] gives what a whole listing returns. The listing
+//! history is reference data only: the other endpoints serve every universe ticker on every
+//! day. It shares the aggregates endpoint's API key, rate limit, faults and stats.
 //!
 //! # Flat files (S3)
 //!
@@ -88,6 +108,7 @@ mod fault;
 mod flatfile;
 mod generator;
 mod hash;
+mod listing;
 mod market;
 mod render;
 mod server;
@@ -102,4 +123,7 @@ pub use error::{Error, Result};
 pub use fault::{Fault, SimStats};
 pub use flatfile::{flat_file_key, Dataset, FlatFile, FLAT_FILE_HEADER};
 pub use generator::MarketGenerator;
-pub use server::{RunningSimulator, Simulator, DEFAULT_LIMIT, MAX_LIMIT};
+pub use listing::{SimTicker, LAST_EVENT, LONG_LISTED};
+pub use server::{
+    RunningSimulator, Simulator, DEFAULT_LIMIT, DEFAULT_TICKERS_LIMIT, MAX_LIMIT, MAX_TICKERS_LIMIT,
+};

@@ -3,6 +3,7 @@
 use serde::Serialize;
 
 use crate::bar::SimBar;
+use crate::listing::SimTicker;
 
 /// What the `results` key of a body holds.
 #[derive(Debug, Clone, Copy)]
@@ -157,6 +158,90 @@ pub(crate) fn grouped_body(
         count: bars.len(),
     };
     let mut out = Vec::with_capacity(256 + bars.len() * 120);
+    // Serialising plain numbers and strings into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut out, &body);
+    out
+}
+
+/// One record of the reference tickers endpoint, in Polygon's field order.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct TickerResult<'a> {
+    ticker: &'a str,
+    name: &'a str,
+    market: &'static str,
+    locale: &'static str,
+    primary_exchange: &'a str,
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    ticker_type: Option<&'a str>,
+    active: bool,
+    currency_name: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cik: Option<&'a str>,
+    composite_figi: &'a str,
+    share_class_figi: &'a str,
+    last_updated_utc: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    delisted_utc: Option<String>,
+}
+
+impl<'a> TickerResult<'a> {
+    /// The record as listed among the `active` ones or the delisted ones; only the latter
+    /// carry `delisted_utc`.
+    pub(crate) fn new(record: &'a SimTicker, active: bool) -> Self {
+        let midnight = |d: chrono::NaiveDate| format!("{d}T00:00:00Z");
+        Self {
+            ticker: &record.ticker,
+            name: &record.name,
+            market: "stocks",
+            locale: "us",
+            primary_exchange: &record.primary_exchange,
+            ticker_type: record.ticker_type.as_deref(),
+            active,
+            currency_name: "usd",
+            cik: record.cik.as_deref(),
+            composite_figi: &record.composite_figi,
+            share_class_figi: &record.share_class_figi,
+            last_updated_utc: midnight(record.last_updated),
+            delisted_utc: if active {
+                None
+            } else {
+                record.delisted.map(midnight)
+            },
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct TickersBody<'a> {
+    results: Option<&'a [TickerResult<'a>]>,
+    status: &'a str,
+    request_id: &'a str,
+    count: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_url: Option<&'a str>,
+}
+
+/// A 200 reference tickers body, keys in the order of Polygon's fixture; `results` is `null`
+/// while `count` claims results for the glitch fault (`null_results`).
+pub(crate) fn tickers_body(
+    results: &[TickerResult<'_>],
+    status: &str,
+    request_id: &str,
+    next_url: Option<&str>,
+    null_results: bool,
+) -> Vec<u8> {
+    let body = TickersBody {
+        results: (!null_results).then_some(results),
+        status,
+        request_id,
+        count: if null_results {
+            results.len().max(1)
+        } else {
+            results.len()
+        },
+        next_url,
+    };
+    let mut out = Vec::with_capacity(256 + results.len() * 400);
     // Serialising plain numbers and strings into a Vec cannot fail.
     let _ = serde_json::to_writer(&mut out, &body);
     out

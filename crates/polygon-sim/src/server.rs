@@ -21,12 +21,16 @@ use crate::fault::{Fault, Script, SimStats};
 use crate::flatfile::FileCache;
 use crate::generator::MarketGenerator;
 use crate::hash::{hash, unit};
+use crate::listing::{self, SimTicker};
 use crate::render::{self, Results};
 use crate::{cursor, Error, Result};
 
 mod files;
 mod grouped;
 mod s3;
+mod tickers;
+
+pub use tickers::{DEFAULT_TICKERS_LIMIT, MAX_TICKERS_LIMIT};
 
 /// Polygon's largest `limit`.
 pub const MAX_LIMIT: u64 = 50_000;
@@ -47,6 +51,8 @@ struct Shared {
     market: Vec<String>,
     /// The universe tickers that have data (not configured as unknown), sorted.
     listed: Vec<String>,
+    /// The reference records of the universe's and the delisted tickers that have data, sorted.
+    tickers: Vec<SimTicker>,
     files: FileCache,
     state: Mutex<Dynamic>,
     base_url: OnceLock<String>,
@@ -66,7 +72,14 @@ struct Dynamic {
 impl Simulator {
     /// A simulator with this configuration.
     pub fn new(config: SimConfig) -> Self {
-        let market = crate::market::tickers(config.market_size);
+        // The names after the universe's are the delisted tickers (see `listing`).
+        let mut market =
+            crate::market::tickers(config.market_size + config.market_size.div_ceil(5));
+        let delisted = market.split_off(config.market_size);
+        let tickers = listing::records(&market, &delisted)
+            .into_iter()
+            .filter(|r| !config.is_unknown(&r.ticker))
+            .collect();
         let holidays = config.holidays.iter().map(|d| day_of_date(*d)).collect();
         let generator = MarketGenerator::new(config.seed, config.missing_bar_probability)
             .with_market(&market)
@@ -85,6 +98,7 @@ impl Simulator {
                 generator,
                 market,
                 listed,
+                tickers,
                 files,
                 state: Mutex::default(),
                 base_url: OnceLock::new(),
@@ -157,6 +171,7 @@ impl Simulator {
                 "/v2/aggs/grouped/locale/us/market/stocks/{date}",
                 get(grouped::grouped_daily),
             )
+            .route("/v3/reference/tickers", get(tickers::reference_tickers))
             .route(&format!("/{bucket}"), get(s3::list_objects))
             .route(&format!("/{bucket}/"), get(s3::list_objects))
             .route(&format!("/{bucket}/{{*key}}"), get(s3::object))
@@ -318,30 +333,50 @@ async fn aggregates(
     headers: HeaderMap,
     uri: Uri,
 ) -> Response {
-    let path = uri.path().to_owned();
-    let params = Params::parse(query.as_deref().unwrap_or(""));
-    let (request_id, verdict) = sim.admit(&path, &headers, &params);
+    let parse =
+        |params: &Params| AggsRequest::parse(&ticker, &multiplier, &timespan, &from, &to, params);
+    answer(
+        &sim,
+        &uri,
+        query.as_deref(),
+        &headers,
+        parse,
+        Simulator::serve,
+    )
+    .await
+}
+
+/// What every JSON endpoint does with a request: admits it (key, rate limit, faults), parses it
+/// (a 400 with Polygon's error body when it does not parse) and serves it, holding the answer
+/// back for a slow fault.
+async fn answer<R>(
+    sim: &Simulator,
+    uri: &Uri,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    parse: impl FnOnce(&Params) -> Result<R, String>,
+    serve: impl Fn(&Simulator, &str, &str, &R, Option<&Fault>) -> Response,
+) -> Response {
+    let path = uri.path();
+    let params = Params::parse(query.unwrap_or(""));
+    let (request_id, verdict) = sim.admit(path, headers, &params);
     let fault = match verdict {
         Verdict::Reject(response) => return response,
         Verdict::Serve(fault) => fault,
     };
-    let request = match AggsRequest::parse(&ticker, &multiplier, &timespan, &from, &to, &params) {
+    let request = match parse(&params) {
         Ok(r) => r,
         Err(text) => {
-            return sim.respond(
-                &path,
-                StatusCode::BAD_REQUEST,
-                &request_id,
-                json(render::error_body(&request_id, &text)),
-            );
+            let body = json(render::error_body(&request_id, &text));
+            return sim.respond(path, StatusCode::BAD_REQUEST, &request_id, body);
         }
     };
     if let Some(Fault::Slow(delay)) = fault {
-        let response = sim.serve(&path, &request_id, &request, None);
+        let response = serve(sim, path, &request_id, &request, None);
         sim.hold(delay).await;
         return response;
     }
-    sim.serve(&path, &request_id, &request, fault.as_ref())
+    serve(sim, path, &request_id, &request, fault.as_ref())
 }
 
 async fn not_found(State(sim): State<Simulator>, uri: Uri, headers: HeaderMap) -> Response {
@@ -370,6 +405,14 @@ async fn not_found(State(sim): State<Simulator>, uri: Uri, headers: HeaderMap) -
 }
 
 impl Simulator {
+    /// Where the simulator serves (`http://127.0.0.1` before it is spawned), for `next_url`s.
+    fn base_url(&self) -> &str {
+        self.shared
+            .base_url
+            .get()
+            .map_or("http://127.0.0.1", String::as_str)
+    }
+
     fn next_request_id(&self) -> String {
         let n = {
             let mut state = self.lock();
@@ -497,11 +540,7 @@ impl Simulator {
                 limit,
             )
         };
-        let base = self
-            .shared
-            .base_url
-            .get()
-            .map_or("http://127.0.0.1", String::as_str);
+        let base = self.base_url();
         let sort = if req.descending { "desc" } else { "asc" };
         let cursor = cursor::encode(format!("limit={}&sort={sort}", req.limit).as_bytes());
         let next_url = if matches!(fault, Some(Fault::RepeatCursor)) {
@@ -719,6 +758,36 @@ impl Params {
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.as_str())
     }
+
+    /// A `true` or `false` parameter; `None` when absent.
+    fn flag(&self, name: &str) -> Result<Option<bool>, String> {
+        match self.get(name) {
+            None => Ok(None),
+            Some("true") => Ok(Some(true)),
+            Some("false") => Ok(Some(false)),
+            Some(_) => Err(format!("Could not parse the {name} parameter")),
+        }
+    }
+
+    /// Whether an order parameter (`asc`, the default, or `desc`) asks for descending order.
+    fn descending(&self, name: &str) -> Result<bool, String> {
+        match self.get(name) {
+            None | Some("asc") => Ok(false),
+            Some("desc") => Ok(true),
+            Some(_) => Err(format!("Could not parse the {name} parameter")),
+        }
+    }
+
+    /// `limit`: `default` when absent, clamped to `1..=max`.
+    fn limit(&self, default: u64, max: u64) -> Result<u64, String> {
+        match self.get("limit") {
+            None => Ok(default),
+            Some(l) => l
+                .parse::<u64>()
+                .map(|l| l.clamp(1, max))
+                .map_err(|_| "Could not parse the limit parameter".to_owned()),
+        }
+    }
 }
 
 fn percent_decode(s: &str) -> String {
@@ -786,23 +855,9 @@ impl AggsRequest {
         if from_ms > to_ms {
             return Err("The parameter 'to' cannot be a time that occurs before 'from'".to_owned());
         }
-        let adjusted = match params.get("adjusted") {
-            None | Some("true") => true,
-            Some("false") => false,
-            Some(_) => return Err("Could not parse the adjusted parameter".to_owned()),
-        };
-        let descending = match params.get("sort") {
-            None | Some("asc") => false,
-            Some("desc") => true,
-            Some(_) => return Err("Could not parse the sort parameter".to_owned()),
-        };
-        let limit = match params.get("limit") {
-            None => DEFAULT_LIMIT,
-            Some(l) => l
-                .parse::<u64>()
-                .map_err(|_| "Could not parse the limit parameter".to_owned())?
-                .clamp(1, MAX_LIMIT),
-        };
+        let adjusted = params.flag("adjusted")?.unwrap_or(true);
+        let descending = params.descending("sort")?;
+        let limit = params.limit(DEFAULT_LIMIT, MAX_LIMIT)?;
         Ok(Self {
             ticker: ticker.to_owned(),
             timeframe,

@@ -304,7 +304,8 @@ fn decode(s: &str) -> Vec<u8> {
     out
 }
 
-fn strict_encode(bytes: &[u8]) -> String {
+/// Percent-encodes every byte but the unreserved ones (RFC 3986), upper-case hex.
+pub(crate) fn strict_encode(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len());
     for &b in bytes {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {

@@ -19,6 +19,8 @@ use crate::{
 };
 use backfill_domain::{chunk_at, Session};
 
+mod tickers;
+
 /// The Polygon (Massive) aggregates client. Cheap to clone: clones share the connection pool, the
 /// rate limiter and the counters, so one client serves every task.
 #[derive(Clone)]

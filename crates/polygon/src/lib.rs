@@ -1,7 +1,8 @@
 //! The market data client: the `MarketData` trait that yields candles page by page, and
 //! `PolygonClient`, its implementation for Polygon.io (Massive) aggregates, with range chunking under the
 //! 50,000 base-bar limit, `next_url` pagination, retries with backoff and a shared rate limit.
-//! This is the only crate that uses reqwest or knows Polygon's JSON.
+//! The same client lists reference tickers ([`ReferenceData`]). This is the only crate that uses
+//! reqwest or knows Polygon's JSON.
 //!
 //! A request for a range is split into chunks of at most 50,000 base aggregates of the ticker's
 //! [`Session`] (stocks and options: weekdays 04:00-20:00 New York time; crypto, forex and
@@ -16,6 +17,13 @@
 //! give a whole market's minute or day bars of a day in one gzipped CSV: the client looks a day's
 //! file up with a HEAD, downloads it with one streamed GET conditional on its ETag, inflates and
 //! parses it on a blocking thread into pages, and resumes a cut download from its last byte.
+//!
+//! Reference tickers ([`ReferenceData::list_tickers`]) come from
+//! `/v3/reference/tickers?market=stocks&active=..&sort=ticker&order=asc&limit=..[&date=..][&type=..]`,
+//! every `next_url` page followed on the configured base URL through the same rate limit,
+//! retries and redaction as the aggregates: active or delisted tickers, or both, today or as of
+//! a past day, one record per symbol, with the tickers that cannot be symbols skipped and
+//! reported (see [`TickerListing`]).
 
 mod backoff;
 mod client;
@@ -25,6 +33,7 @@ mod files;
 mod flatfiles;
 mod limiter;
 mod paging;
+mod reference;
 mod stats;
 mod wire;
 
@@ -43,8 +52,14 @@ pub use files::{Dataset, DayFile, FilePage, FilePages, FlatFiles};
 pub use flatfiles::{decode_day_file, FlatFilesClient, FlatFilesConfig};
 pub use limiter::{Permit, RateLimiter};
 pub use paging::PageCursor;
+#[cfg(any(test, feature = "mocks"))]
+pub use reference::MockReferenceData;
+pub use reference::{
+    Listing, ReferenceData, SkipReason, SkippedTicker, Ticker, TickerListing, TickersRequest,
+    MAX_TICKERS_PAGE,
+};
 pub use stats::{ClientStats, FlatFilesStats};
-pub use wire::{decode_aggregates, decode_grouped, DecodedPage};
+pub use wire::{decode_aggregates, decode_grouped, decode_tickers, DecodedPage, TickersPage};
 
 /// What to fetch: the bars of one symbol at one timeframe over an inclusive range.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

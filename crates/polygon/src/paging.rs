@@ -62,30 +62,44 @@ pub(crate) fn first_path(request: &AggregatesRequest, from_ms: i64, to_ms: i64) 
     )
 }
 
-/// Rebuilds `next_url` as a path and query for the configured base URL, as the official Python
-/// client does: the host is ignored (it has been wrong before), an `apiKey` parameter is dropped
-/// (the key travels in a header) and `adjusted` is added when the cursor left it out.
+/// Rebuilds an aggregates `next_url` as a path and query for the configured base URL (see
+/// [`next_url_on_base`]), adding `adjusted` when the cursor left it out.
 pub(crate) fn rebuild_next_url(next_url: &str, adjusted: bool) -> Result<String> {
+    let (path, mut params) = next_url_on_base(next_url, "/v2/aggs/")?;
+    if !path.starts_with("/v2/aggs/") {
+        return Err(Error::Decode {
+            message: format!("next_url leaves the aggregates endpoint: {path}"),
+        });
+    }
+    if !params
+        .iter()
+        .any(|p| p.split('=').next() == Some("adjusted"))
+    {
+        params.push(format!("adjusted={adjusted}"));
+    }
+    Ok(format!("{path}?{}", params.join("&")))
+}
+
+/// Splits `next_url` into its path and its query parameters (still encoded), as the official
+/// Python client rebuilds it on its own base URL: the host is ignored (it has been wrong before,
+/// `api.polygon.io:443:443`), and an `apiKey` parameter is dropped, because the key travels in a
+/// header and must never sit in a path that is logged. `endpoint` is the start of the path that
+/// `next_url` should have, used to find the path when the URL does not parse. Callers check that
+/// the path is the endpoint they asked.
+pub(crate) fn next_url_on_base(next_url: &str, endpoint: &str) -> Result<(String, Vec<String>)> {
     let placeholder = Url::parse("http://next-url.invalid").map_err(|e| Error::Decode {
         message: e.to_string(),
     })?;
-    // A malformed host (`api.polygon.io:443:443` has been seen) does not matter: only the path
-    // and query are used.
+    // A malformed host does not matter: only the path and query are used.
     let url = Url::parse(next_url)
-        .or_else(|e| match next_url.find("/v2/aggs/") {
+        .or_else(|e| match next_url.find(endpoint) {
             Some(at) => placeholder.join(&next_url[at..]),
             None => Err(e),
         })
         .map_err(|e| Error::Decode {
             message: format!("next_url is not a url ({e})"),
         })?;
-    let path = url.path();
-    if !path.starts_with("/v2/aggs/") {
-        return Err(Error::Decode {
-            message: format!("next_url leaves the aggregates endpoint: {path}"),
-        });
-    }
-    let mut params: Vec<&str> = url
+    let params = url
         .query()
         .unwrap_or("")
         .split('&')
@@ -93,15 +107,9 @@ pub(crate) fn rebuild_next_url(next_url: &str, adjusted: bool) -> Result<String>
             let key = p.split('=').next().unwrap_or("");
             !p.is_empty() && !key.eq_ignore_ascii_case("apikey")
         })
+        .map(str::to_owned)
         .collect();
-    let adjusted_param = format!("adjusted={adjusted}");
-    if !params
-        .iter()
-        .any(|p| p.split('=').next() == Some("adjusted"))
-    {
-        params.push(&adjusted_param);
-    }
-    Ok(format!("{path}?{}", params.join("&")))
+    Ok((url.path().to_owned(), params))
 }
 
 /// The `from` of an aggregates path, in Unix milliseconds (a date means New York midnight).

@@ -1,5 +1,6 @@
-//! Polygon's JSON: the aggregates body, error bodies and how each becomes candles or an [`Error`].
-//! Nothing outside this module knows the field names.
+//! Polygon's JSON: the aggregates and grouped daily bodies, the reference tickers body
+//! (`tickers`), error bodies, and how each becomes candles, tickers or an [`Error`]. Nothing
+//! outside this module knows the field names.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -11,6 +12,10 @@ use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visit
 use serde::Deserialize;
 
 use crate::{Error, Result};
+
+mod tickers;
+
+pub use tickers::{decode_tickers, TickersPage};
 
 /// One decoded aggregates response, before pagination bookkeeping.
 #[derive(Debug, Clone, PartialEq)]
@@ -120,15 +125,7 @@ pub fn decode_grouped(
     body: &[u8],
     day: NaiveDate,
 ) -> Result<DecodedPage> {
-    if !(200..300).contains(&http_status) {
-        return Err(status_error(http_status, retry_after, body));
-    }
-    let parsed: GroupedBody = serde_json::from_slice(body).map_err(|e| Error::Decode {
-        message: format!(
-            "invalid grouped daily json ({e}); the body starts with {:?}",
-            excerpt(body, 80)
-        ),
-    })?;
+    let parsed: GroupedBody = parse_body(http_status, retry_after, body, "grouped daily")?;
     refused_by_status(
         parsed.status.as_deref(),
         http_status,
@@ -175,6 +172,25 @@ pub fn decode_grouped(
         next_url: None,
         adjusted: parsed.adjusted,
         status: parsed.status,
+    })
+}
+
+/// A 2xx body parsed as `T`, or the typed error of a non-2xx response; `what` names the body in
+/// the error of one that does not parse.
+fn parse_body<T: serde::de::DeserializeOwned>(
+    http_status: u16,
+    retry_after: Option<Duration>,
+    body: &[u8],
+    what: &str,
+) -> Result<T> {
+    if !(200..300).contains(&http_status) {
+        return Err(status_error(http_status, retry_after, body));
+    }
+    serde_json::from_slice(body).map_err(|e| Error::Decode {
+        message: format!(
+            "invalid {what} json ({e}); the body starts with {:?}",
+            excerpt(body, 80)
+        ),
     })
 }
 

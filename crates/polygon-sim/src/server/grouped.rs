@@ -7,7 +7,7 @@ use axum::response::Response;
 use backfill_domain::BaseAggregate;
 use chrono::NaiveDate;
 
-use super::{json, json_with, Params, Simulator, Verdict};
+use super::{answer, json_with, Params, Simulator};
 use crate::bar::SimBar;
 use crate::calendar::{day_of_date, ny_hour_ms};
 use crate::render::{self, GroupedBar};
@@ -20,26 +20,16 @@ pub(super) async fn grouped_daily(
     headers: HeaderMap,
     uri: Uri,
 ) -> Response {
-    let path = uri.path().to_owned();
-    let params = Params::parse(query.as_deref().unwrap_or(""));
-    let (request_id, verdict) = sim.admit(&path, &headers, &params);
-    let fault = match verdict {
-        Verdict::Reject(response) => return response,
-        Verdict::Serve(fault) => fault,
-    };
-    let request = match GroupedRequest::parse(&date, &params) {
-        Ok(r) => r,
-        Err(text) => {
-            let body = json(render::error_body(&request_id, &text));
-            return sim.respond(&path, StatusCode::BAD_REQUEST, &request_id, body);
-        }
-    };
-    if let Some(Fault::Slow(delay)) = fault {
-        let response = sim.serve_grouped(&path, &request_id, &request, None);
-        sim.hold(delay).await;
-        return response;
-    }
-    sim.serve_grouped(&path, &request_id, &request, fault.as_ref())
+    let parse = |params: &Params| GroupedRequest::parse(&date, params);
+    answer(
+        &sim,
+        &uri,
+        query.as_deref(),
+        &headers,
+        parse,
+        Simulator::serve_grouped,
+    )
+    .await
 }
 
 /// A validated grouped daily request.
@@ -53,15 +43,9 @@ impl GroupedRequest {
     fn parse(date: &str, params: &Params) -> Result<Self, String> {
         let date = NaiveDate::parse_from_str(date, "%Y-%m-%d")
             .map_err(|_| format!("Could not parse the date: {date:?} is not YYYY-MM-DD"))?;
-        let flag = |name: &str| match params.get(name) {
-            None => Ok(None),
-            Some("true") => Ok(Some(true)),
-            Some("false") => Ok(Some(false)),
-            Some(_) => Err(format!("Could not parse the {name} parameter")),
-        };
-        let adjusted = flag("adjusted")?.unwrap_or(true);
+        let adjusted = params.flag("adjusted")?.unwrap_or(true);
         // The universe has no OTC tickers, so `include_otc` changes nothing once it parses.
-        flag("include_otc")?;
+        params.flag("include_otc")?;
         Ok(Self {
             day: day_of_date(date),
             adjusted,

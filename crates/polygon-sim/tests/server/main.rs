@@ -14,6 +14,7 @@ use tower::ServiceExt;
 mod flat_files;
 mod grouped;
 mod market;
+mod tickers;
 
 const KEY: &str = "sim-test-key";
 
@@ -201,7 +202,7 @@ async fn bad_parameters_get_400_like_polygon() {
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["status"], "ERROR");
-    let (status, body) = get(&router, "/v3/reference/tickers").await;
+    let (status, body) = get(&router, "/v3/reference/dividends").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body["status"], "NOT_FOUND");
 }

@@ -8,3 +8,4 @@ mod helpers;
 mod pagination;
 mod rate_limit;
 mod secrets;
+mod tickers;

@@ -6,7 +6,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use backfill_polygon::{
-    Dataset, FlatFiles, FlatFilesClient, FlatFilesConfig, MarketData, PolygonClient, PolygonConfig,
+    Dataset, Error, FlatFiles, FlatFilesClient, FlatFilesConfig, Listing, MarketData,
+    PolygonClient, PolygonConfig, ReferenceData, TickersRequest,
 };
 use backfill_polygon_sim::{Fault, SimConfig};
 use tracing_subscriber::fmt::MakeWriter;
@@ -100,6 +101,25 @@ async fn the_key_is_absent_from_logs_errors_and_debug_output() {
     })
     .unwrap();
     errors.push(unreachable.fetch_page(&req, None).await.unwrap_err());
+    // Reference tickers: a page retried, then a cursor that loops; and the wrong key.
+    sim.inject_on(
+        "/v3/reference/tickers",
+        [Fault::Status(500), Fault::RepeatCursor],
+    );
+    let tickers = TickersRequest {
+        page_size: 5,
+        ..TickersRequest::new(Listing::Both)
+    };
+    let listing_errors = [
+        good.list_tickers(&tickers).await.unwrap_err(),
+        bad.list_tickers(&tickers).await.unwrap_err(),
+    ];
+    assert!(matches!(listing_errors[0], Error::CursorLoop { .. }));
+    assert!(matches!(listing_errors[1], Error::Unauthorized { .. }));
+    for error in &listing_errors {
+        texts.push(error.to_string());
+        texts.push(format!("{error:?}"));
+    }
     for error in &errors {
         texts.push(error.to_string());
         texts.push(format!("{error:?}"));

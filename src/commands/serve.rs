@@ -1,5 +1,6 @@
 //! `backfill serve`: the REST API and dashboard, with an embedded worker unless `--no-worker`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -13,6 +14,7 @@ use tracing::{info, warn};
 
 use crate::app;
 use crate::cli::ServeArgs;
+use crate::reference::PolygonReference;
 
 /// How long open connections (progress streams in particular) may take to finish at shutdown.
 const DRAIN: Duration = Duration::from_secs(5);
@@ -21,7 +23,10 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let shutdown = app::shutdown_on_signal();
     let metrics = app::install_metrics()?;
     backfill_api::describe_metrics();
-    let market = if args.no_worker {
+    // An API-only node has a Polygon client too when it is given a key (universe refreshes).
+    let has_key = args.polygon.polygon_api_key.is_some()
+        || std::env::var("MASSIVE_API_KEY").is_ok_and(|k| !k.trim().is_empty());
+    let market = if args.no_worker && !args.polygon.demo && !has_key {
         None
     } else {
         Some(app::market(&args.polygon).await?)
@@ -66,23 +71,28 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     app::export_job_metrics(storage.clone(), shutdown.clone());
     let mut worker_stopped = None;
     let mut simulator = None;
-    if let Some(market) = market {
-        let bus = ProgressBus::new(4096);
-        state = state.with_progress_bus(bus.clone());
-        app::export_client_metrics(market.client.clone(), shutdown.clone());
-        let worker = app::worker(&storage, &market, &args.worker, None, bus);
-        info!(
-            worker = %worker.config().id,
-            concurrency = worker.config().concurrency,
-            nice = args.worker_nice,
-            "embedded worker"
-        );
-        worker_stopped = Some(spawn_embedded_worker(
-            worker,
-            args.worker_nice,
-            shutdown.clone(),
-        )?);
-        simulator = market.simulator;
+    if let Some(mut market) = market {
+        state = state.with_reference_tickers(Arc::new(PolygonReference(market.client.clone())));
+        simulator = market.simulator.take();
+        if args.no_worker {
+            info!("no embedded worker (--no-worker)");
+        } else {
+            let bus = ProgressBus::new(4096);
+            state = state.with_progress_bus(bus.clone());
+            app::export_client_metrics(market.client.clone(), shutdown.clone());
+            let worker = app::worker(&storage, &market, &args.worker, None, bus);
+            info!(
+                worker = %worker.config().id,
+                concurrency = worker.config().concurrency,
+                nice = args.worker_nice,
+                "embedded worker"
+            );
+            worker_stopped = Some(spawn_embedded_worker(
+                worker,
+                args.worker_nice,
+                shutdown.clone(),
+            )?);
+        }
     }
 
     let listener = tokio::net::TcpListener::bind(args.bind)

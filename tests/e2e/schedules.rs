@@ -140,6 +140,41 @@ fn the_cli_keeps_a_universe_current_with_a_schedule_whose_runs_are_ordinary_jobs
     assert!(out.status.success(), "{}", stderr(&out));
     let list = ok_json(&run(&["universes", "list", "--json"]));
     assert_eq!(list["universes"], serde_json::json!([]));
+
+    // Refreshed from the reference tickers of the demo's simulator: every listed and delisted
+    // ticker as of a past day, exactly once each.
+    let out = run(&[
+        "universes",
+        "refresh",
+        "as-of-2020",
+        "--status",
+        "all",
+        "--date",
+        "2020-01-02",
+        "--json",
+    ]);
+    let refreshed = ok_json(&out);
+    let got: HashSet<String> = refreshed["symbols"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(got.len(), refreshed["symbols"].as_array().unwrap().len());
+    let sim = backfill_polygon_sim::Simulator::new(backfill_polygon_sim::SimConfig::new());
+    let date = chrono::NaiveDate::from_ymd_opt(2020, 1, 2);
+    let expected: HashSet<String> = [true, false]
+        .into_iter()
+        .flat_map(|active| sim.reference_tickers(active, date))
+        .map(|t| t.ticker)
+        .collect();
+    assert_eq!(got, expected);
+    assert_eq!(
+        refreshed["origin"],
+        "reference: market=stocks, status=all, date=2020-01-02"
+    );
+    let out = run(&["universes", "refresh", "x", "--date", "2020-13-40"]);
+    assert!(stderr(&out).contains("2020-13-40"), "{}", stderr(&out));
     server.terminate();
 }
 

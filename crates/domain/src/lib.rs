@@ -15,6 +15,7 @@ mod job;
 mod lifecycle;
 mod progress;
 mod range;
+mod resample;
 mod schedule;
 mod source;
 mod symbol;
@@ -31,6 +32,7 @@ pub use job::{
 pub use lifecycle::{Settlement, TaskCounts};
 pub use progress::{JobProgress, TaskTotals};
 pub use range::{merge_intervals, DateRange, RangeBound};
+pub use resample::{resample, Hours, Resampler};
 pub use schedule::{
     Name, NamedUniverse, ScheduleSpec, Tickers, Trigger, MAX_LOOKBACK_DAYS,
     MAX_TIMEFRAMES_PER_SCHEDULE,

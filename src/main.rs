@@ -6,6 +6,7 @@
 mod app;
 mod cli;
 mod commands;
+mod quota;
 
 use std::io::Write;
 use std::process::ExitCode;

@@ -21,12 +21,16 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let shutdown = app::shutdown_on_signal();
     let metrics = app::install_metrics()?;
     backfill_api::describe_metrics();
-    let market = if args.no_worker {
+    let mut market = if args.no_worker {
         None
     } else {
         Some(app::market(&args.polygon).await?)
     };
-    let (storage, backend) = app::open_storage(&args.database, args.polygon.demo).await?;
+    let database = app::open_storage(&args.database, args.polygon.demo).await?;
+    if let Some(market) = &mut market {
+        market.share_quota(&database)?;
+    }
+    let (storage, backend) = (database.storage, database.backend);
 
     let mut config = ApiConfig::default()
         .with_api_token(args.api_token.clone())
@@ -58,10 +62,14 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     app::export_job_metrics(storage.clone(), shutdown.clone());
     let mut worker_stopped = None;
     let mut simulator = None;
+    let mut fleet_quota = None;
     if let Some(market) = market {
         let bus = ProgressBus::new(4096);
         state = state.with_progress_bus(bus.clone());
         app::export_client_metrics(market.client.clone(), shutdown.clone());
+        if let Some(quota) = &market.fleet_quota {
+            app::export_quota_metrics(quota.clone(), shutdown.clone());
+        }
         let worker = app::worker(&storage, &market, &args.worker, None, bus);
         info!(
             worker = %worker.config().id,
@@ -75,6 +83,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
             shutdown.clone(),
         )?);
         simulator = market.simulator;
+        fleet_quota = market.fleet_quota;
     }
 
     let listener = tokio::net::TcpListener::bind(args.bind)
@@ -101,6 +110,9 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
             .await
             .context("the embedded worker's thread stopped without an answer")?
             .context("stopping the worker")?;
+    }
+    if let Some(quota) = fleet_quota {
+        quota.settle().await;
     }
     if let Some(sim) = simulator {
         sim.shutdown().await.context("stopping the simulator")?;

@@ -8,8 +8,10 @@ use crate::cli::WorkerCommand;
 
 pub(crate) async fn run(args: WorkerCommand) -> anyhow::Result<()> {
     let shutdown = app::shutdown_on_signal();
-    let market = app::market(&args.polygon).await?;
-    let (storage, backend) = app::open_storage(&args.database, args.polygon.demo).await?;
+    let mut market = app::market(&args.polygon).await?;
+    let database = app::open_storage(&args.database, args.polygon.demo).await?;
+    market.share_quota(&database)?;
+    let (storage, backend) = (database.storage, database.backend);
     let worker = app::worker(
         &storage,
         &market,
@@ -19,6 +21,7 @@ pub(crate) async fn run(args: WorkerCommand) -> anyhow::Result<()> {
     );
     info!(%backend, worker = %worker.config().id, "starting worker");
     worker.run(shutdown).await?;
+    market.settle().await;
     drop(market.simulator);
     Ok(())
 }

@@ -9,4 +9,5 @@ mod fuzz;
 mod helpers;
 mod jobs_cli;
 mod priority;
+mod quota;
 mod run;

@@ -14,7 +14,7 @@ use backfill_polygon_sim::{
 use backfill_progress::ProgressBus;
 use backfill_storage::postgres::PgStorage;
 use backfill_storage::sqlite::SqliteStorage;
-use backfill_storage::Storage;
+use backfill_storage::{Quota, QuotaStore, Storage};
 use backfill_worker::{Scheduler, Worker, WorkerConfig, WorkerDeps, WorkerId};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use secrecy::SecretString;
@@ -24,6 +24,7 @@ use tracing_subscriber::EnvFilter;
 use crate::cli::{
     default_sqlite_path, DatabaseArgs, FlatFilesArgs, LogFormat, PolygonArgs, WorkerArgs,
 };
+use crate::quota::FleetQuota;
 
 /// Logs go to standard error (standard output is for results), as text or JSON lines.
 /// `RUST_LOG` overrides the default level (`info`).
@@ -40,11 +41,23 @@ pub(crate) fn init_logging(format: LogFormat) {
     }
 }
 
-/// The storage backend and a description of it for people (never with a password).
-pub(crate) async fn open_storage(
-    args: &DatabaseArgs,
-    demo: bool,
-) -> anyhow::Result<(Arc<dyn Storage>, String)> {
+/// An open database.
+pub(crate) struct Database {
+    pub(crate) storage: Arc<dyn Storage>,
+    /// Request quotas shared by every process of the database (PostgreSQL); none on SQLite,
+    /// whose one process keeps its quota in memory.
+    pub(crate) quotas: Option<Arc<dyn QuotaStore>>,
+    /// The backend, for people (never with a password).
+    pub(crate) backend: String,
+}
+
+/// Opens the storage backend (migrated).
+pub(crate) async fn open_storage(args: &DatabaseArgs, demo: bool) -> anyhow::Result<Database> {
+    let sqlite = |storage: SqliteStorage, backend: String| Database {
+        storage: Arc::new(storage.with_simulated_jobs(demo)),
+        quotas: None,
+        backend,
+    };
     match args.database_url.as_deref().map(str::trim) {
         Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
             let storage = PgStorage::connect(url)
@@ -55,22 +68,25 @@ pub(crate) async fn open_storage(
                 .migrate()
                 .await
                 .context("applying the PostgreSQL migrations")?;
-            Ok((Arc::new(storage), "PostgreSQL".to_owned()))
+            let storage = Arc::new(storage);
+            Ok(Database {
+                storage: storage.clone(),
+                quotas: Some(storage),
+                backend: "PostgreSQL".to_owned(),
+            })
         }
         Some(url) if url.starts_with("sqlite:") => {
             let storage = SqliteStorage::connect(url)
                 .await
-                .context("opening the SQLite database (DATABASE_URL)")?
-                .with_simulated_jobs(demo);
-            Ok((Arc::new(storage), format!("SQLite ({url})")))
+                .context("opening the SQLite database (DATABASE_URL)")?;
+            Ok(sqlite(storage, format!("SQLite ({url})")))
         }
         Some("") | None => {
             let path = default_sqlite_path(demo);
             let storage = SqliteStorage::open(&path)
                 .await
-                .with_context(|| format!("opening the SQLite database {}", path.display()))?
-                .with_simulated_jobs(demo);
-            Ok((Arc::new(storage), format!("SQLite ({})", path.display())))
+                .with_context(|| format!("opening the SQLite database {}", path.display()))?;
+            Ok(sqlite(storage, format!("SQLite ({})", path.display())))
         }
         Some(url) => {
             let scheme = url.split(':').next().unwrap_or_default();
@@ -84,6 +100,8 @@ pub(crate) async fn open_storage(
 /// The market data clients, and the simulator they talk to in demo mode.
 pub(crate) struct Market {
     pub(crate) client: PolygonClient,
+    /// The quota the client shares with the fleet, when it does (see [`Market::share_quota`]).
+    pub(crate) fleet_quota: Option<Arc<FleetQuota>>,
     /// Flat Files, when S3 credentials are given (always in demo mode: the simulator serves
     /// them).
     pub(crate) files: Option<Arc<dyn FlatFiles>>,
@@ -96,6 +114,41 @@ impl Market {
     pub(crate) fn sources(&self) -> Sources {
         Sources {
             flat_files: self.files.is_some(),
+        }
+    }
+
+    /// Makes the client wait on the key's quota shared by every process of `database` instead
+    /// of a limiter of its own, when the database can share one (PostgreSQL) and a limit is
+    /// configured; on SQLite, or without a limit, the client keeps its own.
+    pub(crate) fn share_quota(&mut self, database: &Database) -> anyhow::Result<()> {
+        let config = self.client.config().clone();
+        let (Some(store), Some(limit)) = (&database.quotas, config.requests_per_minute) else {
+            return Ok(());
+        };
+        let quota = Quota {
+            key: config.key_id(),
+            limit,
+            window: config.rate_window,
+            // A request is abandoned after its connect and request timeouts at the latest.
+            max_request: config.connect_timeout + config.request_timeout,
+        };
+        tracing::info!(
+            limit = limit.get(),
+            window_ms = quota.window.as_millis() as u64,
+            key_id = %quota.key,
+            "requests wait on the key's quota shared through the database"
+        );
+        let fleet = Arc::new(FleetQuota::new(Arc::clone(store), quota));
+        self.client = PolygonClient::with_quota(config, fleet.clone())
+            .context("configuring the Polygon client")?;
+        self.fleet_quota = Some(fleet);
+        Ok(())
+    }
+
+    /// Once requests have ended: waits for the slots given back to reach the fleet's quota.
+    pub(crate) async fn settle(&self) {
+        if let Some(quota) = &self.fleet_quota {
+            quota.settle().await;
         }
     }
 }
@@ -127,10 +180,12 @@ pub(crate) async fn market(args: &PolygonArgs) -> anyhow::Result<Market> {
     };
     let mut config = config;
     config.requests_per_minute = args.requests_per_minute;
+    config.rate_window = args.rate_window;
     let client = PolygonClient::new(config).context("configuring the Polygon client")?;
     let files = flat_files(&args.files, simulator.as_ref())?;
     Ok(Market {
         client,
+        fleet_quota: None,
         files,
         simulator,
     })
@@ -263,40 +318,50 @@ pub(crate) fn install_metrics() -> anyhow::Result<PrometheusHandle> {
 
 /// Copies the Polygon client's counters into metrics every few seconds, until `stop`.
 pub(crate) fn export_client_metrics(client: PolygonClient, stop: CancellationToken) {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(2));
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                () = stop.cancelled() => break,
+    every(Duration::from_secs(2), stop, move || {
+        let s = client.stats();
+        for (status, n) in &s.responses {
+            metrics::counter!("backfill_polygon_responses_total", "status" => status.to_string())
+                .absolute(*n);
+        }
+        metrics::counter!("backfill_polygon_requests_total").absolute(s.requests);
+        metrics::counter!("backfill_polygon_retries_total").absolute(s.retries);
+        metrics::counter!("backfill_polygon_timeouts_total").absolute(s.timeouts);
+        metrics::counter!("backfill_polygon_transport_errors_total").absolute(s.transport_errors);
+        metrics::gauge!("backfill_polygon_rate_limit_wait_seconds_total")
+            .set(s.rate_limiter_wait.as_secs_f64());
+        metrics::gauge!("backfill_polygon_backoff_wait_seconds_total")
+            .set(s.backoff_wait.as_secs_f64());
+        std::future::ready(())
+    });
+}
+
+/// Sets the fleet's quota use (`backfill_quota_limit`, `backfill_quota_slots_in_use`,
+/// `backfill_quota_paused_seconds`) from the database every few seconds, until `stop`.
+pub(crate) fn export_quota_metrics(quota: Arc<FleetQuota>, stop: CancellationToken) {
+    use backfill_polygon::RequestQuota;
+    let limit = quota.limit().map_or(0, |l| l.get());
+    metrics::gauge!("backfill_quota_limit").set(f64::from(limit));
+    every(Duration::from_secs(2), stop, move || {
+        let quota = Arc::clone(&quota);
+        async move {
+            match quota.usage().await {
+                Ok(usage) => {
+                    metrics::gauge!("backfill_quota_slots_in_use").set(f64::from(usage.in_use));
+                    metrics::gauge!("backfill_quota_paused_seconds")
+                        .set(usage.paused_for.unwrap_or_default().as_secs_f64());
+                }
+                Err(err) => tracing::debug!(error = %err, "could not read the quota for metrics"),
             }
-            let s = client.stats();
-            for (status, n) in &s.responses {
-                metrics::counter!("backfill_polygon_responses_total", "status" => status.to_string())
-                    .absolute(*n);
-            }
-            metrics::counter!("backfill_polygon_requests_total").absolute(s.requests);
-            metrics::counter!("backfill_polygon_retries_total").absolute(s.retries);
-            metrics::counter!("backfill_polygon_timeouts_total").absolute(s.timeouts);
-            metrics::counter!("backfill_polygon_transport_errors_total")
-                .absolute(s.transport_errors);
-            metrics::gauge!("backfill_polygon_rate_limit_wait_seconds_total")
-                .set(s.rate_limiter_wait.as_secs_f64());
-            metrics::gauge!("backfill_polygon_backoff_wait_seconds_total")
-                .set(s.backoff_wait.as_secs_f64());
         }
     });
 }
 
 /// Sets `backfill_jobs{status}` from storage every few seconds, until `stop`.
 pub(crate) fn export_job_metrics(storage: Arc<dyn Storage>, stop: CancellationToken) {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(5));
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                () = stop.cancelled() => break,
-            }
+    every(Duration::from_secs(5), stop, move || {
+        let storage = Arc::clone(&storage);
+        async move {
             match storage.count_jobs().await {
                 Ok(counts) => {
                     for status in backfill_domain::JobStatus::ALL {
@@ -332,6 +397,24 @@ pub(crate) fn spawn_scheduler(
             tracing::error!(error = %err, "the scheduler stopped");
         }
     }))
+}
+
+/// Runs `task` at once and then every `period`, on a task of its own, until `stop`.
+fn every<F, Fut>(period: Duration, stop: CancellationToken, mut task: F)
+where
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(period);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = stop.cancelled() => break,
+            }
+            task().await;
+        }
+    });
 }
 
 /// A runtime of its own for the embedded worker, whose threads (the blocking ones that decode

@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use backfill_domain::{BackfillMode, RangeBound, SourceChoice, Symbol, Timeframe};
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -74,8 +75,13 @@ pub(crate) struct PolygonArgs {
     )]
     pub(crate) polygon_base_url: String,
     /// Requests per minute allowed by the key's plan: 5 for a free key; unset for no limit.
+    /// On PostgreSQL every process using the key shares it; on SQLite the process has it alone.
     #[arg(long, env = "POLYGON_REQUESTS_PER_MINUTE")]
     pub(crate) requests_per_minute: Option<NonZeroU32>,
+    /// The window the requests-per-minute limit applies to: 60s as Polygon counts; a shorter
+    /// one (such as 2s or 500ms) for tests against the simulator.
+    #[arg(long, env = "POLYGON_RATE_WINDOW", default_value = "60s", value_parser = parse_window)]
+    pub(crate) rate_window: Duration,
     /// Fetch from a simulator started inside this process instead of Polygon, into a database
     /// of its own, so that simulated candles never mix with real ones.
     #[arg(long, env = "BACKFILL_DEMO")]
@@ -418,6 +424,28 @@ fn parse_source(s: &str) -> Result<SourceChoice, String> {
     s.parse().map_err(|e: backfill_domain::Error| e.to_string())
 }
 
+/// A window: a whole number of milliseconds (`500ms`), seconds (`2s`) or minutes (`1m`), from
+/// 1 ms to 1 hour.
+fn parse_window(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (number, unit) = s
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or((s, ""), |at| s.split_at(at));
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{s:?} is not a window such as 60s, 2s or 500ms"))?;
+    let window = match unit {
+        "ms" => Duration::from_millis(n),
+        "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n.saturating_mul(60)),
+        _ => return Err(format!("{s:?} is not a window such as 60s, 2s or 500ms")),
+    };
+    if window.is_zero() || window > Duration::from_secs(3600) {
+        return Err(format!("the window {s:?} must be from 1ms to 1 hour"));
+    }
+    Ok(window)
+}
+
 fn parse_secret(s: &str) -> Result<SecretString, String> {
     Ok(SecretString::from(s.to_owned()))
 }
@@ -429,4 +457,26 @@ pub(crate) fn default_sqlite_path(demo: bool) -> PathBuf {
     } else {
         "backfill.db"
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_window_is_a_whole_number_of_milliseconds_seconds_or_minutes() {
+        for (text, window) in [
+            ("60s", Duration::from_secs(60)),
+            ("2s", Duration::from_secs(2)),
+            ("500ms", Duration::from_millis(500)),
+            ("1m", Duration::from_secs(60)),
+            (" 3s ", Duration::from_secs(3)),
+        ] {
+            assert_eq!(parse_window(text), Ok(window), "{text}");
+        }
+        for text in ["0s", "61m", "2", "fast", "1.5s", "-1s", ""] {
+            let err = parse_window(text).unwrap_err();
+            assert!(err.contains(text.trim()), "{text}: {err}");
+        }
+    }
 }

@@ -6,6 +6,7 @@
 mod app;
 mod cli;
 mod commands;
+mod quota;
 mod reference;
 
 use std::io::Write;

@@ -4,7 +4,7 @@ use crate::app;
 use crate::cli::MigrateArgs;
 
 pub(crate) async fn run(args: MigrateArgs) -> anyhow::Result<()> {
-    let (_, backend) = app::open_storage(&args.database, false).await?;
+    let backend = app::open_storage(&args.database, false).await?.backend;
     info!(%backend, "the database schema is up to date");
     Ok(())
 }

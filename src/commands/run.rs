@@ -21,9 +21,11 @@ use crate::commands::plan;
 
 pub(crate) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let signalled = app::shutdown_on_signal();
-    let market = app::market(&args.polygon).await?;
+    let mut market = app::market(&args.polygon).await?;
     let (spec, _) = plan::spec(args.spec, market.sources())?;
-    let (storage, backend) = app::open_storage(&args.database, args.polygon.demo).await?;
+    let database = app::open_storage(&args.database, args.polygon.demo).await?;
+    market.share_quota(&database)?;
+    let (storage, backend) = (database.storage, database.backend);
     let job = storage
         .create_job(&spec, None)
         .await
@@ -88,6 +90,7 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .await
         .context("the worker task failed")?
         .context("stopping the worker")?;
+    market.settle().await;
     let details = storage.get_job(job.id).await.context("reading the job")?;
     ui.finish(&details);
     drop(market.simulator);

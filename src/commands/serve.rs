@@ -26,12 +26,16 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     // An API-only node has a Polygon client too when it is given a key (universe refreshes).
     let has_key = args.polygon.polygon_api_key.is_some()
         || std::env::var("MASSIVE_API_KEY").is_ok_and(|k| !k.trim().is_empty());
-    let market = if args.no_worker && !args.polygon.demo && !has_key {
+    let mut market = if args.no_worker && !args.polygon.demo && !has_key {
         None
     } else {
         Some(app::market(&args.polygon).await?)
     };
-    let (storage, backend) = app::open_storage(&args.database, args.polygon.demo).await?;
+    let database = app::open_storage(&args.database, args.polygon.demo).await?;
+    if let Some(market) = &mut market {
+        market.share_quota(&database)?;
+    }
+    let (storage, backend) = (database.storage, database.backend);
 
     let sources = match &market {
         Some(market) => market.sources(),
@@ -71,9 +75,13 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     app::export_job_metrics(storage.clone(), shutdown.clone());
     let mut worker_stopped = None;
     let mut simulator = None;
+    let mut fleet_quota = None;
     if let Some(mut market) = market {
         state = state.with_reference_tickers(Arc::new(PolygonReference(market.client.clone())));
         simulator = market.simulator.take();
+        if let Some(quota) = &market.fleet_quota {
+            app::export_quota_metrics(quota.clone(), shutdown.clone());
+        }
         if args.no_worker {
             info!("no embedded worker (--no-worker)");
         } else {
@@ -93,6 +101,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 shutdown.clone(),
             )?);
         }
+        fleet_quota = market.fleet_quota;
     }
 
     let listener = tokio::net::TcpListener::bind(args.bind)
@@ -122,6 +131,9 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     if let Some(scheduler) = scheduler {
         scheduler.await.context("the scheduler panicked")?;
+    }
+    if let Some(quota) = fleet_quota {
+        quota.settle().await;
     }
     if let Some(sim) = simulator {
         sim.shutdown().await.context("stopping the simulator")?;

@@ -9,8 +9,10 @@ use crate::cli::WorkerCommand;
 
 pub(crate) async fn run(args: WorkerCommand) -> anyhow::Result<()> {
     let shutdown = app::shutdown_on_signal();
-    let market = app::market(&args.polygon).await?;
-    let (storage, backend) = app::open_storage(&args.database, args.polygon.demo).await?;
+    let mut market = app::market(&args.polygon).await?;
+    let database = app::open_storage(&args.database, args.polygon.demo).await?;
+    market.share_quota(&database)?;
+    let (storage, backend) = (database.storage, database.backend);
     let worker = app::worker(
         &storage,
         &market,
@@ -29,6 +31,7 @@ pub(crate) async fn run(args: WorkerCommand) -> anyhow::Result<()> {
     if let Some(scheduler) = scheduler {
         scheduler.await.context("the scheduler panicked")?;
     }
+    market.settle().await;
     drop(market.simulator);
     Ok(())
 }

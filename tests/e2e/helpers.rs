@@ -61,18 +61,46 @@ pub(crate) struct WorkerProcess {
 
 impl WorkerProcess {
     pub(crate) fn spawn(dir: &Path, database_url: &str, polygon: &str, extra: &[&str]) -> Self {
-        let child = backfill(dir)
-            .arg("worker")
-            .args(extra)
-            .env("DATABASE_URL", database_url)
-            .env("POLYGON_API_KEY", "e2e-key")
-            .env("POLYGON_BASE_URL", polygon)
+        let child = Self::command(dir, database_url, polygon, extra)
             .env("RUST_LOG", "warn")
-            .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("backfill worker starts");
         Self { child }
+    }
+
+    /// Starts a worker and waits until it says it is starting to take tasks (its storage is
+    /// open and migrated, its market data client built).
+    pub(crate) fn spawn_ready(
+        dir: &Path,
+        database_url: &str,
+        polygon: &str,
+        extra: &[&str],
+    ) -> Self {
+        let mut child = Self::command(dir, database_url, polygon, extra)
+            .env("RUST_LOG", "info")
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("backfill worker starts");
+        let (ready, log) = watch_stderr(&mut child, "starting worker");
+        if ready
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .is_err()
+        {
+            panic!("the worker did not start: {:?}", log.lock().unwrap());
+        }
+        Self { child }
+    }
+
+    fn command(dir: &Path, database_url: &str, polygon: &str, extra: &[&str]) -> Command {
+        let mut cmd = backfill(dir);
+        cmd.arg("worker")
+            .args(extra)
+            .env("DATABASE_URL", database_url)
+            .env("POLYGON_API_KEY", "e2e-key")
+            .env("POLYGON_BASE_URL", polygon)
+            .stdout(std::process::Stdio::null());
+        cmd
     }
 
     /// The part of a worker id that names this process.
@@ -133,7 +161,6 @@ pub(crate) struct ServeProcess {
 impl ServeProcess {
     /// Starts `backfill serve --bind 127.0.0.1:0` and waits until it says where it listens.
     pub(crate) fn spawn(dir: &Path, envs: &[(&str, &str)], extra: &[&str]) -> Self {
-        use std::io::BufRead;
         let mut cmd = backfill(dir);
         cmd.args(["serve", "--bind", "127.0.0.1:0"])
             .args(extra)
@@ -143,30 +170,15 @@ impl ServeProcess {
             cmd.env(k, v);
         }
         let mut child = cmd.spawn().expect("backfill serve starts");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let sink = std::sync::Arc::clone(&log);
-        // Drain standard error for the whole life of the process, so that it never blocks.
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stderr)
-                .lines()
-                .map_while(Result::ok)
-            {
-                if let Some(rest) = line.split("listening on http://").nth(1) {
-                    let addr = rest
-                        .split_whitespace()
-                        .next()
-                        .unwrap_or_default()
-                        .to_owned();
-                    let _ = tx.send(addr);
-                }
-                sink.lock().unwrap().push(line);
-            }
-        });
-        let addr = rx
+        let (listening, log) = watch_stderr(&mut child, "listening on http://");
+        let line = listening
             .recv_timeout(std::time::Duration::from_secs(60))
             .unwrap_or_else(|_| panic!("serve did not start: {:?}", log.lock().unwrap()));
+        let addr = line
+            .split("listening on http://")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_default();
         Self {
             child,
             base_url: format!("http://{addr}"),
@@ -200,6 +212,34 @@ impl Drop for ServeProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Drains a child's standard error for the whole life of the process, so that it never blocks,
+/// into a log; the first line that contains `marker` is also sent on the channel.
+fn watch_stderr(
+    child: &mut std::process::Child,
+    marker: &'static str,
+) -> (
+    std::sync::mpsc::Receiver<String>,
+    std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+) {
+    use std::io::BufRead;
+    let stderr = child.stderr.take().expect("standard error is piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = std::sync::Arc::clone(&log);
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if line.contains(marker) {
+                let _ = tx.send(line.clone());
+            }
+            sink.lock().unwrap().push(line);
+        }
+    });
+    (rx, log)
 }
 
 /// Checks a JSON response against the schema the served OpenAPI document gives for it.

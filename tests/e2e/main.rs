@@ -9,5 +9,6 @@ mod fuzz;
 mod helpers;
 mod jobs_cli;
 mod priority;
+mod quota;
 mod run;
 mod schedules;

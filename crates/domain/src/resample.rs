@@ -103,7 +103,8 @@ impl Resampler {
                 Timespan::Second | Timespan::Minute | Timespan::Hour
             )
         };
-        if !intraday(source) && !(source.timespan() == Timespan::Day && source.multiplier() == 1) {
+        let one_day = source.timespan() == Timespan::Day && source.multiplier() == 1;
+        if !(intraday(source) || one_day) {
             return Err(refuse(format!(
                 "only intraday or 1d series can be resampled, not {source}"
             )));

@@ -12,6 +12,7 @@ use tokio::time::Instant;
 
 use crate::backoff::jittered;
 use crate::paging::{first_path, next_step, rebuild_next_url, CursorState, Step};
+use crate::quota::{Permit, RequestQuota};
 use crate::wire::{decode_aggregates, decode_grouped, parse_retry_after, DecodedPage};
 use crate::{
     AggregatesRequest, ClientStats, Error, GroupedDay, MarketData, Page, PageCursor, PolygonConfig,
@@ -22,7 +23,7 @@ use backfill_domain::{chunk_at, Session};
 mod tickers;
 
 /// The Polygon (Massive) aggregates client. Cheap to clone: clones share the connection pool, the
-/// rate limiter and the counters, so one client serves every task.
+/// request quota and the counters, so one client serves every task.
 #[derive(Clone)]
 pub struct PolygonClient {
     inner: Arc<Inner>,
@@ -32,7 +33,7 @@ struct Inner {
     http: reqwest::Client,
     base_url: String,
     config: PolygonConfig,
-    limiter: Arc<RateLimiter>,
+    quota: Arc<dyn RequestQuota>,
     stats: Mutex<ClientStats>,
 }
 
@@ -41,21 +42,23 @@ impl fmt::Debug for PolygonClient {
         f.debug_struct("PolygonClient")
             .field("base_url", &self.inner.base_url)
             .field("config", &self.inner.config)
-            .field("limiter", &self.inner.limiter)
+            .field("limit", &self.inner.quota.limit())
+            .field("window", &self.inner.quota.window())
             .finish_non_exhaustive()
     }
 }
 
 impl PolygonClient {
-    /// A client with its own limiter of `config.requests_per_minute`.
+    /// A client with a [`RateLimiter`] of its own: `config.requests_per_minute` in any
+    /// `config.rate_window`.
     pub fn new(config: PolygonConfig) -> Result<Self> {
-        let limiter = Arc::new(RateLimiter::per_minute(config.requests_per_minute));
-        Self::with_rate_limiter(config, limiter)
+        let limiter = RateLimiter::with_limit(config.requests_per_minute, config.rate_window);
+        Self::with_quota(config, Arc::new(limiter))
     }
 
-    /// A client that uses `limiter` (shared with other clients, or with another window) instead of
-    /// `config.requests_per_minute`.
-    pub fn with_rate_limiter(config: PolygonConfig, limiter: Arc<RateLimiter>) -> Result<Self> {
+    /// A client whose requests wait on `quota` (shared with other clients, or with other
+    /// processes) instead of `config.requests_per_minute`.
+    pub fn with_quota(config: PolygonConfig, quota: Arc<dyn RequestQuota>) -> Result<Self> {
         let base_url = validate_base_url(&config.base_url)?;
         let key = config.api_key.expose_secret();
         if key.trim().is_empty() {
@@ -86,7 +89,7 @@ impl PolygonClient {
                 http,
                 base_url,
                 config,
-                limiter,
+                quota,
                 stats: Mutex::default(),
             }),
         })
@@ -97,9 +100,9 @@ impl PolygonClient {
         &self.inner.config
     }
 
-    /// The limiter every request waits for.
-    pub fn rate_limiter(&self) -> &Arc<RateLimiter> {
-        &self.inner.limiter
+    /// The quota every request waits on.
+    pub fn quota(&self) -> &Arc<dyn RequestQuota> {
+        &self.inner.quota
     }
 
     /// A snapshot of the counters.
@@ -142,7 +145,7 @@ impl PolygonClient {
             };
             if let Error::RateLimited { .. } = error {
                 // Everyone holds back, whether or not this request is retried.
-                self.inner.limiter.pause_until(Instant::now() + delay);
+                self.inner.quota.pause(delay).await;
                 self.stats_mut().rate_limit_pauses += delay;
             }
             let out_of_attempts = attempts > config.max_retries;
@@ -177,7 +180,7 @@ impl PolygonClient {
         path: &str,
         decode: &Decoder<T>,
     ) -> Result<(T, u64)> {
-        let permit = self.inner.limiter.acquire().await;
+        let permit = Permit::acquire(self.inner.quota.as_ref()).await?;
         {
             let mut stats = self.stats_mut();
             stats.requests += 1;

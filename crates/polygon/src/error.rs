@@ -47,6 +47,10 @@ pub enum Error {
     /// A [`PageCursor`](crate::PageCursor) used with another request than the one it came from.
     #[error("invalid page cursor: {message}")]
     InvalidCursor { message: String },
+    /// The request quota could not be read (the database that shares it between processes is
+    /// unreachable, say), so no request was sent.
+    #[error("the request quota is unavailable: {message}")]
+    Quota { message: String },
     /// The client configuration cannot work (bad base URL, key unusable in a header).
     #[error("invalid polygon client configuration: {message}")]
     Config { message: String },
@@ -84,6 +88,7 @@ macro_rules! message_of {
             | Self::Decode { message }
             | Self::CursorLoop { message }
             | Self::InvalidCursor { message }
+            | Self::Quota { message }
             | Self::Config { message }
             | Self::CredentialsRejected { message, .. }
             | Self::FileChanged { message } => message,
@@ -98,8 +103,8 @@ impl Error {
     }
 
     /// True for failures that may pass with time: rate limits, server errors, timeouts, broken
-    /// connections and broken bodies, and a flat file that changed while it was read (looking it
-    /// up again gives the new content).
+    /// connections and broken bodies, an unavailable request quota, and a flat file that changed
+    /// while it was read (looking it up again gives the new content).
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
@@ -108,6 +113,7 @@ impl Error {
                 | Self::Timeout { .. }
                 | Self::Transport { .. }
                 | Self::Decode { .. }
+                | Self::Quota { .. }
                 | Self::FileChanged { .. }
         )
     }
@@ -205,6 +211,7 @@ mod tests {
             Error::Timeout { message: m() },
             Error::Transport { message: m() },
             Error::Decode { message: m() },
+            Error::Quota { message: m() },
             Error::FileChanged { message: m() },
         ] {
             assert!(e.is_transient(), "{e}");

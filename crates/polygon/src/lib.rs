@@ -4,6 +4,10 @@
 //! The same client lists reference tickers ([`ReferenceData`]). This is the only crate that uses
 //! reqwest or knows Polygon's JSON.
 //!
+//! Every request waits on a [`RequestQuota`]: a [`RateLimiter`] of the process by default, or a
+//! quota that several processes share (the binary builds one over PostgreSQL), so that a fleet
+//! of workers using one key stays under the key's limit together.
+//!
 //! A request for a range is split into chunks of at most 50,000 base aggregates of the ticker's
 //! [`Session`] (stocks and options: weekdays 04:00-20:00 New York time; crypto, forex and
 //! indices: round the clock), so a year of a stock's minutes takes 6 requests rather than 11;
@@ -33,6 +37,7 @@ mod files;
 mod flatfiles;
 mod limiter;
 mod paging;
+mod quota;
 mod reference;
 mod stats;
 mod wire;
@@ -50,8 +55,11 @@ pub use error::{Error, Result};
 pub use files::MockFlatFiles;
 pub use files::{Dataset, DayFile, FilePage, FilePages, FlatFiles};
 pub use flatfiles::{decode_day_file, FlatFilesClient, FlatFilesConfig};
-pub use limiter::{Permit, RateLimiter};
+pub use limiter::RateLimiter;
 pub use paging::PageCursor;
+#[cfg(any(test, feature = "mocks"))]
+pub use quota::MockRequestQuota;
+pub use quota::{Permit, RequestQuota, Slot};
 #[cfg(any(test, feature = "mocks"))]
 pub use reference::MockReferenceData;
 pub use reference::{

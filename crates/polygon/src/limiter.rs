@@ -1,12 +1,16 @@
-//! The client-side request limit: at most `limit` requests in any window, shared by every task
-//! that uses one client.
+//! The client-side request limit of one process: at most `limit` requests in any window, shared
+//! by every task that uses one client.
 
 use std::num::NonZeroU32;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
+use async_trait::async_trait;
 use tokio::sync::Notify;
 use tokio::time::Instant;
+
+use crate::quota::{RequestQuota, Slot};
+use crate::Result;
 
 /// A sliding-window request limiter that also holds everyone back after a 429.
 ///
@@ -14,10 +18,11 @@ use tokio::time::Instant;
 /// been received. Polygon counts a request somewhere between those two instants, so whatever the
 /// latency, Polygon never sees more than `limit` requests in any `window`. (A token bucket with a
 /// burst, by contrast, lets `burst + refill` requests through in one window.) Waiters are served
-/// in arrival order. The clock is tokio's, so tests can pause it.
+/// in arrival order. The clock is tokio's, so tests can pause it. It is the [`RequestQuota`] of
+/// one process; processes that share a key need a quota they share.
 #[derive(Debug)]
 pub struct RateLimiter {
-    limit: Option<usize>,
+    limit: Option<NonZeroU32>,
     window: Duration,
     state: Mutex<State>,
     changed: Notify,
@@ -26,44 +31,16 @@ pub struct RateLimiter {
 
 #[derive(Debug, Default)]
 struct State {
-    slots: Vec<Slot>,
+    slots: Vec<Taken>,
     next_id: u64,
     paused_until: Option<Instant>,
 }
 
+/// A slot in use: since when it has been free of its request, if it is.
 #[derive(Debug)]
-struct Slot {
+struct Taken {
     id: u64,
     done: Option<Instant>,
-}
-
-/// Permission to send one request; drop it when the response has been read.
-#[derive(Debug)]
-pub struct Permit<'a> {
-    limiter: &'a RateLimiter,
-    slot: Option<u64>,
-    waited: Duration,
-}
-
-impl Permit<'_> {
-    /// How long the caller waited for this permit.
-    pub fn waited(&self) -> Duration {
-        self.waited
-    }
-}
-
-impl Drop for Permit<'_> {
-    fn drop(&mut self) {
-        if let Some(id) = self.slot {
-            let now = Instant::now();
-            let mut state = self.limiter.lock();
-            if let Some(slot) = state.slots.iter_mut().find(|s| s.id == id) {
-                slot.done = Some(now);
-            }
-            drop(state);
-            self.limiter.changed.notify_waiters();
-        }
-    }
 }
 
 enum Wake {
@@ -74,7 +51,7 @@ enum Wake {
 impl RateLimiter {
     /// At most `limit` requests in any `window`.
     pub fn new(limit: NonZeroU32, window: Duration) -> Self {
-        Self::build(Some(limit.get() as usize), window)
+        Self::build(Some(limit), window)
     }
 
     /// No limit (429 pauses still apply).
@@ -82,15 +59,15 @@ impl RateLimiter {
         Self::build(None, Duration::ZERO)
     }
 
-    /// At most `limit` requests in any 60 seconds, or no limit.
-    pub fn per_minute(limit: Option<NonZeroU32>) -> Self {
+    /// At most `limit` requests in any `window`, or no limit.
+    pub fn with_limit(limit: Option<NonZeroU32>, window: Duration) -> Self {
         match limit {
-            Some(limit) => Self::new(limit, Duration::from_secs(60)),
+            Some(limit) => Self::new(limit, window),
             None => Self::unlimited(),
         }
     }
 
-    fn build(limit: Option<usize>, window: Duration) -> Self {
+    fn build(limit: Option<NonZeroU32>, window: Duration) -> Self {
         Self {
             limit,
             window,
@@ -100,18 +77,9 @@ impl RateLimiter {
         }
     }
 
-    /// The limit, if any.
-    pub fn limit(&self) -> Option<usize> {
-        self.limit
-    }
-
-    /// The window the limit applies to.
-    pub fn window(&self) -> Duration {
-        self.window
-    }
-
-    /// Waits until a request may be sent. Cancel-safe: dropping the future gives up the place.
-    pub async fn acquire(&self) -> Permit<'_> {
+    /// Waits until a request may be sent and takes a slot for it. Cancel-safe: dropping the
+    /// future gives up the place.
+    async fn take_slot(&self) -> Slot {
         let start = Instant::now();
         let _turn = self.queue.lock().await;
         loop {
@@ -128,22 +96,20 @@ impl RateLimiter {
                 });
                 match (state.paused_until.filter(|p| *p > now), self.limit) {
                     (Some(until), _) => Wake::At(until),
-                    (None, Some(limit)) if state.slots.len() >= limit => {
+                    (None, Some(limit)) if state.slots.len() >= limit.get() as usize => {
                         match state.slots.iter().filter_map(|s| s.done).min() {
                             Some(done) => Wake::At(done + window),
                             None => Wake::OnChange,
                         }
                     }
                     (None, limit) => {
-                        let slot = limit.map(|_| {
-                            let id = state.next_id;
-                            state.next_id += 1;
-                            state.slots.push(Slot { id, done: None });
-                            id
-                        });
-                        return Permit {
-                            limiter: self,
-                            slot,
+                        let id = state.next_id;
+                        state.next_id += 1;
+                        if limit.is_some() {
+                            state.slots.push(Taken { id, done: None });
+                        }
+                        return Slot {
+                            id,
                             waited: now.saturating_duration_since(start),
                         };
                     }
@@ -171,6 +137,17 @@ impl RateLimiter {
         self.changed.notify_waiters();
     }
 
+    /// Marks a slot's request answered: it counts for another window from now.
+    fn give_back(&self, id: u64) {
+        let now = Instant::now();
+        let mut state = self.lock();
+        if let Some(slot) = state.slots.iter_mut().find(|s| s.id == id) {
+            slot.done = Some(now);
+        }
+        drop(state);
+        self.changed.notify_waiters();
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         match self.state.lock() {
             Ok(guard) => guard,
@@ -179,11 +156,40 @@ impl RateLimiter {
     }
 }
 
+#[async_trait]
+impl RequestQuota for RateLimiter {
+    async fn acquire(&self) -> Result<Slot> {
+        Ok(self.take_slot().await)
+    }
+
+    fn release(&self, slot: Slot) {
+        self.give_back(slot.id);
+    }
+
+    async fn pause(&self, delay: Duration) {
+        self.pause_until(Instant::now() + delay);
+    }
+
+    fn limit(&self) -> Option<NonZeroU32> {
+        self.limit
+    }
+
+    fn window(&self) -> Duration {
+        self.window
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
 
     use super::*;
+    use crate::quota::Permit;
+
+    /// A permit of `limiter`, given back when dropped.
+    async fn acquired(limiter: &RateLimiter) -> Permit<'_> {
+        Permit::acquire(limiter).await.unwrap()
+    }
 
     /// Runs `tasks` tasks that each send `per_task` requests taking `latency`, and returns when
     /// each request started and ended, sorted by start.
@@ -199,7 +205,7 @@ mod tests {
             handles.push(tokio::spawn(async move {
                 let mut spans = Vec::new();
                 for _ in 0..per_task {
-                    let permit = limiter.acquire().await;
+                    let permit = acquired(&limiter).await;
                     let start = Instant::now();
                     tokio::time::sleep(latency).await;
                     spans.push((start, Instant::now()));
@@ -218,7 +224,10 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn never_more_than_the_limit_in_any_minute_across_tasks() {
-        let limiter = Arc::new(RateLimiter::per_minute(NonZeroU32::new(5)));
+        let limiter = Arc::new(RateLimiter::with_limit(
+            NonZeroU32::new(5),
+            Duration::from_secs(60),
+        ));
         let t0 = Instant::now();
         let spans = run(Arc::clone(&limiter), 4, 6, Duration::ZERO).await;
         assert_eq!(spans.len(), 24);
@@ -253,7 +262,7 @@ mod tests {
         let limiter = Arc::new(RateLimiter::unlimited());
         let t0 = Instant::now();
         for _ in 0..100 {
-            assert_eq!(limiter.acquire().await.waited(), Duration::ZERO);
+            assert_eq!(acquired(&limiter).await.waited(), Duration::ZERO);
         }
         limiter.pause_until(t0 + Duration::from_secs(30));
         let spans = run(Arc::clone(&limiter), 3, 1, Duration::ZERO).await;
@@ -263,18 +272,18 @@ mod tests {
         // An earlier pause does not shorten a later one.
         limiter.pause_until(Instant::now() + Duration::from_secs(10));
         limiter.pause_until(Instant::now() + Duration::from_secs(5));
-        let permit = limiter.acquire().await;
+        let permit = acquired(&limiter).await;
         assert_eq!(permit.waited(), Duration::from_secs(10));
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_cancelled_wait_gives_up_its_place() {
         let limiter = RateLimiter::new(NonZeroU32::new(1).unwrap(), Duration::from_secs(60));
-        let first = limiter.acquire().await;
-        let cancelled = tokio::time::timeout(Duration::from_secs(1), limiter.acquire()).await;
+        let first = acquired(&limiter).await;
+        let cancelled = tokio::time::timeout(Duration::from_secs(1), acquired(&limiter)).await;
         assert!(cancelled.is_err());
         drop(first);
-        let next = limiter.acquire().await;
+        let next = acquired(&limiter).await;
         assert_eq!(next.waited(), Duration::from_secs(60));
     }
 }

@@ -9,15 +9,18 @@
 //! - [`CandleStore`]: fenced, idempotent page ingest; keyset-paginated reads; coverage.
 //! - [`ScheduleStore`]: schedules (fired exactly once per due time) and named universes.
 //! - [`Storage`]: all four, as one `Arc<dyn Storage>`.
+//! - [`QuotaStore`]: request quotas shared by every process of a database (PostgreSQL only:
+//!   an SQLite database has one process, which keeps its quota in memory).
 //!
 //! Backends: [`postgres::PgStorage`] (feature `postgres`) and [`sqlite::SqliteStorage`]
 //! (feature `sqlite`), each with its embedded `MIGRATOR`. With the `mocks` feature, mockall
-//! mocks of the three traits are generated (`MockJobRepository`, `MockTaskQueue`,
-//! `MockCandleStore`).
+//! mocks of the traits are generated (`MockJobRepository`, `MockTaskQueue`,
+//! `MockCandleStore`, `MockScheduleStore`, `MockQuotaStore`).
 
 mod error;
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 mod page;
+mod quota;
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 mod rows;
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
@@ -35,6 +38,9 @@ pub mod postgres;
 pub mod sqlite;
 
 pub use error::{DatabaseError, Error, Result};
+#[cfg(any(test, feature = "mocks"))]
+pub use quota::MockQuotaStore;
+pub use quota::{Acquired, Quota, QuotaSlot, QuotaStore, QuotaUsage};
 pub use traits::{CandleStore, JobRepository, ScheduleStore, Storage, TaskQueue};
 #[cfg(any(test, feature = "mocks"))]
 pub use traits::{MockCandleStore, MockJobRepository, MockScheduleStore, MockTaskQueue};

@@ -3,6 +3,7 @@
 //! plus a few backend-specific tests.
 
 mod conformance;
+mod quota;
 
 use backfill_storage::sqlite::SqliteStorage;
 
@@ -154,6 +155,55 @@ mod postgres_only {
         let err = s.ping().await.unwrap_err();
         assert!(matches!(err, Error::Database(_)), "{err:?}");
         assert!(err.is_transient());
+    }
+}
+
+/// Request quotas shared by the processes of a database: PostgreSQL only (an SQLite database
+/// has one process, which keeps its quota in memory).
+mod postgres_quota {
+    use backfill_storage::postgres::PgStorage;
+
+    macro_rules! quota_suite {
+        ($($check:ident),* $(,)?) => {
+            $(
+                #[sqlx::test(migrator = "backfill_storage::postgres::MIGRATOR")]
+                async fn $check(pool: sqlx::PgPool) {
+                    crate::quota::$check(&PgStorage::from_pool(pool)).await;
+                }
+            )*
+        };
+    }
+
+    quota_suite!(
+        concurrent_takers_never_hold_more_than_the_limit,
+        a_full_quota_says_how_long_to_wait,
+        a_slot_frees_a_window_after_it_is_given_back,
+        a_slot_never_given_back_goes_stale,
+        a_pause_holds_the_key_back_and_never_shortens,
+    );
+
+    /// Slots that no longer count are deleted by the next taker, so the table stays as small as
+    /// the limit however many requests go through.
+    #[sqlx::test(migrator = "backfill_storage::postgres::MIGRATOR")]
+    async fn slots_that_no_longer_count_are_pruned(pool: sqlx::PgPool) {
+        use backfill_storage::QuotaStore;
+        use std::time::Duration;
+        let store = PgStorage::from_pool(pool.clone());
+        let q = crate::quota::quota(
+            "pruned",
+            3,
+            Duration::from_millis(20),
+            Duration::from_secs(60),
+        );
+        for _ in 0..15 {
+            let (slot, _, _) = crate::quota::take(&store, &q).await;
+            store.release(&q, slot).await.unwrap();
+        }
+        let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM request_quota_slots")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert!((1..=3).contains(&rows), "{rows} rows after 15 requests");
     }
 }
 

@@ -468,7 +468,7 @@ async fn the_shared_limiter_paces_ticker_pages_like_any_request() {
     let window = Duration::from_millis(150);
     let sim = start(SimConfig::new().rate_limit(2, window).retry_after(None)).await;
     let limiter = Arc::new(RateLimiter::new(NonZeroU32::new(2).unwrap(), window));
-    let client = PolygonClient::with_rate_limiter(fast_config(sim.base_url()), limiter).unwrap();
+    let client = PolygonClient::with_quota(fast_config(sim.base_url()), limiter).unwrap();
     let request = TickersRequest {
         page_size: 6,
         ..TickersRequest::new(Listing::Active)

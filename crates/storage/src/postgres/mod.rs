@@ -3,6 +3,7 @@
 mod candles;
 mod jobs;
 mod queue;
+mod quota;
 mod schedules;
 
 use std::str::FromStr;
@@ -47,7 +48,7 @@ pub enum PgIngestMethod {
 }
 
 /// Storage on PostgreSQL: jobs, the task queue (`FOR UPDATE SKIP LOCKED`, `LISTEN/NOTIFY`
-/// wake-ups) and candles.
+/// wake-ups), candles, and request quotas shared by every process of the database.
 #[derive(Debug, Clone)]
 pub struct PgStorage {
     pool: PgPool,

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use backfill_polygon::{RequestQuota, Slot};
+use backfill_polygon::{QuotaUse, RequestQuota, Slot};
 use backfill_storage::{Acquired, Quota, QuotaSlot, QuotaStore, QuotaUsage};
 use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
@@ -132,6 +132,24 @@ impl RequestQuota for FleetQuota {
         releasing.push(release);
     }
 
+    async fn usage(&self) -> backfill_polygon::Result<QuotaUse> {
+        let usage =
+            self.store
+                .usage(&self.quota)
+                .await
+                .map_err(|err| backfill_polygon::Error::Quota {
+                    message: chain(err),
+                })?;
+        Ok(QuotaUse {
+            in_use: usage.in_use,
+            paused_for: usage.paused_for,
+        })
+    }
+
+    fn shared(&self) -> bool {
+        true
+    }
+
     async fn pause(&self, delay: Duration) {
         let until = Instant::now() + delay;
         {
@@ -251,5 +269,26 @@ mod tests {
         fleet.pause(Duration::from_secs(30)).await;
         let slot = fleet.acquire().await.unwrap();
         assert_eq!(slot.waited, Duration::from_secs(30));
+    }
+}
+
+/// `GET /api/v1/quota` over the client's quota, whichever it is.
+pub(crate) struct ClientQuota(pub(crate) Arc<dyn RequestQuota>);
+
+#[async_trait]
+impl backfill_api::QuotaView for ClientQuota {
+    async fn quota(&self) -> Result<backfill_api::QuotaBody, String> {
+        let usage = self.0.usage().await.map_err(|e| e.to_string())?;
+        Ok(backfill_api::QuotaBody {
+            scope: if self.0.shared() {
+                backfill_api::QuotaScope::Fleet
+            } else {
+                backfill_api::QuotaScope::Process
+            },
+            limit: self.0.limit().map(NonZeroU32::get),
+            window_seconds: self.0.window().as_secs_f64(),
+            in_use: usage.in_use,
+            paused_for_seconds: usage.paused_for.map(|d| d.as_secs_f64()),
+        })
     }
 }

@@ -14,6 +14,7 @@ use tracing::{info, warn};
 
 use crate::app;
 use crate::cli::ServeArgs;
+use crate::quota::ClientQuota;
 use crate::reference::PolygonReference;
 
 /// How long open connections (progress streams in particular) may take to finish at shutdown.
@@ -77,7 +78,9 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let mut simulator = None;
     let mut fleet_quota = None;
     if let Some(mut market) = market {
-        state = state.with_reference_tickers(Arc::new(PolygonReference(market.client.clone())));
+        state = state
+            .with_reference_tickers(Arc::new(PolygonReference(market.client.clone())))
+            .with_quota_view(Arc::new(ClientQuota(Arc::clone(market.client.quota()))));
         simulator = market.simulator.take();
         if let Some(quota) = &market.fleet_quota {
             app::export_quota_metrics(quota.clone(), shutdown.clone());

@@ -172,6 +172,22 @@ fn four_workers_and_a_server_sharing_a_key_stay_under_its_limit_and_use_it() {
             "{metrics}"
         );
 
+        // And the API says so: the fleet's quota, at its limit and window.
+        let quota: serde_json::Value = reqwest::get(serve.url("/api/v1/quota"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(quota["scope"], "fleet", "{quota}");
+        assert_eq!(quota["limit"], LIMIT, "{quota}");
+        assert_eq!(
+            quota["window_seconds"].as_f64(),
+            Some(WINDOW.as_secs_f64()),
+            "{quota}"
+        );
+        assert!(quota["in_use"].as_u64().is_some(), "{quota}");
+
         for worker in workers {
             worker.terminate();
         }

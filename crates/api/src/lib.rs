@@ -24,6 +24,7 @@ mod extract;
 mod health;
 mod jobs;
 mod openapi;
+mod quota;
 mod schedules;
 mod serve;
 mod state;
@@ -49,6 +50,7 @@ pub use jobs::{
     BoundInput, CreateBackfillRequest, JobStatusBody, JobSummaryBody, PlanBody, RecentJobsBody,
     TimeframeInput,
 };
+pub use quota::{QuotaBody, QuotaScope, QuotaView};
 pub use schedules::{
     CreateScheduleRequest, PutUniverseRequest, ReferenceError, ReferenceTickers,
     RefreshUniverseRequest, ScheduleBody, ScheduleRunBody, SchedulesBody, TickerStatus,
@@ -137,6 +139,7 @@ fn parts() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(events::routes())
         .merge(candles::routes())
         .merge(schedules::routes())
+        .merge(quota::routes())
         .merge(dashboard::api_routes())
         .split_for_parts();
     let (open, open_doc) = health::routes().merge(openapi::routes()).split_for_parts();

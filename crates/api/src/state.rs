@@ -13,6 +13,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::cache::StatusCache;
 use crate::error::{Error, Result};
+use crate::quota::QuotaView;
 use crate::schedules::ReferenceTickers;
 
 /// Renders the process's metrics in the Prometheus text format, for `GET /metrics`.
@@ -263,6 +264,7 @@ pub struct AppState {
     candles: Arc<dyn CandleStore>,
     schedules: Option<Arc<dyn ScheduleStore>>,
     reference: Option<Arc<dyn ReferenceTickers>>,
+    quota: Option<Arc<dyn QuotaView>>,
     progress: Option<ProgressBus>,
     metrics: Option<MetricsRenderer>,
     config: Arc<ApiConfig>,
@@ -281,6 +283,7 @@ impl AppState {
             candles,
             schedules: None,
             reference: None,
+            quota: None,
             progress: None,
             metrics: None,
             status_cache: Arc::new(StatusCache::new(config.status_cache_ttl)),
@@ -299,6 +302,16 @@ impl AppState {
     pub fn with_reference_tickers(mut self, reference: Arc<dyn ReferenceTickers>) -> Self {
         self.reference = Some(reference);
         self
+    }
+
+    /// How `GET /api/v1/quota` reads the upstream request quota.
+    pub fn with_quota_view(mut self, view: Arc<dyn QuotaView>) -> Self {
+        self.quota = Some(view);
+        self
+    }
+
+    pub(crate) fn quota_view(&self) -> Option<&Arc<dyn QuotaView>> {
+        self.quota.as_ref()
     }
 
     pub(crate) fn schedules(&self) -> Option<&Arc<dyn ScheduleStore>> {
@@ -356,6 +369,7 @@ impl fmt::Debug for AppState {
         f.debug_struct("AppState")
             .field("schedules", &self.schedules.is_some())
             .field("reference_tickers", &self.reference.is_some())
+            .field("quota_view", &self.quota.is_some())
             .field("progress_bus", &self.progress.is_some())
             .field("metrics_renderer", &self.metrics.is_some())
             .field("config", &self.config)

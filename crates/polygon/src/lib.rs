@@ -59,7 +59,7 @@ pub use limiter::RateLimiter;
 pub use paging::PageCursor;
 #[cfg(any(test, feature = "mocks"))]
 pub use quota::MockRequestQuota;
-pub use quota::{Permit, RequestQuota, Slot};
+pub use quota::{Permit, QuotaUse, RequestQuota, Slot};
 #[cfg(any(test, feature = "mocks"))]
 pub use reference::MockReferenceData;
 pub use reference::{

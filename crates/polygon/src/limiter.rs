@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::quota::{RequestQuota, Slot};
+use crate::quota::{QuotaUse, RequestQuota, Slot};
 use crate::Result;
 
 /// A sliding-window request limiter that also holds everyone back after a 429.
@@ -177,6 +177,30 @@ impl RequestQuota for RateLimiter {
     fn window(&self) -> Duration {
         self.window
     }
+
+    async fn usage(&self) -> Result<QuotaUse> {
+        let now = Instant::now();
+        let state = self.lock();
+        let in_use = state
+            .slots
+            .iter()
+            .filter(|s| {
+                s.done
+                    .is_none_or(|d| now.saturating_duration_since(d) < self.window)
+            })
+            .count();
+        Ok(QuotaUse {
+            in_use: u32::try_from(in_use).unwrap_or(u32::MAX),
+            paused_for: state
+                .paused_until
+                .filter(|p| *p > now)
+                .map(|p| p.saturating_duration_since(now)),
+        })
+    }
+
+    fn shared(&self) -> bool {
+        false
+    }
 }
 
 #[cfg(test)]
@@ -185,6 +209,30 @@ mod tests {
 
     use super::*;
     use crate::quota::Permit;
+
+    #[tokio::test(start_paused = true)]
+    async fn usage_counts_slots_until_a_window_after_their_response_and_the_pause() {
+        let limiter = RateLimiter::new(NonZeroU32::new(5).unwrap(), Duration::from_secs(60));
+        let first = acquired(&limiter).await;
+        let second = acquired(&limiter).await;
+        assert_eq!(limiter.usage().await.unwrap().in_use, 2);
+        drop(first);
+        tokio::time::advance(Duration::from_secs(30)).await;
+        assert_eq!(
+            limiter.usage().await.unwrap().in_use,
+            2,
+            "a window after its answer"
+        );
+        tokio::time::advance(Duration::from_secs(31)).await;
+        let usage = limiter.usage().await.unwrap();
+        assert_eq!(usage.in_use, 1, "the first has stopped counting");
+        assert_eq!(usage.paused_for, None);
+        limiter.pause(Duration::from_secs(10)).await;
+        let paused = limiter.usage().await.unwrap().paused_for.unwrap();
+        assert!(paused > Duration::from_secs(9) && paused <= Duration::from_secs(10));
+        assert!(!limiter.shared());
+        drop(second);
+    }
 
     /// A permit of `limiter`, given back when dropped.
     async fn acquired(limiter: &RateLimiter) -> Permit<'_> {

@@ -45,6 +45,23 @@ pub trait RequestQuota: Send + Sync {
 
     /// The window the limit applies to.
     fn window(&self) -> Duration;
+
+    /// How much of the quota is used now, by every holder (the whole fleet for a shared one).
+    ///
+    /// # Errors
+    /// [`Error::Quota`](crate::Error::Quota) when a shared quota cannot be read.
+    async fn usage(&self) -> Result<QuotaUse>;
+
+    /// Whether other processes share this quota.
+    fn shared(&self) -> bool;
+}
+
+/// How much of a quota is used: the slots that count now (requests in flight, and requests
+/// answered less than a window ago), and the pause after a 429, if one holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QuotaUse {
+    pub in_use: u32,
+    pub paused_for: Option<Duration>,
 }
 
 /// A slot taken by [`RequestQuota::acquire`], to be given back with [`RequestQuota::release`].

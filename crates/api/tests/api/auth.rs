@@ -36,6 +36,7 @@ fn v1_requests() -> Vec<(Method, String)> {
             "/api/v1/candles/AAPL/coverage?timeframe=1m".to_owned(),
         ),
         (Method::GET, "/api/v1/info".to_owned()),
+        (Method::GET, "/api/v1/quota".to_owned()),
         (Method::GET, "/api/v1/schedules".to_owned()),
         (Method::POST, "/api/v1/schedules".to_owned()),
         (Method::GET, "/api/v1/schedules/tech".to_owned()),
@@ -90,7 +91,8 @@ fn leaky_app() -> Router {
         state(jobs, candles, config())
             .with_metrics_renderer(|| "up 1\n".to_owned())
             .with_schedules(std::sync::Arc::new(answering_schedules()))
-            .with_reference_tickers(std::sync::Arc::new(FixedReference)),
+            .with_reference_tickers(std::sync::Arc::new(FixedReference))
+            .with_quota_view(std::sync::Arc::new(FixedQuota)),
     )
 }
 

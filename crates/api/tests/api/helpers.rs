@@ -7,7 +7,9 @@ use axum::body::{to_bytes, Body};
 use axum::http::{header, Method, Request, Response, StatusCode};
 use axum::Router;
 use backfill_api::{router, ApiConfig, AppState};
-use backfill_api::{ReferenceError, ReferenceTickers, RefreshUniverseRequest};
+use backfill_api::{
+    QuotaBody, QuotaScope, QuotaView, ReferenceError, ReferenceTickers, RefreshUniverseRequest,
+};
 use backfill_domain::{
     BackfillJob, BackfillMode, Candle, DateRange, JobId, JobProgress, JobSpec, JobStatus, Ohlcv,
     RangeBound, Symbol, Task, TaskId, TaskStatus, TaskUnit, Timeframe,
@@ -312,5 +314,21 @@ pub(crate) struct FixedReference;
 impl ReferenceTickers for FixedReference {
     async fn tickers(&self, _: &RefreshUniverseRequest) -> Result<Vec<Symbol>, ReferenceError> {
         Ok(vec![Symbol::parse("AAPL").unwrap()])
+    }
+}
+
+/// A quota of 100 a minute, 37 in use, shared by the fleet.
+pub(crate) struct FixedQuota;
+
+#[async_trait::async_trait]
+impl QuotaView for FixedQuota {
+    async fn quota(&self) -> Result<QuotaBody, String> {
+        Ok(QuotaBody {
+            scope: QuotaScope::Fleet,
+            limit: Some(100),
+            window_seconds: 60.0,
+            in_use: 37,
+            paused_for_seconds: None,
+        })
     }
 }

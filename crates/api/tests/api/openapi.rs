@@ -23,6 +23,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/candles/{symbol}"),
     ("get", "/api/v1/candles/{symbol}/coverage"),
     ("get", "/api/v1/info"),
+    ("get", "/api/v1/quota"),
     ("get", "/api/v1/schedules"),
     ("post", "/api/v1/schedules"),
     ("get", "/api/v1/schedules/{name}"),
@@ -93,7 +94,8 @@ async fn every_listed_route_is_served() {
         state(jobs, candles, ApiConfig::default())
             .with_metrics_renderer(|| "up 1\n".to_owned())
             .with_schedules(std::sync::Arc::new(answering_schedules()))
-            .with_reference_tickers(std::sync::Arc::new(FixedReference)),
+            .with_reference_tickers(std::sync::Arc::new(FixedReference))
+            .with_quota_view(std::sync::Arc::new(FixedQuota)),
     );
     for (method, path) in ROUTES {
         let uri = path

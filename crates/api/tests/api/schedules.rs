@@ -558,3 +558,47 @@ async fn without_a_schedule_store_the_routes_answer_404() {
     )
     .await;
 }
+
+/// A quota that cannot be read.
+struct BrokenQuota;
+
+#[async_trait::async_trait]
+impl backfill_api::QuotaView for BrokenQuota {
+    async fn quota(&self) -> Result<backfill_api::QuotaBody, String> {
+        Err("connection refused to 10.0.0.7".into())
+    }
+}
+
+#[tokio::test]
+async fn the_quota_is_answered_as_the_view_reads_it_and_its_failures_hide_the_cause() {
+    let state = || {
+        AppState::new(
+            Arc::new(MockJobRepository::new()),
+            Arc::new(MockCandleStore::new()),
+            ApiConfig::default(),
+        )
+    };
+    let app = router(state().with_quota_view(Arc::new(FixedQuota)));
+    let body = body_json(send(&app, get("/api/v1/quota")).await).await;
+    assert_eq!(
+        body,
+        json!({"scope": "fleet", "limit": 100, "window_seconds": 60.0, "in_use": 37,
+               "paused_for_seconds": null})
+    );
+    let app = router(state().with_quota_view(Arc::new(BrokenQuota)));
+    let error = expect_error(
+        &app,
+        get("/api/v1/quota"),
+        StatusCode::SERVICE_UNAVAILABLE,
+        "storage_unavailable",
+    )
+    .await;
+    assert!(!error["message"].as_str().unwrap().contains("10.0.0.7"));
+    expect_error(
+        &idle_app(),
+        get("/api/v1/quota"),
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+}

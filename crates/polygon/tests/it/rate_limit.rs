@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use backfill_polygon::{
-    Error, MarketData, PolygonClient, PolygonConfig, RateLimiter, RequestQuota, Slot,
+    Error, MarketData, PolygonClient, PolygonConfig, QuotaUse, RateLimiter, RequestQuota, Slot,
 };
 use backfill_polygon_sim::{Fault, SimConfig};
 
@@ -139,6 +139,14 @@ impl RequestQuota for RecordingQuota {
 
     fn window(&self) -> Duration {
         Duration::ZERO
+    }
+
+    async fn usage(&self) -> backfill_polygon::Result<QuotaUse> {
+        Ok(QuotaUse::default())
+    }
+
+    fn shared(&self) -> bool {
+        false
     }
 }
 

@@ -183,6 +183,27 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// `GET /api/v1/quota` over the client's quota, whichever it is.
+pub(crate) struct ClientQuota(pub(crate) Arc<dyn RequestQuota>);
+
+#[async_trait]
+impl backfill_api::QuotaView for ClientQuota {
+    async fn quota(&self) -> Result<backfill_api::QuotaBody, String> {
+        let usage = self.0.usage().await.map_err(|e| e.to_string())?;
+        Ok(backfill_api::QuotaBody {
+            scope: if self.0.shared() {
+                backfill_api::QuotaScope::Fleet
+            } else {
+                backfill_api::QuotaScope::Process
+            },
+            limit: self.0.limit().map(NonZeroU32::get),
+            window_seconds: self.0.window().as_secs_f64(),
+            in_use: usage.in_use,
+            paused_for_seconds: usage.paused_for.map(|d| d.as_secs_f64()),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};
@@ -269,26 +290,5 @@ mod tests {
         fleet.pause(Duration::from_secs(30)).await;
         let slot = fleet.acquire().await.unwrap();
         assert_eq!(slot.waited, Duration::from_secs(30));
-    }
-}
-
-/// `GET /api/v1/quota` over the client's quota, whichever it is.
-pub(crate) struct ClientQuota(pub(crate) Arc<dyn RequestQuota>);
-
-#[async_trait]
-impl backfill_api::QuotaView for ClientQuota {
-    async fn quota(&self) -> Result<backfill_api::QuotaBody, String> {
-        let usage = self.0.usage().await.map_err(|e| e.to_string())?;
-        Ok(backfill_api::QuotaBody {
-            scope: if self.0.shared() {
-                backfill_api::QuotaScope::Fleet
-            } else {
-                backfill_api::QuotaScope::Process
-            },
-            limit: self.0.limit().map(NonZeroU32::get),
-            window_seconds: self.0.window().as_secs_f64(),
-            in_use: usage.in_use,
-            paused_for_seconds: usage.paused_for.map(|d| d.as_secs_f64()),
-        })
     }
 }

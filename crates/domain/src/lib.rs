@@ -14,6 +14,7 @@ mod event;
 mod job;
 mod lifecycle;
 mod progress;
+mod quality;
 mod range;
 mod resample;
 mod schedule;
@@ -31,6 +32,10 @@ pub use job::{
 };
 pub use lifecycle::{Settlement, TaskCounts};
 pub use progress::{JobProgress, TaskTotals};
+pub use quality::{
+    DayAgreement, DayGaps, DaysReport, Disagreement, Gap, OhlcReport, QualityCheck, QualityReport,
+    SessionGaps, Violation, PRICE_TOLERANCE, QUALITY_EXAMPLES, VOLUME_TOLERANCE,
+};
 pub use range::{merge_intervals, DateRange, RangeBound};
 pub use resample::{resample, Hours, Resampler};
 pub use schedule::{

@@ -9,6 +9,8 @@
 //! - [`CandleStore`]: fenced, idempotent page ingest; keyset-paginated reads; coverage.
 //! - [`ScheduleStore`]: schedules (fired exactly once per due time) and named universes.
 //! - [`Storage`]: all four, as one `Arc<dyn Storage>`.
+//! - [`resampled`] and [`quality`]: a series read as a coarser timeframe, and its quality
+//!   report, built on [`CandleStore`] alone.
 //! - [`QuotaStore`]: request quotas shared by every process of a database (PostgreSQL only:
 //!   an SQLite database has one process, which keeps its quota in memory).
 //!
@@ -21,6 +23,7 @@ mod error;
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 mod page;
 mod quota;
+mod reading;
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 mod rows;
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
@@ -41,6 +44,7 @@ pub use error::{DatabaseError, Error, Result};
 #[cfg(any(test, feature = "mocks"))]
 pub use quota::MockQuotaStore;
 pub use quota::{Acquired, Quota, QuotaSlot, QuotaStore, QuotaUsage};
+pub use reading::{quality, resampled, QualityQuery, ResampleQuery};
 pub use traits::{CandleStore, JobRepository, ScheduleStore, Storage, TaskQueue};
 #[cfg(any(test, feature = "mocks"))]
 pub use traits::{MockCandleStore, MockJobRepository, MockScheduleStore, MockTaskQueue};

@@ -78,6 +78,8 @@ suite!(
     a_finished_day_covers_its_series_and_records_its_file,
     a_due_time_fires_once_with_a_job_per_timeframe,
     concurrent_firing_creates_each_run_once,
+    resampled_pages_equal_the_whole_series_resampled,
+    the_quality_report_counts_what_is_stored,
     paused_schedules_do_not_fire_and_resume_after_now,
     overlapping_or_duplicate_schedules_are_refused,
     universes_are_stored_and_runs_read_them_when_due,

@@ -1883,3 +1883,105 @@ pub(crate) async fn a_run_that_cannot_make_its_jobs_records_why(s: &dyn Storage)
     assert_eq!(job.job.spec.source(), backfill_domain::Source::FlatFiles);
     assert!(!job.tasks.is_empty() && job.tasks.len() <= 5);
 }
+
+/// A stored minute series read as hourly and daily bars, page by page, is the whole series
+/// resampled at once; an impossible resampling is refused.
+pub(crate) async fn resampled_pages_equal_the_whole_series_resampled(s: &dyn Storage) {
+    use backfill_domain::{resample, Hours};
+    use backfill_storage::{resampled, ResampleQuery};
+    s.create_job(&spec(&["AAPL"]), None).await.unwrap();
+    let c = claim_one(s, "w1", LONG).await;
+    // From 09:30 New York on 2024-01-02 for ten hours, and again the next day from 09:30.
+    let mut stored = bars("AAPL", 0, 600);
+    stored.extend(bars("AAPL", 1440, 560));
+    s.ingest_page(&c.lease, &stored, minute(1999), Fetched::default())
+        .await
+        .unwrap();
+    let hour = Timeframe::parse("1h").unwrap();
+    let query = |target: Timeframe, hours: Hours, limit: u32, after| ResampleQuery {
+        symbol: sym("AAPL"),
+        source: tf(),
+        target,
+        hours,
+        adjusted: true,
+        range: job_range(),
+        limit,
+        after,
+    };
+    let whole = resample(&stored, tf(), hour, Hours::Extended).unwrap();
+    assert!(whole.len() > 20);
+    for limit in [1, 3, 7, 1000] {
+        let mut got = Vec::new();
+        let mut after = None;
+        loop {
+            let page = resampled(s, &query(hour, Hours::Extended, limit, after))
+                .await
+                .unwrap();
+            assert!(page.candles.len() <= limit as usize);
+            got.extend(page.candles);
+            match page.next_cursor {
+                Some(cursor) => after = Some(cursor),
+                None => break,
+            }
+            assert!(got.len() <= whole.len(), "pagination does not end");
+        }
+        assert_eq!(got, whole, "limit {limit}");
+    }
+    let day = Timeframe::parse("1d").unwrap();
+    let daily = resampled(s, &query(day, Hours::Regular, 10, None))
+        .await
+        .unwrap();
+    assert_eq!(
+        daily.candles,
+        resample(&stored, tf(), day, Hours::Regular).unwrap()
+    );
+    assert_eq!(daily.candles.len(), 2);
+    assert_eq!(daily.next_cursor, None);
+    let odd = Timeframe::parse("7m").unwrap();
+    assert!(matches!(
+        resampled(s, &query(odd, Hours::Extended, 10, None)).await,
+        Err(Error::InvalidInput(_))
+    ));
+}
+
+/// The quality report reads the coverage and every bar, and compares minutes with day bars.
+pub(crate) async fn the_quality_report_counts_what_is_stored(s: &dyn Storage) {
+    use backfill_storage::{quality, QualityQuery};
+    s.create_job(&spec(&["AAPL"]), None).await.unwrap();
+    let c = claim_one(s, "w1", LONG).await;
+    // 09:30 to 15:59 New York on 2024-01-02, without 10:00-10:09.
+    let stored: Vec<Candle> = bars("AAPL", 0, 390)
+        .into_iter()
+        .filter(|b| !(30..40).contains(&(b.ts() - t0()).num_minutes()))
+        .collect();
+    s.ingest_page(&c.lease, &stored, minute(389), Fetched::default())
+        .await
+        .unwrap();
+    let covered = DateRange::from_instants(minute(0), minute(389)).unwrap();
+    s.complete_task(&c.lease, &[covered]).await.unwrap();
+    let report = quality(
+        s,
+        &QualityQuery {
+            symbol: sym("AAPL"),
+            timeframe: tf(),
+            adjusted: true,
+            range: job_range(),
+        },
+        "2030-01-01T00:00:00Z".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.bars, 380);
+    assert_eq!(report.covered, vec![covered]);
+    assert_eq!(report.first_bar, Some(minute(0)));
+    assert_eq!(report.days.covered, 1);
+    assert_eq!(report.days.with_bars, 1);
+    let gaps = report.session_gaps.unwrap();
+    assert_eq!(gaps.regular_minutes, 390);
+    assert_eq!(gaps.regular_missing, 10);
+    assert_eq!(gaps.longest_gaps[0].from, minute(30));
+    assert_eq!(gaps.longest_gaps[0].minutes, 10);
+    assert_eq!(report.ohlc.violations, 0);
+    // No day bars stored: nothing to compare with.
+    assert_eq!(report.day_agreement, None);
+}

@@ -39,6 +39,36 @@ pub(crate) enum Command {
     Schedules(SchedulesArgs),
     /// Talk to a running `backfill serve`: named lists of symbols for schedules.
     Universes(UniversesArgs),
+    /// Report the quality of a stored series: gaps, days without bars, contradictory values,
+    /// minute bars against day bars.
+    Quality(QualityArgs),
+}
+
+#[derive(Args)]
+pub(crate) struct QualityArgs {
+    /// The ticker.
+    #[arg(value_parser = parse_symbol)]
+    pub(crate) symbol: Symbol,
+    /// Bar size of the stored series.
+    #[arg(long, short = 't', default_value = "1m", value_parser = parse_timeframe)]
+    pub(crate) timeframe: Timeframe,
+    /// First day (YYYY-MM-DD), Unix milliseconds or RFC 3339; default: everything stored.
+    #[arg(long, value_parser = parse_bound)]
+    pub(crate) from: Option<RangeBound>,
+    /// Last day, inclusive; default: now.
+    #[arg(long, value_parser = parse_bound)]
+    pub(crate) to: Option<RangeBound>,
+    /// The adjusted series (default) or the raw one (`false`).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub(crate) adjusted: bool,
+    /// Print the report as JSON.
+    #[arg(long, env = "BACKFILL_JSON")]
+    pub(crate) json: bool,
+    #[command(flatten)]
+    pub(crate) database: DatabaseArgs,
+    /// Read the demo's database (`serve --demo`, `run --demo`).
+    #[arg(long, env = "BACKFILL_DEMO")]
+    pub(crate) demo: bool,
 }
 
 #[derive(Args)]

@@ -4,6 +4,7 @@ pub(crate) mod client;
 pub(crate) mod jobs;
 pub(crate) mod migrate;
 pub(crate) mod plan;
+pub(crate) mod quality;
 pub(crate) mod run;
 pub(crate) mod schedules;
 pub(crate) mod serve;

@@ -9,6 +9,7 @@ mod fuzz;
 mod helpers;
 mod jobs_cli;
 mod priority;
+mod quality;
 mod quota;
 mod run;
 mod schedules;

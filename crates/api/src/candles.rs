@@ -6,8 +6,10 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use backfill_domain::{Candle, DateRange, RangeBound, Symbol, Timeframe};
-use backfill_storage::CandleQuery;
+use backfill_domain::{
+    Candle, DateRange, Hours, QualityReport, RangeBound, Resampler, Symbol, Timeframe,
+};
+use backfill_storage::{CandleQuery, QualityQuery, ResampleQuery};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -30,6 +32,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(get_candles))
         .routes(routes!(get_coverage))
+        .routes(routes!(get_quality))
 }
 
 /// The query of a candle read.
@@ -54,6 +57,13 @@ pub(crate) struct CandlesQuery {
     limit: Option<u32>,
     /// The `next_cursor` of the previous page.
     cursor: Option<String>,
+    /// Build the `timeframe` bars from this stored series instead of reading a stored
+    /// `timeframe` series (`1m` read as `1h`, say), without new requests.
+    #[param(example = "1m")]
+    resample_from: Option<String>,
+    /// With `resample_from`: build from the `regular` session's bars (09:30-16:00 New York)
+    /// or every stored bar (`extended`, the default).
+    hours: Option<Hours>,
 }
 
 /// The query of a coverage read.
@@ -213,7 +223,8 @@ fn to_csv(candles: &[Candle]) -> String {
 /// Stored candles of one series.
 ///
 /// Oldest first, one page at a time (keyset pagination): pass `next_cursor` back as `cursor`
-/// for the next page. With `Accept: text/csv` the answer is CSV
+/// for the next page. With `resample_from`, the bars are built from another stored series of
+/// the symbol (`?timeframe=1h&resample_from=1m`), in New York sessions, without new requests. With `Accept: text/csv` the answer is CSV
 /// (`ts,open,high,low,close,volume,vwap,trades`), with the next cursor in the `X-Next-Cursor`
 /// and `Link` headers (sent with JSON too).
 #[utoipa::path(
@@ -234,7 +245,7 @@ fn to_csv(candles: &[Candle]) -> String {
             ("X-Next-Cursor" = Option<String>, description = "The cursor of the next page, absent on the last page"),
             ("Link" = Option<String>, description = "`<...&cursor=...>; rel=\"next\"`, absent on the last page"),
          )),
-        (status = 400, description = "invalid_symbol, invalid_timeframe, invalid_range, invalid_limit, invalid_cursor or invalid_query", body = ErrorBody),
+        (status = 400, description = "invalid_symbol, invalid_timeframe (including a resampling that cannot be done, with the reason), invalid_range, invalid_limit, invalid_cursor or invalid_query", body = ErrorBody),
     )
 )]
 pub(crate) async fn get_candles(
@@ -261,17 +272,47 @@ pub(crate) async fn get_candles(
     }
     let after = query.cursor.as_deref().map(decode_cursor).transpose()?;
     let adjusted = query.adjusted.unwrap_or(true);
-    let page = state
-        .candles()
-        .candles(&CandleQuery {
-            symbol: symbol.clone(),
-            timeframe,
-            adjusted,
-            range,
-            limit,
-            after,
-        })
-        .await?;
+    let page = match query.resample_from.as_deref() {
+        None => {
+            if query.hours.is_some() {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidQuery,
+                    "hours applies to resampled reads: add resample_from",
+                ));
+            }
+            state
+                .candles()
+                .candles(&CandleQuery {
+                    symbol: symbol.clone(),
+                    timeframe,
+                    adjusted,
+                    range,
+                    limit,
+                    after,
+                })
+                .await?
+        }
+        Some(source) => {
+            let source = Timeframe::parse(source)?;
+            let hours = query.hours.unwrap_or_default();
+            // Checked here so that a resampling that cannot be done answers its reason.
+            Resampler::new(source, timeframe, hours)?;
+            backfill_storage::resampled(
+                state.candles(),
+                &ResampleQuery {
+                    symbol: symbol.clone(),
+                    source,
+                    target: timeframe,
+                    hours,
+                    adjusted,
+                    range,
+                    limit,
+                    after,
+                },
+            )
+            .await?
+        }
+    };
     let next_cursor = page.next_cursor.map(encode_cursor);
     let mut response = if wants_csv(&headers) {
         (
@@ -390,4 +431,64 @@ mod tests {
         headers.insert(header::ACCEPT, HeaderValue::from_static("text/csvx"));
         assert!(!wants_csv(&headers));
     }
+}
+
+/// The query of a quality report.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct QualityParams {
+    /// The bar size: `1m`, `5m`, `1h`, `1d`, ...
+    #[param(example = "1m")]
+    timeframe: String,
+    /// Adjusted (default) or raw prices.
+    #[param(default = true)]
+    adjusted: Option<bool>,
+    /// From (`YYYY-MM-DD`, RFC 3339 or Unix milliseconds). Default: the beginning of time.
+    from: Option<String>,
+    /// To, inclusive. Default: now.
+    to: Option<String>,
+}
+
+/// The quality report of one series.
+///
+/// What is covered; trading days without a bar; for minute bars of stocks, the session minutes
+/// without a bar (a minute without an eligible trade has no bar: normal, counted and located);
+/// bars whose values contradict each other; intraday bars outside the session; and, for minute
+/// bars, each day's minutes folded against its stored day bar. Nothing is fixed.
+#[utoipa::path(
+    get,
+    path = "/api/v1/candles/{symbol}/quality",
+    tag = "candles",
+    params(
+        ("symbol" = String, Path, description = "The ticker, such as AAPL or X:BTCUSD (case-insensitive)", example = "AAPL"),
+        QualityParams,
+    ),
+    responses(
+        (status = 200, description = "The report", body = QualityReport),
+        (status = 400, description = "invalid_symbol, invalid_timeframe, invalid_range or invalid_query", body = ErrorBody),
+    )
+)]
+pub(crate) async fn get_quality(
+    State(state): State<AppState>,
+    AppPath(symbol): AppPath<String>,
+    AppQuery(query): AppQuery<QualityParams>,
+) -> Result<Json<QualityReport>, ApiError> {
+    let symbol = Symbol::parse(&symbol)?;
+    let timeframe = Timeframe::parse(&query.timeframe)?;
+    let from = parse_bound(query.from.as_deref(), RangeBound::from_millis(0)?)?;
+    let now = Utc::now();
+    let to = parse_bound(query.to.as_deref(), RangeBound::Instant(now))?;
+    let range = DateRange::new(from, to)?;
+    let report = backfill_storage::quality(
+        state.candles(),
+        &QualityQuery {
+            symbol,
+            timeframe,
+            adjusted: query.adjusted.unwrap_or(true),
+            range,
+        },
+        now,
+    )
+    .await?;
+    Ok(Json(report))
 }

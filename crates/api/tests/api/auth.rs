@@ -35,6 +35,10 @@ fn v1_requests() -> Vec<(Method, String)> {
             Method::GET,
             "/api/v1/candles/AAPL/coverage?timeframe=1m".to_owned(),
         ),
+        (
+            Method::GET,
+            "/api/v1/candles/AAPL/quality?timeframe=1m".to_owned(),
+        ),
         (Method::GET, "/api/v1/info".to_owned()),
         (Method::GET, "/api/v1/quota".to_owned()),
         (Method::GET, "/api/v1/schedules".to_owned()),

@@ -240,3 +240,103 @@ async fn input_refused_by_storage_is_a_400() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn a_stored_series_is_read_resampled_without_a_stored_coarser_one() {
+    // t0 is 09:30 New York: minutes 0..9 make the 09:30 and 09:35 five-minute bars.
+    let mut candles = MockCandleStore::new();
+    candles
+        .expect_candles()
+        .withf(|q| q.timeframe.to_string() == "1m" && q.limit == 50_000)
+        .times(1)
+        .returning(|_| Ok(page(&(0..10).collect::<Vec<_>>(), None)));
+    let app = app(MockJobRepository::new(), candles);
+    let body = body_json(
+        send(
+            &app,
+            get("/api/v1/candles/AAPL?timeframe=5m&resample_from=1m&hours=regular"),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(body["timeframe"], "5m");
+    let bars = body["candles"].as_array().unwrap();
+    assert_eq!(bars.len(), 2);
+    assert_eq!(bars[0]["ts"], "2024-01-02T14:30:00Z");
+    assert_eq!(bars[1]["ts"], "2024-01-02T14:35:00Z");
+    let one = candle(0, Some(187.1), Some(4211));
+    assert_eq!(bars[0]["volume"], one.volume() * 5.0);
+    assert_eq!(bars[0]["trades"], 4211 * 5);
+    assert_eq!(body["next_cursor"], serde_json::Value::Null);
+}
+
+#[tokio::test]
+async fn impossible_resamplings_and_stray_hours_are_400s() {
+    let app = idle_app();
+    let error = expect_error(
+        &app,
+        get("/api/v1/candles/AAPL?timeframe=7m&resample_from=1m"),
+        StatusCode::BAD_REQUEST,
+        "invalid_timeframe",
+    )
+    .await;
+    assert!(error["message"].as_str().unwrap().contains("divide a day"));
+    expect_error(
+        &app,
+        get("/api/v1/candles/AAPL?timeframe=1d&resample_from=1d&hours=regular"),
+        StatusCode::BAD_REQUEST,
+        "invalid_timeframe",
+    )
+    .await;
+    expect_error(
+        &app,
+        get("/api/v1/candles/AAPL?timeframe=1m&hours=regular"),
+        StatusCode::BAD_REQUEST,
+        "invalid_query",
+    )
+    .await;
+    expect_error(
+        &app,
+        get("/api/v1/candles/AAPL?timeframe=5m&resample_from=1m&hours=lunch"),
+        StatusCode::BAD_REQUEST,
+        "invalid_query",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn the_quality_report_counts_gaps_in_the_covered_session() {
+    // Covered: 09:30 to 09:39 New York; bars at 09:30-09:34 and 09:37-09:39.
+    let covered = DateRange::from_instants(t0(), t0() + TimeDelta::minutes(9)).unwrap();
+    let mut candles = MockCandleStore::new();
+    candles
+        .expect_coverage()
+        .returning(move |_, _, _| Ok(vec![covered]));
+    candles
+        .expect_candles()
+        .withf(|q| q.timeframe.to_string() == "1m")
+        .returning(|_| Ok(page(&[0, 1, 2, 3, 4, 7, 8, 9], None)));
+    candles
+        .expect_candles()
+        .withf(|q| q.timeframe.to_string() == "1d")
+        .returning(|_| Ok(page(&[], None)));
+    let app = app(MockJobRepository::new(), candles);
+    let body = body_json(
+        send(
+            &app,
+            get("/api/v1/candles/AAPL/quality?timeframe=1m&from=2024-01-02&to=2024-01-02"),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(body["bars"], 8);
+    assert_eq!(body["days"]["covered"], 1);
+    assert_eq!(body["session_gaps"]["regular_minutes"], 10);
+    assert_eq!(body["session_gaps"]["regular_missing"], 2);
+    assert_eq!(
+        body["session_gaps"]["longest_gaps"][0],
+        json!({"from": "2024-01-02T14:35:00Z", "to": "2024-01-02T14:36:00Z", "minutes": 2})
+    );
+    assert_eq!(body["ohlc"]["violations"], 0);
+    assert_eq!(body["day_agreement"], serde_json::Value::Null);
+}

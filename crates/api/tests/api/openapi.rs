@@ -22,6 +22,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/backfill/{job_id}/events"),
     ("get", "/api/v1/candles/{symbol}"),
     ("get", "/api/v1/candles/{symbol}/coverage"),
+    ("get", "/api/v1/candles/{symbol}/quality"),
     ("get", "/api/v1/info"),
     ("get", "/api/v1/quota"),
     ("get", "/api/v1/schedules"),
@@ -197,7 +198,9 @@ async fn parameters_and_bodies_are_described() {
             "query:to",
             "query:adjusted",
             "query:limit",
-            "query:cursor"
+            "query:cursor",
+            "query:resample_from",
+            "query:hours"
         ]
         .into_iter()
         .map(str::to_owned)

@@ -24,6 +24,7 @@ mod extract;
 mod health;
 mod jobs;
 mod openapi;
+mod ports;
 mod quota;
 mod schedules;
 mod serve;
@@ -50,10 +51,12 @@ pub use jobs::{
     BoundInput, CreateBackfillRequest, JobStatusBody, JobSummaryBody, PlanBody, RecentJobsBody,
     TimeframeInput,
 };
-pub use quota::{QuotaBody, QuotaScope, QuotaView};
+pub use ports::{
+    QuotaBody, QuotaScope, QuotaView, ReferenceError, ReferenceTickers, RefreshUniverseRequest,
+    TickerStatus,
+};
 pub use schedules::{
-    CreateScheduleRequest, PutUniverseRequest, ReferenceError, ReferenceTickers,
-    RefreshUniverseRequest, ScheduleBody, ScheduleRunBody, SchedulesBody, TickerStatus,
+    CreateScheduleRequest, PutUniverseRequest, ScheduleBody, ScheduleRunBody, SchedulesBody,
     UniverseSummary, UniversesBody,
 };
 pub use serve::serve;

@@ -8,10 +8,10 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use backfill_domain::{
-    JobId, Name, NamedUniverse, ScheduleSpec, SourceChoice, Symbol, Tickers, Timeframe, Trigger,
+    JobId, Name, NamedUniverse, ScheduleSpec, SourceChoice, Tickers, Timeframe, Trigger,
 };
 use backfill_storage::{Schedule, ScheduleRun, ScheduleStore};
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -20,6 +20,7 @@ use utoipa_axum::routes;
 use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::extract::{AppJson, AppPath};
 use crate::jobs::{parse_symbols, TimeframeInput};
+use crate::ports::{ReferenceError, RefreshUniverseRequest, TickerStatus};
 use crate::state::AppState;
 
 /// The default look-back of a schedule's runs, in days.
@@ -226,6 +227,7 @@ pub(crate) async fn list_schedules(
          headers(("Location" = String, description = "The schedule's URL"))),
         (status = 400, description = "invalid_json, invalid_body, invalid_schedule (a bad name, trigger, timeframe list or look-back), invalid_symbol, invalid_timeframe, invalid_source, source_unavailable or unknown_universe", body = ErrorBody),
         (status = 409, description = "conflict: the name is taken, or the schedule overlaps another one (the message says which and on what)", body = ErrorBody),
+        (status = 415, description = "unsupported_media_type: the body is not sent as application/json", body = ErrorBody),
     )
 )]
 pub(crate) async fn create_schedule(
@@ -381,59 +383,6 @@ pub struct PutUniverseRequest {
     pub symbols: Vec<String>,
 }
 
-/// Which reference tickers a universe is refreshed from.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum TickerStatus {
-    /// Tickers trading (on `date`, when given).
-    #[default]
-    Active,
-    /// Delisted tickers.
-    Delisted,
-    /// Both.
-    All,
-}
-
-/// Refresh a universe from the reference tickers (US stocks).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-#[schema(example = json!({"status": "active", "type": "CS"}))]
-pub struct RefreshUniverseRequest {
-    /// `active` (default), `delisted` or `all`.
-    #[serde(default)]
-    pub status: TickerStatus,
-    /// The tickers as they stood on this day (`YYYY-MM-DD`), for a universe without
-    /// survivorship bias; default: today.
-    #[serde(default)]
-    #[schema(value_type = Option<String>, example = "2020-01-02")]
-    pub date: Option<NaiveDate>,
-    /// Only tickers of this type (`CS` common stock, `ETF`, `ADRC`, ...).
-    #[serde(default, rename = "type")]
-    pub kind: Option<String>,
-}
-
-/// Lists the reference tickers for a universe refresh: the binary implements it over the
-/// Polygon client (the API knows no Polygon).
-#[async_trait::async_trait]
-pub trait ReferenceTickers: Send + Sync {
-    /// The symbols that match `query`, de-duplicated.
-    ///
-    /// # Errors
-    /// A message for people (no secrets) when the reference data cannot be read.
-    async fn tickers(&self, query: &RefreshUniverseRequest) -> Result<Vec<Symbol>, ReferenceError>;
-}
-
-/// Why the reference tickers could not be listed.
-#[derive(Debug, thiserror::Error)]
-pub enum ReferenceError {
-    /// The request was refused (a bad `type`, a date the plan does not cover).
-    #[error("{0}")]
-    Rejected(String),
-    /// Upstream failed (after its retries); trying later may help.
-    #[error("{0}")]
-    Unavailable(String),
-}
-
 /// List universes.
 #[utoipa::path(
     get,
@@ -501,6 +450,7 @@ fn new_universe_name(raw: &str) -> Result<Name, ApiError> {
     responses(
         (status = 200, description = "The universe as stored", body = NamedUniverse),
         (status = 400, description = "invalid_json, invalid_body, invalid_schedule (a bad name), invalid_symbol or invalid_input (no symbols)", body = ErrorBody),
+        (status = 415, description = "unsupported_media_type: the body is not sent as application/json", body = ErrorBody),
     )
 )]
 pub(crate) async fn put_universe(
@@ -555,6 +505,7 @@ pub(crate) async fn delete_universe(
         (status = 200, description = "The universe as refreshed", body = NamedUniverse),
         (status = 400, description = "invalid_json, invalid_body, invalid_schedule (a bad name), reference_rejected, or source_unavailable (this server has no reference data)", body = ErrorBody),
         (status = 502, description = "upstream_unavailable: the reference data could not be read; try again later", body = ErrorBody),
+        (status = 415, description = "unsupported_media_type: the body is not sent as application/json", body = ErrorBody),
     )
 )]
 pub(crate) async fn refresh_universe(

@@ -270,18 +270,29 @@ impl Session {
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("{expression}: {e}: {text}"))
     }
 
-    /// Asks the API itself for the plan of `request`, from the page: (status, body).
-    fn api_plan(&self, request: &Value) -> (u64, Value) {
+    /// Calls the API itself from the page: (status, JSON body; null when there is none).
+    fn api(&self, method: &str, path: &str, body: Option<&Value>) -> (u64, Value) {
         let answer = self.json(&format!(
             "(async () => {{
-                const r = await fetch('/api/v1/backfill/plan', {{
-                    method: 'POST', headers: {{'Content-Type': 'application/json'}}, body: {},
+                const body = {};
+                const r = await fetch({}, {{
+                    method: {}, cache: 'no-store',
+                    headers: body === null ? {{}} : {{'Content-Type': 'application/json'}},
+                    body: body === null ? undefined : body,
                 }});
-                return JSON.stringify({{status: r.status, body: await r.json()}});
+                const text = await r.text();
+                return JSON.stringify({{status: r.status, body: text ? JSON.parse(text) : null}});
             }})()",
-            js_string(&request.to_string())
+            body.map_or_else(|| "null".to_owned(), |b| js_string(&b.to_string())),
+            js_string(path),
+            js_string(method),
         ));
         (answer["status"].as_u64().unwrap(), answer["body"].clone())
+    }
+
+    /// Asks the API itself for the plan of `request`, from the page: (status, body).
+    fn api_plan(&self, request: &Value) -> (u64, Value) {
+        self.api("POST", "/api/v1/backfill/plan", Some(request))
     }
 
     /// Waits until the plan preview answers `request` (debounced after the form changed), and
@@ -373,6 +384,52 @@ impl Session {
         assert_eq!(
             self.text("document.querySelector('#plan').dataset.source"),
             spec["source"].as_str().unwrap()
+        );
+    }
+
+    /// The job view's Cancel and Retry buttons are enabled exactly as given (a disabled one says
+    /// why in its title).
+    fn assert_job_actions(&self, cancel: bool, retry: bool) {
+        for (id, enabled) in [("d-cancel", cancel), ("d-retry", retry)] {
+            let button = format!("document.querySelector('#{id}')");
+            assert_eq!(
+                self.eval(&format!("{button}.disabled")),
+                Value::Bool(!enabled),
+                "#{id}; page: {}",
+                self.summary()
+            );
+            let title = self.text(&format!("{button}.title"));
+            assert_eq!(title.is_empty(), enabled, "#{id}: {title}");
+        }
+    }
+
+    /// Waits until the job view shows its job in `status` with Cancel and Retry enabled exactly
+    /// as given.
+    fn wait_for_job_actions(&self, status: &str, cancel: bool, retry: bool) {
+        self.wait_for(
+            &format!("a {status} job's buttons"),
+            &format!(
+                "document.querySelector('#job-detail').dataset.status === '{status}' && \
+                 document.querySelector('#d-cancel').disabled === {} && \
+                 document.querySelector('#d-retry').disabled === {}",
+                !cancel, !retry
+            ),
+        );
+        self.assert_job_actions(cancel, retry);
+    }
+
+    /// Charts a stored series from the chart's form and waits until it is drawn.
+    fn show_chart(&self, symbol: &str, timeframe: &str, from: &str, to: &str, hours: &str) {
+        self.eval("document.querySelector('#chart').dataset.state = 'idle'");
+        self.type_into("#c-symbol", symbol);
+        self.set_value("#c-timeframe", timeframe);
+        self.set_value("#c-from", from);
+        self.set_value("#c-to", to);
+        self.set_value("#c-hours", hours);
+        self.click("#c-submit");
+        self.wait_for(
+            "the chart",
+            "document.querySelector('#chart').dataset.state === 'ready'",
         );
     }
 
@@ -510,19 +567,8 @@ fn dashboard_runs_a_backfill_charts_it_and_escapes_what_it_is_sent() {
     );
     page.screenshot(&screenshot_path("dashboard.png"));
 
-    // Cancelling a job that already ended is a 409, shown as text.
-    page.click("#d-cancel");
-    let refused = page.wait_for(
-        "the cancel conflict",
-        "!document.querySelector('#detail-error').hidden && document.querySelector('#detail-error').textContent",
-    );
-    assert!(
-        refused
-            .as_str()
-            .unwrap()
-            .starts_with("Could not cancel the job: "),
-        "{refused}"
-    );
+    // A job that succeeded can be neither cancelled nor retried: both buttons say why not.
+    page.wait_for_job_actions("succeeded", false, false);
 
     // Markup typed as a symbol comes back as a validation error, shown as text.
     page.type_into("#f-symbols", XSS);
@@ -912,6 +958,456 @@ fn dashboard_runs_a_whole_market_grouped_job_day_by_day() {
         "{stats}"
     );
     page.screenshot(&screenshot_path("dashboard-bulk.png"));
+    page.assert_no_dialog();
+    page.assert_no_markup_written();
+    server.terminate();
+}
+
+/// Runs `backfill <args>` in `dir` (the demo's database there) and checks that it succeeded.
+fn backfill_ok(dir: &Path, args: &[&str]) {
+    let out = crate::helpers::backfill(dir).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        crate::helpers::stderr(&out)
+    );
+}
+
+/// The New York date of an RFC 3339 instant.
+fn ny_date(ts: &str) -> String {
+    let t: chrono::DateTime<chrono::Utc> = ts.parse().unwrap();
+    t.with_timezone(&chrono_tz::America::New_York)
+        .date_naive()
+        .to_string()
+}
+
+#[test]
+fn dashboard_lists_schedules_universes_and_the_quota_and_pauses_a_schedule() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServeProcess::spawn(
+        dir.path(),
+        &[("POLYGON_REQUESTS_PER_MINUTE", "600")],
+        &["--demo"],
+    );
+    let page = Session::open(&server.url("/"));
+    page.wait_for(
+        "the simulated-data banner",
+        "!document.querySelector('#demo-banner').hidden",
+    );
+    page.wait_for(
+        "the empty schedule list",
+        "!document.querySelector('#schedules-empty').hidden",
+    );
+
+    // A universe, a schedule of it firing every second, and one of two symbols after the close.
+    let (status, universe) = page.api(
+        "PUT",
+        "/api/v1/universes/tech",
+        Some(&serde_json::json!({"symbols": ["AAPL", "MSFT", "NVDA"]})),
+    );
+    assert_eq!(status, 200, "{universe}");
+    let (status, created) = page.api(
+        "POST",
+        "/api/v1/schedules",
+        Some(&serde_json::json!({
+            "name": "tech-daily", "universe": "tech", "timeframes": ["1d"],
+            "trigger": "* * * * * *", "lookback_days": 1,
+        })),
+    );
+    assert_eq!(status, 201, "{created}");
+    let (status, nightly) = page.api(
+        "POST",
+        "/api/v1/schedules",
+        Some(&serde_json::json!({
+            "name": "nightly", "symbols": ["X:BTCUSD", "C:EURUSD"], "timeframes": ["1h", "1d"],
+            "trigger": "after_close+30m",
+        })),
+    );
+    assert_eq!(status, 201, "{nightly}");
+
+    // The page shows them (it refreshes by itself; the button does it at once).
+    page.click("#schedules-refresh");
+    let row = |name: &str| {
+        format!("document.querySelector('#schedule-list tr[data-schedule=\"{name}\"]')")
+    };
+    let cell = |name: &str, class: &str| {
+        page.text(&format!(
+            "{}.querySelector('.{class}').textContent",
+            row(name)
+        ))
+    };
+    page.wait_for(
+        "the schedules",
+        &format!("!!({} && {})", row("tech-daily"), row("nightly")),
+    );
+    assert_eq!(
+        page.text("[...document.querySelectorAll('#schedule-list tr')].map(r => r.dataset.schedule).join(',')"),
+        "nightly,tech-daily"
+    );
+    assert_eq!(cell("tech-daily", "schedule-covers"), "universe tech");
+    assert_eq!(cell("tech-daily", "schedule-timeframes"), "1d");
+    assert_eq!(cell("tech-daily", "schedule-trigger"), "* * * * * *");
+    assert_eq!(cell("tech-daily", "schedule-state"), "active");
+    assert_eq!(cell("nightly", "schedule-covers"), "X:BTCUSD, C:EURUSD");
+    assert_eq!(cell("nightly", "schedule-timeframes"), "1h, 1d");
+    assert_eq!(cell("nightly", "schedule-trigger"), "after_close+30m");
+    assert_eq!(cell("nightly", "schedule-run"), "never");
+    // The next due time is the API's.
+    let (_, nightly) = page.api("GET", "/api/v1/schedules/nightly", None);
+    assert_eq!(
+        page.text(&format!(
+            "{}.querySelector('.next-time').dataset.at",
+            row("nightly")
+        )),
+        nightly["next_due_at"].as_str().unwrap()
+    );
+
+    // The every-second schedule runs: its last run links its job, which opens in the job view.
+    let link = page.wait_for(
+        "the schedule's first run",
+        &format!(
+            "{}?.querySelector('.schedule-run a.job-link')?.dataset.jobId",
+            row("tech-daily")
+        ),
+    );
+    let job_id = link.as_str().unwrap().to_owned();
+    page.click(&format!(
+        "#schedule-list tr[data-schedule=\"tech-daily\"] a.job-link[data-job-id=\"{job_id}\"]"
+    ));
+    page.wait_for(
+        "the run's job to open",
+        &format!("document.querySelector('#job-detail').dataset.jobId === '{job_id}'"),
+    );
+    let (status, job) = page.api("GET", &format!("/api/v1/backfill/status/{job_id}"), None);
+    assert_eq!(status, 200, "{job}");
+    assert_eq!(
+        job["job"]["symbols"],
+        serde_json::json!(["AAPL", "MSFT", "NVDA"])
+    );
+    assert_eq!(job["job"]["timeframe"], "1d");
+
+    // Universes: name, size, source, refreshed at.
+    page.wait_for(
+        "the universe",
+        "!!document.querySelector('#universe-list tr[data-universe=tech]')",
+    );
+    let cells = page.json(
+        "JSON.stringify([...document.querySelectorAll('#universe-list tr[data-universe=tech] > *')].map(c => c.textContent))",
+    );
+    assert_eq!(cells[0], "tech");
+    assert_eq!(cells[1], "3");
+    assert_eq!(cells[2], universe["origin"]);
+    assert!(!cells[3].as_str().unwrap().is_empty(), "{cells}");
+
+    // The quota meter shows the server's limit.
+    let (status, quota) = page.api("GET", "/api/v1/quota", None);
+    assert_eq!(status, 200, "{quota}");
+    assert_eq!(quota["limit"], 600, "{quota}");
+    page.wait_for(
+        "the quota meter",
+        "document.querySelector('#quota').dataset.state === 'ready'",
+    );
+    assert_eq!(
+        page.text("document.querySelector('#quota').dataset.limit"),
+        "600"
+    );
+    assert_eq!(
+        page.text("document.querySelector('#quota').dataset.scope"),
+        quota["scope"].as_str().unwrap()
+    );
+    assert_eq!(
+        page.text("document.querySelector('#quota [role=meter]').getAttribute('aria-valuemax')"),
+        "600"
+    );
+    let used = page.text("document.querySelector('#quota .quota-use').textContent");
+    assert!(used.ends_with(" of 600"), "{used}");
+    page.screenshot(&screenshot_path("dashboard-schedules.png"));
+
+    // Pause from the page: the API reports it paused, and so does the page; then resume.
+    let press = |action: &str, paused: bool| {
+        page.click(&format!(
+            "#schedule-list tr[data-schedule=\"tech-daily\"] button[data-action={action}]"
+        ));
+        page.wait_for(
+            &format!("the page to show the schedule after {action}"),
+            &format!("{}.dataset.paused === '{paused}'", row("tech-daily")),
+        );
+        let (_, schedule) = page.api("GET", "/api/v1/schedules/tech-daily", None);
+        assert_eq!(schedule["paused"], paused, "{schedule}");
+        schedule
+    };
+    let paused = press("pause", true);
+    assert_eq!(paused["next_due_at"], Value::Null, "{paused}");
+    assert_eq!(cell("tech-daily", "schedule-state"), "paused");
+    assert_eq!(cell("tech-daily", "schedule-next"), "paused");
+    press("resume", false);
+    assert_eq!(cell("tech-daily", "schedule-state"), "active");
+
+    // Delete takes a second press on the same button.
+    let delete = "#schedule-list tr[data-schedule=\"nightly\"] button[data-action=delete]";
+    page.click(delete);
+    assert_eq!(
+        page.text(&format!("document.querySelector('{delete}').textContent")),
+        "Confirm delete"
+    );
+    let (status, _) = page.api("GET", "/api/v1/schedules/nightly", None);
+    assert_eq!(status, 200, "one press deletes nothing");
+    page.click(delete);
+    page.wait_for("the row to go", &format!("!{}", row("nightly")));
+    let (status, _) = page.api("GET", "/api/v1/schedules/nightly", None);
+    assert_eq!(status, 404);
+
+    page.assert_no_dialog();
+    page.assert_no_markup_written();
+    server.terminate();
+}
+
+#[test]
+fn dashboard_enables_cancel_and_retry_only_where_the_api_allows_them() {
+    const KEY: &str = "e2e-dashboard-key";
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let sim = rt
+        .block_on(
+            backfill_polygon_sim::Simulator::new(
+                backfill_polygon_sim::SimConfig::new().api_key(KEY),
+            )
+            .spawn("127.0.0.1:0"),
+        )
+        .unwrap();
+    // MSFT's bars are refused as outside the plan: a permanent failure of that symbol.
+    sim.simulator().inject_on(
+        "/ticker/MSFT/",
+        vec![backfill_polygon_sim::Fault::Status(403); 4],
+    );
+    let polygon = [
+        ("POLYGON_API_KEY", KEY),
+        ("POLYGON_BASE_URL", sim.base_url()),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServeProcess::spawn(dir.path(), &polygon, &[]);
+    let page = Session::open(&server.url("/"));
+    let (from, to) = last_week();
+
+    // Succeeded: neither.
+    let id = page.submit_job("AAPL", "1d", &from, &to);
+    page.wait_for(
+        "the job to succeed",
+        &format!("document.querySelector('#job-list li[data-job-id=\"{id}\"]')?.dataset.status === 'succeeded'"),
+    );
+    page.wait_for_job_actions("succeeded", false, false);
+    assert!(page
+        .text("document.querySelector('#d-retry').title")
+        .contains("nothing to retry"),);
+
+    // A symbol failed: Retry, and not Cancel.
+    let id = page.submit_job("AAPL, MSFT", "1d", &from, &to);
+    let row = format!("document.querySelector('#job-list li[data-job-id=\"{id}\"]')");
+    page.wait_for(
+        "the job to end with errors",
+        &format!("{row}?.dataset.status === 'completed_with_errors'"),
+    );
+    page.wait_for_job_actions("completed_with_errors", false, true);
+    let (_, body) = page.api("GET", &format!("/api/v1/backfill/status/{id}"), None);
+    let failed: Vec<&Value> = body["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["status"] == "failed")
+        .collect();
+    assert_eq!(failed.len(), 1, "{body}");
+    assert_eq!(failed[0]["symbol"], "MSFT");
+    page.screenshot(&screenshot_path("dashboard-job-actions.png"));
+    server.terminate();
+
+    // Queued (no worker takes it): Cancel, and not Retry; cancelled, its symbols can be retried.
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServeProcess::spawn(dir.path(), &polygon, &["--no-worker"]);
+    let page = Session::open(&server.url("/"));
+    let id = page.submit_job("NVDA", "1d", &from, &to);
+    page.wait_for_job_actions("queued", true, false);
+    let (_, body) = page.api("GET", &format!("/api/v1/backfill/status/{id}"), None);
+    assert_eq!(body["job"]["status"], "queued", "{body}");
+    page.click("#d-cancel");
+    page.wait_for_job_actions("cancelled", false, true);
+    let (_, body) = page.api("GET", &format!("/api/v1/backfill/status/{id}"), None);
+    assert_eq!(body["job"]["status"], "cancelled", "{body}");
+    // Retried, it is queued again: Cancel, and not Retry.
+    page.click("#d-retry");
+    page.wait_for_job_actions("queued", true, false);
+    let (_, body) = page.api("GET", &format!("/api/v1/backfill/status/{id}"), None);
+    assert_eq!(body["job"]["status"], "queued", "{body}");
+    page.assert_no_dialog();
+    page.assert_no_markup_written();
+    server.terminate();
+    rt.block_on(sim.shutdown()).unwrap();
+}
+
+#[test]
+fn dashboard_charts_a_long_minute_series_resampled_over_its_whole_range() {
+    let dir = tempfile::tempdir().unwrap();
+    // Two days of bitcoin minutes: 2,880 bars, more than the chart draws (2,000).
+    let (from, to) = ("2024-03-04", "2024-03-05");
+    backfill_ok(
+        dir.path(),
+        &[
+            "run", "X:BTCUSD", "-t", "1m", "--from", from, "--to", to, "--demo",
+        ],
+    );
+    let server = ServeProcess::spawn(dir.path(), &[], &["--demo"]);
+    let page = Session::open(&server.url("/"));
+    page.wait_for(
+        "the simulated-data banner",
+        "!document.querySelector('#demo-banner').hidden",
+    );
+    page.show_chart("X:BTCUSD", "1m", from, to, "extended");
+
+    let (_, stored) = page.api(
+        "GET",
+        &format!("/api/v1/candles/X:BTCUSD/quality?timeframe=1m&from={from}&to={to}"),
+        None,
+    );
+    assert!(stored["bars"].as_u64().unwrap() > 2000, "{stored}");
+    // The finest timeframe whose bars fit: 5m (576 bars), built from the stored minutes.
+    let chart = page.json("JSON.stringify(document.querySelector('#chart').dataset)");
+    assert_eq!(chart["timeframe"], "5m", "{chart}");
+    assert_eq!(chart["resampledFrom"], "1m", "{chart}");
+    assert_eq!(
+        page.text("document.querySelector('#chart svg text.chart-basis').textContent"),
+        "5m bars resampled from 1m"
+    );
+    assert!(page
+        .text("document.querySelector('#chart-meta').textContent")
+        .contains("5m bars resampled from 1m"));
+    // Every bar of the API's resampled series is drawn: the whole range, first to last minute.
+    let (_, resampled) = page.api(
+        "GET",
+        &format!(
+            "/api/v1/candles/X:BTCUSD?timeframe=5m&resample_from=1m&from={from}&to={to}&limit=50000"
+        ),
+        None,
+    );
+    let bars = resampled["candles"].as_array().unwrap();
+    assert_eq!(resampled["next_cursor"], Value::Null);
+    assert_eq!(chart["candles"], bars.len().to_string());
+    assert_eq!(
+        page.eval("document.querySelectorAll('#chart svg g.candle').length"),
+        Value::from(bars.len())
+    );
+    let five_minutes = |ts: &Value| {
+        let t: chrono::DateTime<chrono::Utc> = ts.as_str().unwrap().parse().unwrap();
+        let secs = t.timestamp();
+        chrono::DateTime::from_timestamp(secs - secs.rem_euclid(300), 0)
+            .unwrap()
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    };
+    assert_eq!(chart["first"], five_minutes(&stored["first_bar"]));
+    assert_eq!(chart["last"], five_minutes(&stored["last_bar"]));
+    assert_eq!(ny_date(chart["first"].as_str().unwrap()), from);
+    assert_eq!(ny_date(chart["last"].as_str().unwrap()), to);
+    page.screenshot(&screenshot_path("dashboard-resampled.png"));
+
+    // Regular hours: the same minutes, only those of the 09:30-16:00 session.
+    page.show_chart("X:BTCUSD", "1m", from, to, "regular");
+    let chart = page.json("JSON.stringify(document.querySelector('#chart').dataset)");
+    assert_eq!(chart["hours"], "regular", "{chart}");
+    assert_eq!(
+        page.text("document.querySelector('#chart svg text.chart-basis').textContent"),
+        format!(
+            "{} bars resampled from 1m, regular hours",
+            chart["timeframe"].as_str().unwrap()
+        )
+    );
+    let first: chrono::DateTime<chrono::Utc> = chart["first"].as_str().unwrap().parse().unwrap();
+    assert_eq!(
+        first
+            .with_timezone(&chrono_tz::America::New_York)
+            .format("%Y-%m-%d %H:%M")
+            .to_string(),
+        format!("{from} 09:30")
+    );
+    page.assert_no_dialog();
+    page.assert_no_markup_written();
+    server.terminate();
+}
+
+#[test]
+fn dashboard_shows_the_quality_report_of_the_charted_series() {
+    let dir = tempfile::tempdir().unwrap();
+    let (from, to) = ("2024-03-04", "2024-03-08");
+    // A ticker of the simulator's market: most are thin, with minutes that have no trade.
+    let sim = backfill_polygon_sim::Simulator::new(backfill_polygon_sim::SimConfig::new());
+    let symbol = sim.market_tickers()[0].clone();
+    for tf in ["1m", "1d"] {
+        backfill_ok(
+            dir.path(),
+            &[
+                "run", &symbol, "-t", tf, "--from", from, "--to", to, "--demo",
+            ],
+        );
+    }
+    let server = ServeProcess::spawn(dir.path(), &[], &["--demo"]);
+    let page = Session::open(&server.url("/"));
+    page.wait_for(
+        "the simulated-data banner",
+        "!document.querySelector('#demo-banner').hidden",
+    );
+    page.show_chart(&symbol, "1m", from, to, "extended");
+    page.wait_for(
+        "the quality panel",
+        "document.querySelector('#quality').dataset.state === 'ready'",
+    );
+    let (status, report) = page.api(
+        "GET",
+        &format!("/api/v1/candles/{symbol}/quality?timeframe=1m&adjusted=true&from={from}&to={to}"),
+        None,
+    );
+    assert_eq!(status, 200, "{report}");
+    let figures = page.json(
+        "JSON.stringify(Object.fromEntries([...document.querySelectorAll('#quality .stat')]\
+         .map(s => [s.dataset.q, s.querySelector('dd').textContent])))",
+    );
+    let n = |v: &Value| en_us(v.as_u64().unwrap_or_else(|| panic!("{v} in {report}")));
+    let gaps = &report["session_gaps"];
+    let agreement = &report["day_agreement"];
+    assert_eq!(figures["bars"], n(&report["bars"]));
+    assert_eq!(figures["covered_days"], n(&report["days"]["covered"]));
+    assert_eq!(
+        figures["days_without_bars"],
+        n(&report["days"]["without_bars"])
+    );
+    assert_eq!(figures["regular_missing"], n(&gaps["regular_missing"]));
+    assert_eq!(figures["extended_missing"], n(&gaps["extended_missing"]));
+    assert_eq!(figures["ohlc"], n(&report["ohlc"]["violations"]));
+    assert_eq!(figures["day_agreement"], n(&agreement["days_disagreeing"]));
+    // The totals they are out of.
+    let sub = |key: &str| {
+        page.text(&format!(
+            "document.querySelector('#quality .stat[data-q={key}] .stat-sub').textContent"
+        ))
+    };
+    assert!(sub("regular_missing").contains(&n(&gaps["regular_minutes"])));
+    assert!(sub("extended_missing").contains(&n(&gaps["extended_minutes"])));
+    assert!(sub("day_agreement").contains(&n(&agreement["days_compared"])));
+    assert!(sub("covered_days").starts_with(&n(&report["days"]["with_bars"])));
+    // The simulator leaves minutes without trades: the worst days are listed as the API has them.
+    let worst = gaps["worst_days"].as_array().unwrap();
+    assert!(!worst.is_empty(), "{report}");
+    let rows = page.json(
+        "JSON.stringify([...document.querySelectorAll('#quality .worst-days tbody tr')]\
+         .map(r => [...r.children].map(c => c.textContent)))",
+    );
+    let expected: Vec<Value> = worst
+        .iter()
+        .map(|d| {
+            serde_json::json!([
+                d["date"],
+                n(&d["regular_missing"]),
+                n(&d["extended_missing"])
+            ])
+        })
+        .collect();
+    assert_eq!(rows, Value::from(expected));
+    page.screenshot(&screenshot_path("dashboard-quality.png"));
     page.assert_no_dialog();
     page.assert_no_markup_written();
     server.terminate();

@@ -21,8 +21,12 @@
   const MAX_STREAMS = 3;
   const RECENT_LIMIT = 15;
   const REFRESH_MS = 5000;
-  const CHART_PAGE = 5000;
-  const CHART_MAX = 20000;
+  // The most bars the chart draws: a longer series is drawn in coarser bars resampled from it.
+  const CHART_MAX = 2000;
+  // The timeframes the chart resamples to, finest first.
+  const CHART_STEPS = ['1m', '5m', '15m', '1h', '1d', '1w', '1mo'];
+  // A job that ended this way can be retried when one of its symbols (or days) did not end stored.
+  const RETRYABLE = new Set(['completed_with_errors', 'failed', 'cancelled']);
   const PLAN_DEBOUNCE_MS = 300;
   const SVG_NS = 'http://www.w3.org/2000/svg';
 
@@ -36,12 +40,14 @@
     detailRows: new Map(), // 'symbol:AAPL' or 'day:2024-01-02' -> task row elements
     streams: new Map(), // id -> AbortController
     refreshTimer: null,
-    chart: null, // {candles, symbol, timeframe, capped}
+    chart: null, // {candles, symbol, timeframe, source, hours, capped}
     chartSeq: 0,
     authWaiting: false,
     planTimer: null,
     planSeq: 0,
     savedSymbols: '', // what the symbols field held before "All tickers" cleared it
+    actionBusy: false, // a cancel or retry is on its way
+    scheduleRows: new Map(), // name -> schedule row elements
   };
 
   // ---------------------------------------------------------------- DOM helpers
@@ -268,7 +274,7 @@
       if (res.status === 401) askForToken(err);
       throw err;
     }
-    return res.json();
+    return res.status === 204 ? null : res.json();
   }
 
   function setServerState(which) {
@@ -339,7 +345,7 @@
       if (err.status === 401) return;
     }
     schedulePlan();
-    await refreshJobs();
+    await Promise.all([refreshJobs(), refreshAutomation()]);
     scheduleRefresh();
   }
 
@@ -353,7 +359,7 @@
   function scheduleRefresh() {
     clearTimeout(state.refreshTimer);
     state.refreshTimer = setTimeout(async () => {
-      if (!document.hidden && !state.authWaiting) await refreshJobs();
+      if (!document.hidden && !state.authWaiting) await Promise.all([refreshJobs(), refreshAutomation()]);
       if (!state.authWaiting) scheduleRefresh();
     }, REFRESH_MS);
   }
@@ -385,6 +391,10 @@
     state.jobs = new Map([...next.entries()].sort((a, b) => cmpCreated(b[1], a[1])));
     renderJobs();
     ensureStreams();
+    // The list may have seen the shown job end before its stream said so (which then stops):
+    // read the job again, so that its view and its buttons are not left behind.
+    const listed = state.selected && state.detail ? state.jobs.get(state.selected) : null;
+    if (listed && listed.job.status !== state.detail.job.status) await loadDetail(state.selected);
   }
 
   function cmpCreated(a, b) {
@@ -633,7 +643,9 @@
       state.detail = null;
       state.detailRows.clear();
       $('detail-body').replaceChildren();
+      delete $('job-detail').dataset.status;
       show($('detail-error'), false);
+      updateJobActions(null);
     }
     for (const [rowId, row] of state.rows) {
       row.li.classList.toggle('selected', rowId === id);
@@ -642,13 +654,18 @@
     const section = $('job-detail');
     section.dataset.jobId = id;
     show(section, true);
+    await loadDetail(id);
+    ensureStreams();
+  }
+
+  /** Reads the shown job's status body and shows it. */
+  async function loadDetail(id) {
     try {
       const body = await api(`/api/v1/backfill/status/${encodeURIComponent(id)}`);
       if (state.selected === id) onStatus(body);
     } catch (err) {
       if (state.selected === id && err.status !== 401) showDetailError(`Could not load the job: ${err.message}`);
     }
-    ensureStreams();
   }
 
   function closeDetail() {
@@ -679,6 +696,7 @@
     const source = job.source || 'rest';
 
     setText($('detail-title'), `Job ${job.id.slice(0, 8)}`);
+    $('job-detail').dataset.status = job.status;
     $('detail-title').title = job.id;
     view.status.className = `pill st-${job.status}`;
     setText(view.status, STATUS_LABEL[job.status] || job.status);
@@ -714,6 +732,7 @@
     ];
     stats.forEach((value, i) => setText(view.stats[i], value));
     view.statsBox.classList.toggle('has-failures', progress.symbols_failed > 0);
+    updateJobActions(body);
 
     const seen = new Set();
     for (const task of tasks) {
@@ -886,11 +905,45 @@
     return error;
   }
 
+  /**
+   * Why the API would refuse to cancel or retry the job of a status body (null: it allows it),
+   * as its handlers decide by the domain's state machine: only a queued or running job can be
+   * cancelled; a job can be retried once it ended failed, cancelled or with errors, and only if
+   * one of its symbols (or days) failed or was cancelled, so that there is something to requeue.
+   */
+  function refusals(body) {
+    const { job, tasks } = body;
+    const label = STATUS_LABEL[job.status] || job.status;
+    const cancel = TERMINAL.has(job.status)
+      ? `The job already ended (${label}): only a queued or running job can be cancelled.`
+      : null;
+    let retry = null;
+    if (!RETRYABLE.has(job.status)) {
+      retry = job.status === 'succeeded'
+        ? 'The job succeeded: nothing to retry.'
+        : `The job is ${label}: it can be retried once it has ended.`;
+    } else if (!tasks.some((t) => t.status === 'failed' || t.status === 'cancelled')) {
+      retry = `No ${isBulk(job) ? 'day' : 'symbol'} failed or was cancelled: nothing to retry.`;
+    }
+    return { cancel, retry };
+  }
+
+  /** Enables Cancel and Retry where the API allows them; a disabled button says why. */
+  function updateJobActions(body) {
+    const why = body ? refusals(body) : { cancel: 'Loading the job…', retry: 'Loading the job…' };
+    for (const [id, reason] of [['d-cancel', why.cancel], ['d-retry', why.retry]]) {
+      const button = $(id);
+      button.disabled = state.actionBusy || reason !== null;
+      button.dataset.allowed = String(reason === null);
+      button.title = reason || '';
+    }
+  }
+
   async function jobAction(action) {
     const id = state.selected;
     if (!id) return;
-    const button = action === 'cancel' ? $('d-cancel') : $('d-retry');
-    button.disabled = true;
+    state.actionBusy = true;
+    updateJobActions(state.detail);
     show($('detail-error'), false);
     try {
       const body = await api(`/api/v1/backfill/${encodeURIComponent(id)}/${action}`, { method: 'POST' });
@@ -900,7 +953,8 @@
     } catch (err) {
       if (err.status !== 401) showDetailError(`Could not ${action} the job: ${err.message}`);
     } finally {
-      button.disabled = false;
+      state.actionBusy = false;
+      updateJobActions(state.detail && state.detail.job.id === state.selected ? state.detail : null);
     }
   }
 
@@ -1108,6 +1162,7 @@
       tf.append(h('option', { value: job.timeframe, text: job.timeframe }));
     }
     tf.value = job.timeframe;
+    tf.dispatchEvent(new Event('change'));
     $('c-from').value = nyDate(job.range.from);
     $('c-to').value = nyDate(job.range.to);
     $('c-adjusted').checked = job.adjusted;
@@ -1115,10 +1170,108 @@
     $('chart-card').scrollIntoView({ behavior: 'smooth', block: 'start' });
   }
 
+  const UNIT_MS = {
+    s: 1e3, m: 6e4, h: 36e5, d: 864e5, w: 6048e5, mo: 2629746e3, q: 7889238e3, y: 31556952e3,
+  };
+
+  /** A timeframe's name (`5m`, `1h`, `1mo`) read: its length and whether its bars are intraday. */
+  function parseTimeframe(name) {
+    const m = /^(\d+)(s|m|h|d|w|mo|q|y)$/.exec(name);
+    if (!m) return null;
+    const n = Number(m[1]);
+    return { n, unit: m[2], ms: n * UNIT_MS[m[2]], intraday: ['s', 'm', 'h'].includes(m[2]) };
+  }
+
+  /**
+   * Whether the API builds `target` bars from stored `source` bars (the domain's Resampler):
+   * intraday targets are a whole number (2 or more) of intraday source bars and divide a day;
+   * calendar targets are 1d (from intraday bars), 1w, 1mo, 1q or 1y; regular hours need intraday
+   * source bars.
+   */
+  function canResample(source, target, hours) {
+    const s = parseTimeframe(source);
+    const t = parseTimeframe(target);
+    if (!s || !t || !(s.intraday || (s.unit === 'd' && s.n === 1))) return false;
+    if (hours === 'regular' && !s.intraday) return false;
+    if (t.intraday) return s.intraday && t.ms > s.ms && t.ms % s.ms === 0 && UNIT_MS.d % t.ms === 0;
+    if (t.n !== 1) return false;
+    return t.unit === 'd' ? s.intraday : true;
+  }
+
+  /**
+   * The bars the chart shows for a stored series: the stored ones if they fit, otherwise the
+   * finest of CHART_STEPS resampled from them whose bars over `span` (the stored coverage in the
+   * range, in ms; null when unknown) fit in CHART_MAX; the coarsest when none does. Regular hours
+   * always resample.
+   */
+  function chartBars(stored, hours, span) {
+    const regular = hours === 'regular' && canResample(stored, '1d', 'regular');
+    const candidates = (regular ? [] : [stored])
+      .concat(CHART_STEPS.filter((t) => canResample(stored, t, regular ? 'regular' : 'extended')));
+    const fits = (tf) => span === null || Math.ceil(span / parseTimeframe(tf).ms) <= CHART_MAX;
+    const timeframe = candidates.find(fits) || candidates[candidates.length - 1] || stored;
+    return {
+      timeframe,
+      source: timeframe === stored ? null : stored,
+      hours: timeframe === stored ? null : (regular ? 'regular' : 'extended'),
+    };
+  }
+
+  const nyOffsetFmt = new Intl.DateTimeFormat('en-US', { timeZone: 'America/New_York', timeZoneName: 'shortOffset' });
+
+  /** The instant a New York date (YYYY-MM-DD) begins, in ms; NaN for a bad date. */
+  function nyMidnight(day) {
+    const utc = Date.parse(`${day}T00:00:00Z`);
+    if (Number.isNaN(utc)) return NaN;
+    const name = nyOffsetFmt.formatToParts(new Date(utc + 12 * 36e5)).find((p) => p.type === 'timeZoneName');
+    const m = /GMT([+-])(\d+)(?::(\d+))?/.exec(name ? name.value : '');
+    const minutes = m ? (m[1] === '-' ? -1 : 1) * (Number(m[2]) * 60 + Number(m[3] || 0)) : -300;
+    return utc - minutes * 6e4;
+  }
+
+  /** The date after a YYYY-MM-DD date. */
+  function nextDay(day) {
+    const t = Date.parse(`${day}T00:00:00Z`);
+    return Number.isNaN(t) ? day : new Date(t + UNIT_MS.d).toISOString().slice(0, 10);
+  }
+
+  /**
+   * How long the stored series covers within the chart's dates, in ms (from its coverage);
+   * null when the coverage cannot be read.
+   */
+  async function coveredSpan(symbol, timeframe, adjusted, from, to) {
+    let body;
+    try {
+      const q = new URLSearchParams({ timeframe, adjusted: String(adjusted) });
+      body = await api(`/api/v1/candles/${encodeURIComponent(symbol)}/coverage?${q}`);
+    } catch (err) {
+      if (err.status === 401) throw err;
+      return null;
+    }
+    const lo = from ? nyMidnight(from) : -Infinity;
+    const hi = to ? nyMidnight(nextDay(to)) : Date.now();
+    let span = 0;
+    for (const iv of body.intervals) {
+      const a = Math.max(Number.isNaN(lo) ? -Infinity : lo, Date.parse(iv.from));
+      const b = Math.min(Number.isNaN(hi) ? Infinity : hi, Date.parse(iv.to) + 1);
+      if (b > a) span += b - a;
+    }
+    return span;
+  }
+
+  /** What the chart shows: "5m bars resampled from 1m" or "1h bars as stored". */
+  function basisText(chart) {
+    if (!chart.source) return `${chart.timeframe} bars as stored`;
+    return `${chart.timeframe} bars resampled from ${chart.source}${chart.hours === 'regular' ? ', regular hours' : ''}`;
+  }
+
   async function loadChart() {
     const seq = ++state.chartSeq;
     const symbol = $('c-symbol').value.trim();
-    const timeframe = $('c-timeframe').value;
+    const stored = $('c-timeframe').value;
+    const adjusted = $('c-adjusted').checked;
+    const from = $('c-from').value;
+    const to = $('c-to').value;
     const box = $('chart');
     show($('chart-error'), false);
     if (!symbol) {
@@ -1126,16 +1279,27 @@
       show($('chart-error'), true);
       return;
     }
-    const query = new URLSearchParams({ timeframe, adjusted: String($('c-adjusted').checked), limit: String(CHART_PAGE) });
-    if ($('c-from').value) query.set('from', $('c-from').value);
-    if ($('c-to').value) query.set('to', $('c-to').value);
     box.dataset.state = 'loading';
     box.setAttribute('aria-busy', 'true');
-    setText($('chart-meta'), `Loading ${symbol} ${timeframe}…`);
+    setText($('chart-meta'), `Loading ${symbol} ${stored}…`);
+    loadQuality(seq, symbol, stored, adjusted, from, to);
     const candles = [];
     let capped = false;
-    let cursor = null;
+    let bars;
     try {
+      const span = await coveredSpan(symbol, stored, adjusted, from, to);
+      if (seq !== state.chartSeq) return;
+      bars = chartBars(stored, $('c-hours').value, span);
+      const query = new URLSearchParams({
+        timeframe: bars.timeframe, adjusted: String(adjusted), limit: String(CHART_MAX),
+      });
+      if (bars.source) {
+        query.set('resample_from', bars.source);
+        query.set('hours', bars.hours);
+      }
+      if (from) query.set('from', from);
+      if (to) query.set('to', to);
+      let cursor = null;
       do {
         if (cursor) query.set('cursor', cursor);
         const page = await api(`/api/v1/candles/${encodeURIComponent(symbol)}?${query}`);
@@ -1155,7 +1319,7 @@
       }
       return;
     }
-    state.chart = { candles, symbol: symbol.toUpperCase(), timeframe, capped };
+    state.chart = { candles, symbol: symbol.toUpperCase(), capped, ...bars };
     drawChart();
   }
 
@@ -1165,17 +1329,24 @@
     if (!chart) return;
     box.removeAttribute('aria-busy');
     const { candles, symbol, timeframe, capped } = chart;
+    const basis = basisText(chart);
+    box.dataset.timeframe = timeframe;
+    box.dataset.resampledFrom = chart.source || '';
+    box.dataset.hours = chart.hours || '';
     if (candles.length === 0) {
       box.dataset.state = 'empty';
+      box.dataset.candles = '0';
+      delete box.dataset.first;
+      delete box.dataset.last;
       box.replaceChildren(h('p', { class: 'empty' },
-        `No ${timeframe} candles of ${symbol} are stored in this range. Run a backfill first.`));
-      setText($('chart-meta'), `${symbol} · ${timeframe} · no candles`);
+        `No ${chart.source || timeframe} candles of ${symbol} are stored in this range. Run a backfill first.`));
+      setText($('chart-meta'), `${symbol} · ${chart.source || timeframe} · no candles`);
       return;
     }
     const first = candles[0];
     const last = candles[candles.length - 1];
     const change = first.open ? ((last.close - first.open) / first.open) * 100 : 0;
-    setText($('chart-meta'), `${symbol} · ${timeframe} · ${fmtInt(candles.length)} candles`
+    setText($('chart-meta'), `${symbol} · ${basis} · ${fmtInt(candles.length)} candles`
       + `${capped ? ` (first ${fmtInt(CHART_MAX)} only)` : ''} · last ${fmtPrice(last.close)}`
       + ` (${change >= 0 ? '+' : ''}${change.toFixed(2)} %)`);
 
@@ -1210,7 +1381,7 @@
 
     const root = s('svg', {
       class: 'chart-svg', width, height, viewBox: `0 0 ${width} ${height}`, role: 'img',
-      'aria-label': `Candlestick chart of ${symbol} at ${timeframe}: ${candles.length} candles from `
+      'aria-label': `Candlestick chart of ${symbol}, ${basis}: ${candles.length} candles from `
         + `${fmtTime(first.ts)} to ${fmtTime(last.ts)}`,
     });
     const grid = s('g', { class: 'grid' });
@@ -1268,6 +1439,10 @@
     tagText.textContent = fmtPrice(last.close);
     tag.append(tagText);
     root.append(axis, tag);
+    // Which bars these are, in the plot's corner.
+    const basisLabel = s('text', { x: m.left + 6, y: m.top + 14, class: 'chart-basis' });
+    basisLabel.textContent = basis;
+    root.append(basisLabel);
 
     // Crosshair and tooltip.
     const cross = s('line', { class: 'crosshair', y1: m.top, y2: volTop + volH, x1: 0, x2: 0, visibility: 'hidden' });
@@ -1303,6 +1478,8 @@
     box.replaceChildren(root, tip);
     box.dataset.state = 'ready';
     box.dataset.candles = String(candles.length);
+    box.dataset.first = first.ts;
+    box.dataset.last = last.ts;
     box.dataset.width = String(width);
   }
 
@@ -1341,6 +1518,358 @@
     return `${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}`;
   }
 
+  // ---------------------------------------------------------------- quality panel
+
+  /** The quality report of the charted series (the stored one, over the chart's dates). */
+  async function loadQuality(seq, symbol, timeframe, adjusted, from, to) {
+    const box = $('quality');
+    show(box, true);
+    show($('quality-error'), false);
+    box.dataset.state = 'loading';
+    $('quality-body').setAttribute('aria-busy', 'true');
+    const q = new URLSearchParams({ timeframe, adjusted: String(adjusted) });
+    if (from) q.set('from', from);
+    if (to) q.set('to', to);
+    let report;
+    try {
+      report = await api(`/api/v1/candles/${encodeURIComponent(symbol)}/quality?${q}`);
+    } catch (err) {
+      if (seq !== state.chartSeq) return;
+      box.dataset.state = 'error';
+      $('quality-body').removeAttribute('aria-busy');
+      $('quality-body').replaceChildren();
+      if (err.status !== 401) {
+        setText($('quality-error'), `Could not check the series: ${err.message}`);
+        show($('quality-error'), true);
+      }
+      return;
+    }
+    if (seq !== state.chartSeq) return;
+    $('quality-body').removeAttribute('aria-busy');
+    renderQuality(report);
+  }
+
+  /** "12 of 4,680": a count out of a total. */
+  function outOf(n, total) {
+    return `${fmtInt(n)} of ${fmtInt(total)}`;
+  }
+
+  /** One figure of a panel: a label, a value, and a line under it. */
+  function stat(key, label, value, sub, bad) {
+    return h('div', { class: `stat${bad ? ' is-bad' : ''}`, 'data-q': key },
+      h('dt', { text: label }), h('dd', { text: value }), sub ? h('p', { class: 'stat-sub', text: sub }) : null);
+  }
+
+  function renderQuality(report) {
+    const box = $('quality');
+    box.dataset.state = 'ready';
+    box.dataset.symbol = report.symbol;
+    box.dataset.timeframe = report.timeframe;
+    const { days, ohlc } = report;
+    const gaps = report.session_gaps;
+    const agreement = report.day_agreement;
+    const minutesOnly = 'counted for minute bars of stocks and options';
+    const figures = h('dl', { class: 'stats quality-stats' },
+      stat('bars', 'Bars', fmtInt(report.bars),
+        report.first_bar ? `${fmtShortTime(report.first_bar)} → ${fmtShortTime(report.last_bar)}` : 'none stored'),
+      stat('covered_days', 'Covered days', fmtInt(days.covered), `${fmtInt(days.with_bars)} with bars`),
+      stat('days_without_bars', 'Days without bars', fmtInt(days.without_bars), 'holidays, or missing data',
+        days.without_bars > 0),
+      stat('regular_missing', 'Regular minutes missing', gaps ? fmtInt(gaps.regular_missing) : '—',
+        gaps ? `of ${fmtInt(gaps.regular_minutes)} (09:30–16:00)` : minutesOnly, gaps && gaps.regular_missing > 0),
+      stat('extended_missing', 'Extended minutes missing', gaps ? fmtInt(gaps.extended_missing) : '—',
+        gaps ? `of ${fmtInt(gaps.extended_minutes)} (04:00–20:00)` : minutesOnly),
+      stat('ohlc', 'OHLC problems', fmtInt(ohlc.violations),
+        `${fmtInt(report.outside_session)} bars outside the session`, ohlc.violations > 0 || report.outside_session > 0),
+      stat('day_agreement', 'Days against day bars', agreement ? fmtInt(agreement.days_disagreeing) : '—',
+        agreement ? `disagree, of ${fmtInt(agreement.days_compared)} compared` : 'not compared',
+        agreement && agreement.days_disagreeing > 0));
+    const parts = [figures];
+    if (days.without_bars_dates.length > 0) {
+      const more = days.without_bars - days.without_bars_dates.length;
+      parts.push(h('p', { class: 'quality-line', 'data-q': 'without_bars_dates' },
+        h('strong', { text: 'Days without bars: ' }),
+        `${days.without_bars_dates.join(', ')}${more > 0 ? ` and ${fmtInt(more)} more` : ''}`));
+    }
+    if (gaps && gaps.worst_days.length > 0) {
+      parts.push(h('div', { class: 'table-wrap quality-table' }, h('table', { class: 'tasks worst-days' },
+        h('caption', { class: 'quality-caption', text: 'Worst days: session minutes without a bar' }),
+        h('thead', null, h('tr', null,
+          h('th', { scope: 'col', text: 'Day' }),
+          h('th', { scope: 'col', class: 'num', text: 'Regular' }),
+          h('th', { scope: 'col', class: 'num', text: 'Extended' }))),
+        h('tbody', null, gaps.worst_days.map((d) => h('tr', { 'data-date': d.date },
+          h('th', { scope: 'row', class: 'mono', text: d.date, title: fmtDay(d.date) }),
+          h('td', { class: 'num', text: fmtInt(d.regular_missing) }),
+          h('td', { class: 'num', text: fmtInt(d.extended_missing) })))))));
+    }
+    if (ohlc.examples.length > 0) {
+      parts.push(h('p', { class: 'quality-caption', text: 'OHLC problems' }),
+        h('ul', { class: 'quality-list quality-ohlc' }, ohlc.examples.map((v) => h('li', null,
+          h('span', { class: 'mono', text: fmtTime(v.ts) }), ` ${v.problem}`))));
+    }
+    if (agreement && agreement.examples.length > 0) {
+      const value = (field, v) => (field === 'volume' ? fmtInt(v) : fmtPrice(v));
+      parts.push(h('p', {
+        class: 'quality-caption',
+        text: `Minute bars against the day bar (tolerance ${agreement.price_tolerance * 100} % for prices, `
+          + `${agreement.volume_tolerance * 100} % for volume)`,
+      }),
+      h('ul', { class: 'quality-list quality-disagreements' }, agreement.examples.map((d) => h('li', null,
+        h('span', { class: 'mono', text: d.date }),
+        ` ${d.field}: ${value(d.field, d.from_minutes)} from the minutes, ${value(d.field, d.day_bar)} in the day bar`))));
+    }
+    $('quality-body').replaceChildren(...parts);
+  }
+
+  // ---------------------------------------------------------------- schedules, universes, quota
+
+  function refreshAutomation() {
+    return Promise.all([loadSchedules(), loadUniverses(), loadQuota()]);
+  }
+
+  /**
+   * Reads the list at `/api/v1/{what}` and renders its `what` field; a failure is said in
+   * `#{what}-error` (unless the token is being asked for).
+   */
+  async function loadList(what, render) {
+    const error = $(`${what}-error`);
+    let body;
+    try {
+      body = await api(`/api/v1/${what}`);
+    } catch (err) {
+      if (err.status !== 401) {
+        setText(error, err.code === 'not_found' ? err.message : `Could not load the ${what}: ${err.message}`);
+        show(error, true);
+      }
+      return;
+    }
+    show(error, false);
+    render(body[what]);
+  }
+
+  function loadSchedules() {
+    return loadList('schedules', renderSchedules);
+  }
+
+  function renderSchedules(schedules) {
+    const list = $('schedule-list');
+    show($('schedules-empty'), schedules.length === 0);
+    show($('schedules-wrap'), schedules.length > 0);
+    const names = new Set(schedules.map((x) => x.name));
+    for (const [name, row] of state.scheduleRows) {
+      if (!names.has(name)) {
+        row.tr.remove();
+        state.scheduleRows.delete(name);
+      }
+    }
+    for (const schedule of schedules) {
+      let row = state.scheduleRows.get(schedule.name);
+      if (!row) {
+        row = createScheduleRow(schedule.name);
+        state.scheduleRows.set(schedule.name, row);
+      }
+      updateScheduleRow(row, schedule);
+      list.append(row.tr);
+    }
+  }
+
+  function createScheduleRow(name) {
+    const cells = {
+      covers: h('td', { class: 'mono schedule-covers' }),
+      timeframes: h('td', { class: 'mono schedule-timeframes' }),
+      trigger: h('td', { class: 'schedule-trigger' }),
+      state: h('td', { class: 'schedule-state' }),
+      lastRun: h('td', { class: 'schedule-run' }),
+      nextDue: h('td', { class: 'schedule-next' }),
+    };
+    const toggle = h('button', { type: 'button', class: 'secondary small' });
+    const remove = h('button', { type: 'button', class: 'danger small', 'data-action': 'delete' }, 'Delete');
+    const tr = h('tr', { 'data-schedule': name },
+      h('th', { scope: 'row', class: 'mono', text: name }),
+      cells.covers, cells.timeframes, cells.trigger, cells.state, cells.lastRun, cells.nextDue,
+      h('td', { class: 'cell-actions' }, h('span', { class: 'actions-inline nowrap' }, toggle, remove)));
+    const row = { tr, toggle, remove, ...cells };
+    const unarm = () => {
+      delete remove.dataset.confirm;
+      setText(remove, 'Delete');
+      remove.setAttribute('aria-label', `Delete schedule ${name}`);
+    };
+    toggle.addEventListener('click', () => scheduleAction(row, toggle.dataset.action));
+    // Deleting takes a second click, on the button that then asks for it.
+    remove.addEventListener('click', () => {
+      if (remove.dataset.confirm === 'true') {
+        scheduleAction(row, 'delete');
+        return;
+      }
+      remove.dataset.confirm = 'true';
+      setText(remove, 'Confirm delete');
+      remove.setAttribute('aria-label', `Delete schedule ${name}: press again to confirm`);
+    });
+    remove.addEventListener('blur', unarm);
+    unarm();
+    return row;
+  }
+
+  /** What a schedule keeps current: its symbols, its universe, or all tickers. */
+  function tickersText(tickers) {
+    if (tickers === 'all') return { text: 'all tickers', title: 'Every ticker of a bulk source' };
+    if (tickers.universe) return { text: `universe ${tickers.universe}`, title: 'The universe’s symbols at each run' };
+    const symbols = tickers.symbols || [];
+    return { text: symbolsSummary(symbols, 4), title: symbols.join(', ') };
+  }
+
+  function fmtUntil(iso) {
+    const secs = Math.round((new Date(iso).getTime() - Date.now()) / 1000);
+    if (!Number.isFinite(secs)) return '';
+    if (secs < 45) return 'in under a minute';
+    if (secs < 3600) return `in ${Math.round(secs / 60)} min`;
+    if (secs < 86400) return `in ${Math.round(secs / 3600)} h`;
+    return `in ${Math.round(secs / 86400)} d`;
+  }
+
+  function openJob(event) {
+    event.preventDefault();
+    selectJob(event.currentTarget.dataset.jobId);
+    $('job-detail').scrollIntoView({ behavior: 'smooth', block: 'start' });
+  }
+
+  function updateScheduleRow(row, schedule) {
+    const name = schedule.name;
+    row.tr.dataset.paused = String(schedule.paused);
+    row.tr.dataset.runs = String(schedule.runs);
+    const covers = tickersText(schedule.tickers);
+    setText(row.covers, covers.text);
+    row.covers.title = covers.title;
+    row.covers.classList.toggle('is-all', schedule.tickers === 'all');
+    setText(row.timeframes, schedule.timeframes.join(', '));
+    row.timeframes.title = `${schedule.adjusted ? 'adjusted' : 'raw prices'} · source ${schedule.source || 'default'}`
+      + ` · look-back ${plural(schedule.lookback_days, 'day', 'days')}`;
+    row.trigger.replaceChildren(h('code', { text: schedule.trigger }));
+    row.state.replaceChildren(h('span', {
+      class: `pill ${schedule.paused ? 'st-cancelled' : 'st-succeeded'}`, text: schedule.paused ? 'paused' : 'active',
+    }));
+    const run = schedule.last_run;
+    if (!run) {
+      row.lastRun.replaceChildren(h('span', { class: 'muted', text: 'never' }));
+    } else {
+      const what = run.error
+        ? h('span', { class: 'run-error', text: run.error })
+        : run.job_ids.map((id) => h('a', {
+          href: '#job-detail', class: 'job-link mono', 'data-job-id': id, title: `Job ${id}`, onclick: openJob,
+        }, id.slice(0, 8)));
+      row.lastRun.replaceChildren(
+        h('span', { class: 'run-time', title: `due ${fmtTime(run.due_at)}, fired ${fmtTime(run.fired_at)}`, text: fmtShortTime(run.fired_at) }),
+        h('span', { class: 'run-jobs' }, what),
+        h('span', { class: 'muted run-count', text: plural(schedule.runs, 'run', 'runs') }));
+    }
+    if (schedule.paused) {
+      row.nextDue.replaceChildren(h('span', { class: 'muted', text: 'paused' }));
+    } else if (schedule.next_due_at) {
+      row.nextDue.replaceChildren(
+        h('span', { class: 'next-time', 'data-at': schedule.next_due_at, title: fmtTime(schedule.next_due_at), text: fmtShortTime(schedule.next_due_at) }),
+        h('span', { class: 'muted', text: fmtUntil(schedule.next_due_at) }));
+    } else {
+      row.nextDue.replaceChildren(h('span', { class: 'muted', text: 'never again' }));
+    }
+    const label = schedule.paused ? 'Resume' : 'Pause';
+    row.toggle.dataset.action = schedule.paused ? 'resume' : 'pause';
+    setText(row.toggle, label);
+    row.toggle.setAttribute('aria-label', `${label} schedule ${name}`);
+  }
+
+  async function scheduleAction(row, action) {
+    const name = row.tr.dataset.schedule;
+    const path = `/api/v1/schedules/${encodeURIComponent(name)}${action === 'delete' ? '' : `/${action}`}`;
+    row.toggle.disabled = true;
+    row.remove.disabled = true;
+    show($('schedules-error'), false);
+    try {
+      const body = await api(path, { method: action === 'delete' ? 'DELETE' : 'POST' });
+      if (body) updateScheduleRow(row, body);
+    } catch (err) {
+      if (err.status !== 401) {
+        setText($('schedules-error'), `Could not ${action} schedule ${name}: ${err.message}`);
+        show($('schedules-error'), true);
+      }
+    } finally {
+      row.toggle.disabled = false;
+      row.remove.disabled = false;
+    }
+    await loadSchedules();
+  }
+
+  function loadUniverses() {
+    return loadList('universes', renderUniverses);
+  }
+
+  function renderUniverses(universes) {
+    show($('universes-empty'), universes.length === 0);
+    show($('universes-table'), universes.length > 0);
+    $('universe-list').replaceChildren(...universes.map((u) => h('tr', { 'data-universe': u.name },
+      h('th', { scope: 'row', class: 'mono', text: u.name }),
+      h('td', { class: 'num universe-size', text: fmtInt(u.symbols) }),
+      h('td', { class: 'universe-origin', text: u.origin }),
+      h('td', { class: 'muted universe-updated', text: fmtAgo(u.updated_at), title: fmtTime(u.updated_at) }))));
+  }
+
+  function fmtSeconds(secs) {
+    return `${Number(secs.toFixed(secs < 10 ? 1 : 0)).toLocaleString()} s`;
+  }
+
+  async function loadQuota() {
+    const box = $('quota');
+    let quota;
+    try {
+      quota = await api('/api/v1/quota');
+    } catch (err) {
+      if (err.status === 401) return;
+      const none = err.code === 'not_found';
+      box.dataset.state = none ? 'none' : 'error';
+      $('quota-body').replaceChildren(h('p', { class: none ? 'empty' : 'error-text', text: err.message }));
+      return;
+    }
+    renderQuota(quota);
+  }
+
+  function renderQuota(quota) {
+    const box = $('quota');
+    box.dataset.state = 'ready';
+    box.dataset.scope = quota.scope;
+    box.dataset.limit = quota.limit === null ? '' : String(quota.limit);
+    box.dataset.inUse = String(quota.in_use);
+    const per = fmtSeconds(quota.window_seconds);
+    const scope = quota.scope === 'fleet'
+      ? h('span', { class: 'tag tag-source', title: 'Shared by every process using this key and database', text: 'fleet' })
+      : h('span', { class: 'tag', title: 'This server’s own', text: 'process' });
+    const parts = [];
+    if (quota.limit) {
+      const p = Math.min(100, (quota.in_use / quota.limit) * 100);
+      const fill = h('span', { class: 'bar-fill' });
+      fill.style.width = `${p}%`;
+      parts.push(h('div', { class: 'job-progress' },
+        h('span', {
+          class: 'bar bar-lg quota-meter', role: 'meter', 'data-level': p >= 90 ? 'high' : p >= 60 ? 'mid' : 'low',
+          'aria-valuemin': '0', 'aria-valuemax': String(quota.limit), 'aria-valuenow': String(quota.in_use),
+          'aria-valuetext': `${quota.in_use} of ${quota.limit} requests`, 'aria-label': 'Upstream requests in use',
+        }, fill),
+        h('span', { class: 'bar-label', text: `${Math.floor(p)} %` })));
+      parts.push(h('p', { class: 'quota-text' }, scope, ' ',
+        h('strong', { class: 'quota-use', text: outOf(quota.in_use, quota.limit) }), ` requests per ${per}`));
+    } else {
+      parts.push(h('p', { class: 'quota-text' }, scope, ' ',
+        h('strong', { class: 'quota-use', text: fmtInt(quota.in_use) }),
+        quota.window_seconds > 0 ? ` requests in the last ${per}; no limit set` : ' requests in flight; no limit set'));
+    }
+    if (quota.paused_for_seconds) {
+      parts.push(h('p', {
+        class: 'quota-paused', role: 'status',
+        text: `Paused after a 429: every request is held back for ${fmtSeconds(quota.paused_for_seconds)}.`,
+      }));
+    }
+    $('quota-body').replaceChildren(...parts);
+  }
+
   // ---------------------------------------------------------------- wiring
 
   function init() {
@@ -1362,6 +1891,12 @@
     $('auth-form').addEventListener('submit', onTokenSubmit);
     $('forget-token').addEventListener('click', forgetToken);
     $('jobs-refresh').addEventListener('click', () => refreshJobs());
+    $('schedules-refresh').addEventListener('click', () => refreshAutomation());
+    const hoursApply = () => {
+      $('c-hours').disabled = !canResample($('c-timeframe').value, '1d', 'regular');
+    };
+    $('c-timeframe').addEventListener('change', hoursApply);
+    hoursApply();
     $('d-cancel').addEventListener('click', () => jobAction('cancel'));
     $('d-retry').addEventListener('click', () => jobAction('retry'));
     $('d-close').addEventListener('click', closeDetail);

@@ -290,6 +290,21 @@ impl Session {
         (answer["status"].as_u64().unwrap(), answer["body"].clone())
     }
 
+    /// Waits until the API answers the job in `status` (its status answers may lag a moment
+    /// behind: a short-lived cache), and answers that status body.
+    fn wait_for_api_status(&self, id: &str, status: &str) -> Value {
+        let body = self.wait_for(
+            &format!("the API to answer the job {status}"),
+            &format!(
+                "(async () => {{
+                    const body = await (await fetch('/api/v1/backfill/status/{id}', {{cache: 'no-store'}})).json();
+                    return body.job.status === '{status}' ? JSON.stringify(body) : null;
+                }})()"
+            ),
+        );
+        serde_json::from_str(body.as_str().unwrap()).unwrap()
+    }
+
     /// Asks the API itself for the plan of `request`, from the page: (status, body).
     fn api_plan(&self, request: &Value) -> (u64, Value) {
         self.api("POST", "/api/v1/backfill/plan", Some(request))
@@ -1207,7 +1222,11 @@ fn dashboard_enables_cancel_and_retry_only_where_the_api_allows_them() {
         &format!("{row}?.dataset.status === 'completed_with_errors'"),
     );
     page.wait_for_job_actions("completed_with_errors", false, true);
-    let (_, body) = page.api("GET", &format!("/api/v1/backfill/status/{id}"), None);
+    assert_eq!(
+        page.text("document.querySelector('#detail-body tr[data-symbol=MSFT]').dataset.status"),
+        "failed"
+    );
+    let body = page.wait_for_api_status(&id, "completed_with_errors");
     let failed: Vec<&Value> = body["tasks"]
         .as_array()
         .unwrap()
@@ -1225,17 +1244,14 @@ fn dashboard_enables_cancel_and_retry_only_where_the_api_allows_them() {
     let page = Session::open(&server.url("/"));
     let id = page.submit_job("NVDA", "1d", &from, &to);
     page.wait_for_job_actions("queued", true, false);
-    let (_, body) = page.api("GET", &format!("/api/v1/backfill/status/{id}"), None);
-    assert_eq!(body["job"]["status"], "queued", "{body}");
+    page.wait_for_api_status(&id, "queued");
     page.click("#d-cancel");
     page.wait_for_job_actions("cancelled", false, true);
-    let (_, body) = page.api("GET", &format!("/api/v1/backfill/status/{id}"), None);
-    assert_eq!(body["job"]["status"], "cancelled", "{body}");
+    page.wait_for_api_status(&id, "cancelled");
     // Retried, it is queued again: Cancel, and not Retry.
     page.click("#d-retry");
     page.wait_for_job_actions("queued", true, false);
-    let (_, body) = page.api("GET", &format!("/api/v1/backfill/status/{id}"), None);
-    assert_eq!(body["job"]["status"], "queued", "{body}");
+    page.wait_for_api_status(&id, "queued");
     page.assert_no_dialog();
     page.assert_no_markup_written();
     server.terminate();

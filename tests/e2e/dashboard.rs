@@ -1161,9 +1161,22 @@ fn dashboard_lists_schedules_universes_and_the_quota_and_pauses_a_schedule() {
     // Delete takes a second press on the same button.
     let delete = "#schedule-list tr[data-schedule=\"nightly\"] button[data-action=delete]";
     page.click(delete);
+    // A refresh of the list in between keeps the button asking (and focused).
+    let renders = page.text("document.querySelector('#schedule-list').dataset.renders");
+    page.eval("document.querySelector('#schedules-refresh').click()");
+    page.wait_for(
+        "the list to be refreshed",
+        &format!("document.querySelector('#schedule-list').dataset.renders !== '{renders}'"),
+    );
     assert_eq!(
         page.text(&format!("document.querySelector('{delete}').textContent")),
         "Confirm delete"
+    );
+    assert_eq!(
+        page.eval(&format!(
+            "document.activeElement === document.querySelector('{delete}')"
+        )),
+        Value::Bool(true)
     );
     let (status, _) = page.api("GET", "/api/v1/schedules/nightly", None);
     assert_eq!(status, 200, "one press deletes nothing");

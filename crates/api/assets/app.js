@@ -1654,6 +1654,7 @@
 
   function renderSchedules(schedules) {
     const list = $('schedule-list');
+    list.dataset.renders = String(Number(list.dataset.renders || 0) + 1);
     show($('schedules-empty'), schedules.length === 0);
     show($('schedules-wrap'), schedules.length > 0);
     const names = new Set(schedules.map((x) => x.name));
@@ -1663,15 +1664,16 @@
         state.scheduleRows.delete(name);
       }
     }
-    for (const schedule of schedules) {
+    schedules.forEach((schedule, i) => {
       let row = state.scheduleRows.get(schedule.name);
       if (!row) {
         row = createScheduleRow(schedule.name);
         state.scheduleRows.set(schedule.name, row);
       }
       updateScheduleRow(row, schedule);
-      list.append(row.tr);
-    }
+      // Rows are moved only when out of place: moving one would take the focus off its buttons.
+      if (list.children[i] !== row.tr) list.insertBefore(row.tr, list.children[i] || null);
+    });
   }
 
   function createScheduleRow(name) {

@@ -24,6 +24,9 @@
 //! 7. `bulk`: the whole market's minutes from Flat Files (5,000 tickers x 20 trading days from the
 //!    simulator's S3 bucket) against binary COPY of the same rows; peak memory; upstream calls
 //!    against the REST minimum.
+//! 8. `resample`: a year of one stock's minutes read as hourly and daily bars through
+//!    `storage::resampled`, against reading the minutes as stored (both backends); and the
+//!    resampler's own rate in memory.
 //!
 //! Environment: `BENCH_QUICK=1` (2 symbols x 10,000 bars; 2 symbols x January 2024),
 //! `BENCH_SYMBOLS`, `BENCH_BARS`, `BENCH_RUNS` (sections 1 and 2; the median of `BENCH_RUNS`
@@ -40,6 +43,7 @@ mod machine;
 mod memory;
 mod report;
 mod requests;
+mod resample;
 mod wide;
 mod worker;
 
@@ -308,6 +312,11 @@ fn main() -> anyhow::Result<()> {
     if ctx.wants("bulk") {
         eprintln!("section 7: whole-market Flat Files ...");
         rows.extend(rt.block_on(bulk::rows(&ctx)));
+    }
+
+    if ctx.wants("resample") {
+        eprintln!("section 8: resampled reads ...");
+        rows.extend(rt.block_on(resample::rows(&ctx)));
     }
 
     header.push_str(&format!(

@@ -11,6 +11,7 @@ use backfill_polygon_sim::{Fault, SimConfig, Simulator};
 use serde_json::Value;
 use tower::ServiceExt;
 
+mod actions;
 mod flat_files;
 mod grouped;
 mod market;

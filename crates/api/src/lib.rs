@@ -1,5 +1,5 @@
 //! The backfill REST API on axum: job submission, status, cancel and retry, live progress over
-//! Server-Sent Events, schedules and universes, candle read-back, health, metrics and the OpenAPI document, with one JSON
+//! Server-Sent Events, schedules and universes, corporate actions, candle read-back, health, metrics and the OpenAPI document, with one JSON
 //! error shape. Its state holds trait objects only, so every handler can be tested against mocks.
 //!
 //! - [`router`] builds the whole service from an [`AppState`] (repositories, optional progress
@@ -14,6 +14,7 @@
 //! page at `/` and its files under `/assets/` (compiled in; the page's API calls carry the
 //! token).
 
+mod actions;
 mod auth;
 mod cache;
 mod candles;
@@ -42,7 +43,8 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 use utoipa_axum::router::OpenApiRouter;
 
-pub use candles::{CandleRow, CandlesBody, CoverageBody};
+pub use actions::{ActionsSource, Changed, CorporateActionsBody, FixBody, FixJob};
+pub use candles::{Adjust, CandleRow, CandlesBody, CoverageBody};
 pub use dashboard::{InfoBody, CONTENT_SECURITY_POLICY};
 pub use error::{ApiError, Error, ErrorBody, ErrorCode, ErrorDetail, Result};
 pub use health::HealthBody;
@@ -139,6 +141,7 @@ fn parts() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(events::routes())
         .merge(candles::routes())
         .merge(schedules::routes())
+        .merge(actions::routes())
         .merge(quota::routes())
         .merge(dashboard::api_routes())
         .split_for_parts();

@@ -434,6 +434,16 @@ pub enum ReferenceError {
     Unavailable(String),
 }
 
+/// The answer to a failed reference read: `reference_rejected` or `upstream_unavailable`.
+pub(crate) fn reference_error(error: ReferenceError) -> ApiError {
+    match error {
+        ReferenceError::Rejected(m) => ApiError::new(ErrorCode::ReferenceRejected, m),
+        err @ ReferenceError::Unavailable(_) => {
+            ApiError::new(ErrorCode::UpstreamUnavailable, err.to_string()).with_source(err)
+        }
+    }
+}
+
 /// List universes.
 #[utoipa::path(
     get,
@@ -569,12 +579,7 @@ pub(crate) async fn refresh_universe(
             "this server has no reference data to refresh universes from",
         )
     })?;
-    let symbols = reference.tickers(&request).await.map_err(|e| match e {
-        ReferenceError::Rejected(m) => ApiError::new(ErrorCode::ReferenceRejected, m),
-        err @ ReferenceError::Unavailable(_) => {
-            ApiError::new(ErrorCode::UpstreamUnavailable, err.to_string()).with_source(err)
-        }
-    })?;
+    let symbols = reference.tickers(&request).await.map_err(reference_error)?;
     if symbols.is_empty() {
         return Err(ApiError::new(
             ErrorCode::ReferenceRejected,

@@ -21,8 +21,8 @@ use utoipa_axum::routes;
 
 use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::extract::AppPath;
-use crate::schedules::{reference_error, ReferenceError};
 use crate::state::AppState;
+use crate::upstream::reference_error;
 
 /// The corporate action routes (under `/api/v1`).
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
@@ -30,18 +30,6 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(get_actions))
         .routes(routes!(refresh_actions))
         .routes(routes!(fix_actions))
-}
-
-/// Lists a symbol's splits and dividends upstream: the binary implements it over the Polygon
-/// client (the API knows no Polygon).
-#[async_trait::async_trait]
-pub trait ActionsSource: Send + Sync {
-    /// Every split and every cash dividend of `symbol`, oldest first.
-    ///
-    /// # Errors
-    /// A message for people (no secrets) when upstream cannot be read.
-    async fn actions(&self, symbol: &Symbol)
-        -> Result<(Vec<Split>, Vec<Dividend>), ReferenceError>;
 }
 
 /// A symbol's stored corporate actions and the state of its split-adjusted series.

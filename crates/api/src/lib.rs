@@ -30,6 +30,7 @@ mod schedules;
 mod serve;
 mod state;
 mod telemetry;
+mod upstream;
 
 use std::sync::Arc;
 
@@ -43,7 +44,7 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 use utoipa_axum::router::OpenApiRouter;
 
-pub use actions::{ActionsSource, Changed, CorporateActionsBody, FixBody, FixJob};
+pub use actions::{Changed, CorporateActionsBody, FixBody, FixJob};
 pub use candles::{Adjust, CandleRow, CandlesBody, CoverageBody};
 pub use dashboard::{InfoBody, CONTENT_SECURITY_POLICY};
 pub use error::{ApiError, Error, ErrorBody, ErrorCode, ErrorDetail, Result};
@@ -54,13 +55,13 @@ pub use jobs::{
 };
 pub use quota::{QuotaBody, QuotaScope, QuotaView};
 pub use schedules::{
-    CreateScheduleRequest, PutUniverseRequest, ReferenceError, ReferenceTickers,
-    RefreshUniverseRequest, ScheduleBody, ScheduleRunBody, SchedulesBody, TickerStatus,
-    UniverseSummary, UniversesBody,
+    CreateScheduleRequest, PutUniverseRequest, ReferenceTickers, RefreshUniverseRequest,
+    ScheduleBody, ScheduleRunBody, SchedulesBody, TickerStatus, UniverseSummary, UniversesBody,
 };
 pub use serve::serve;
 pub use state::{ApiConfig, AppState, MetricsRenderer};
 pub use telemetry::{HTTP_REQUESTS_TOTAL, HTTP_REQUEST_DURATION_SECONDS};
+pub use upstream::{ActionsSource, ReferenceError};
 
 use crate::state::CorsOrigins;
 

@@ -21,6 +21,7 @@ use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::extract::{AppJson, AppPath};
 use crate::jobs::{parse_symbols, TimeframeInput};
 use crate::state::AppState;
+use crate::upstream::{reference_error, ReferenceError};
 
 /// The default look-back of a schedule's runs, in days.
 const DEFAULT_LOOKBACK_DAYS: u32 = 5;
@@ -226,6 +227,8 @@ pub(crate) async fn list_schedules(
          headers(("Location" = String, description = "The schedule's URL"))),
         (status = 400, description = "invalid_json, invalid_body, invalid_schedule (a bad name, trigger, timeframe list or look-back), invalid_symbol, invalid_timeframe, invalid_source, source_unavailable or unknown_universe", body = ErrorBody),
         (status = 409, description = "conflict: the name is taken, or the schedule overlaps another one (the message says which and on what)", body = ErrorBody),
+        (status = 413, description = "payload_too_large: the body is over 1 MiB", body = ErrorBody),
+        (status = 415, description = "unsupported_media_type: the body is not sent as application/json", body = ErrorBody),
     )
 )]
 pub(crate) async fn create_schedule(
@@ -423,27 +426,6 @@ pub trait ReferenceTickers: Send + Sync {
     async fn tickers(&self, query: &RefreshUniverseRequest) -> Result<Vec<Symbol>, ReferenceError>;
 }
 
-/// Why the reference tickers could not be listed.
-#[derive(Debug, thiserror::Error)]
-pub enum ReferenceError {
-    /// The request was refused (a bad `type`, a date the plan does not cover).
-    #[error("{0}")]
-    Rejected(String),
-    /// Upstream failed (after its retries); trying later may help.
-    #[error("{0}")]
-    Unavailable(String),
-}
-
-/// The answer to a failed reference read: `reference_rejected` or `upstream_unavailable`.
-pub(crate) fn reference_error(error: ReferenceError) -> ApiError {
-    match error {
-        ReferenceError::Rejected(m) => ApiError::new(ErrorCode::ReferenceRejected, m),
-        err @ ReferenceError::Unavailable(_) => {
-            ApiError::new(ErrorCode::UpstreamUnavailable, err.to_string()).with_source(err)
-        }
-    }
-}
-
 /// List universes.
 #[utoipa::path(
     get,
@@ -511,6 +493,8 @@ fn new_universe_name(raw: &str) -> Result<Name, ApiError> {
     responses(
         (status = 200, description = "The universe as stored", body = NamedUniverse),
         (status = 400, description = "invalid_json, invalid_body, invalid_schedule (a bad name), invalid_symbol or invalid_input (no symbols)", body = ErrorBody),
+        (status = 413, description = "payload_too_large: the body is over 1 MiB", body = ErrorBody),
+        (status = 415, description = "unsupported_media_type: the body is not sent as application/json", body = ErrorBody),
     )
 )]
 pub(crate) async fn put_universe(
@@ -565,6 +549,8 @@ pub(crate) async fn delete_universe(
         (status = 200, description = "The universe as refreshed", body = NamedUniverse),
         (status = 400, description = "invalid_json, invalid_body, invalid_schedule (a bad name), reference_rejected, or source_unavailable (this server has no reference data)", body = ErrorBody),
         (status = 502, description = "upstream_unavailable: the reference data could not be read; try again later", body = ErrorBody),
+        (status = 413, description = "payload_too_large: the body is over 1 MiB", body = ErrorBody),
+        (status = 415, description = "unsupported_media_type: the body is not sent as application/json", body = ErrorBody),
     )
 )]
 pub(crate) async fn refresh_universe(

@@ -11,11 +11,11 @@ use backfill_progress::ProgressBus;
 use backfill_storage::{ActionStore, CandleStore, JobRepository, ScheduleStore};
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::actions::ActionsSource;
 use crate::cache::StatusCache;
 use crate::error::{Error, Result};
 use crate::quota::QuotaView;
 use crate::schedules::ReferenceTickers;
+use crate::upstream::ActionsSource;
 
 /// Renders the process's metrics in the Prometheus text format, for `GET /metrics`.
 pub type MetricsRenderer = Arc<dyn Fn() -> String + Send + Sync>;

@@ -87,6 +87,11 @@ pub struct Dividend {
     pub dividend_type: Option<String>,
 }
 
+/// The New York date of an instant: the calendar splits execute on.
+pub fn new_york_date(t: DateTime<Utc>) -> NaiveDate {
+    t.with_timezone(&New_York).date_naive()
+}
+
 /// The split that makes an adjusted series fetched at `fetched_at` stale as of `today` (both
 /// New York days): the latest split executed after the fetch's day and by `today`. A split
 /// executed on the fetch's day is taken as reflected (Polygon adjusts before the session
@@ -96,7 +101,7 @@ pub fn stale_split<'a>(
     splits: &'a [Split],
     today: NaiveDate,
 ) -> Option<&'a Split> {
-    let fetched = fetched_at.with_timezone(&New_York).date_naive();
+    let fetched = new_york_date(fetched_at);
     splits
         .iter()
         .filter(|s| s.execution_date > fetched && s.execution_date <= today)
@@ -177,7 +182,7 @@ impl SplitAdjuster {
     /// The factor of a bar starting at `ts`: the product of the ratios of the splits executed
     /// after its New York day (1 when none).
     pub fn factor(&self, ts: DateTime<Utc>) -> f64 {
-        let day = ts.with_timezone(&New_York).date_naive();
+        let day = new_york_date(ts);
         let first_later = self.cumulative.partition_point(|(date, _)| *date <= day);
         self.cumulative.get(first_later).map_or(1.0, |(_, f)| *f)
     }

@@ -246,7 +246,7 @@ pub(crate) async fn fix(
         let spec = JobSpec::new(
             vec![symbol.clone()],
             timeframe,
-            range.clone(),
+            range,
             true,
             BackfillMode::Full,
         )?;

@@ -96,11 +96,11 @@ pub fn new_york_date(t: DateTime<Utc>) -> NaiveDate {
 /// New York days): the latest split executed after the fetch's day and by `today`. A split
 /// executed on the fetch's day is taken as reflected (Polygon adjusts before the session
 /// opens); one still to come makes nothing stale yet.
-pub fn stale_split<'a>(
+pub fn stale_split(
     fetched_at: DateTime<Utc>,
-    splits: &'a [Split],
+    splits: &[Split],
     today: NaiveDate,
-) -> Option<&'a Split> {
+) -> Option<&Split> {
     let fetched = new_york_date(fetched_at);
     splits
         .iter()

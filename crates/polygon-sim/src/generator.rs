@@ -59,8 +59,11 @@ pub struct MarketGenerator {
     revisions: Arc<RwLock<HashMap<i64, u64>>>,
     /// Splits added after the start ([`MarketGenerator::add_split`]), per ticker: the day
     /// (number) and the ratio.
-    added_splits: Arc<RwLock<HashMap<String, Vec<(i64, f64)>>>>,
+    added_splits: Arc<RwLock<AddedSplits>>,
 }
+
+/// Splits added per ticker: (day number, ratio).
+type AddedSplits = HashMap<String, Vec<(i64, f64)>>;
 
 /// A split of the simulated data: `split_from` shares became `split_to` on a New York day.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -38,7 +38,12 @@ pub(crate) async fn splits_and_dividends_are_upserted_once_per_date(s: &dyn Stor
     assert_eq!(s.upsert_splits(&splits).await.unwrap(), 0);
     // A corrected ratio replaces the stored one.
     let corrected = split("AAPL", "2014-06-09", 2.0, 14.5);
-    assert_eq!(s.upsert_splits(&[corrected.clone()]).await.unwrap(), 1);
+    assert_eq!(
+        s.upsert_splits(std::slice::from_ref(&corrected))
+            .await
+            .unwrap(),
+        1
+    );
     assert_eq!(
         s.splits(&sym("AAPL")).await.unwrap(),
         vec![corrected, splits[0].clone()]
@@ -61,15 +66,30 @@ pub(crate) async fn splits_and_dividends_are_upserted_once_per_date(s: &dyn Stor
     assert_eq!(s.upsert_dividends(&dividends).await.unwrap(), 2);
     assert_eq!(s.upsert_dividends(&dividends).await.unwrap(), 0);
     let raised = dividend("AAPL", "2023-11-10", 0.25);
-    assert_eq!(s.upsert_dividends(&[raised.clone()]).await.unwrap(), 1);
+    assert_eq!(
+        s.upsert_dividends(std::slice::from_ref(&raised))
+            .await
+            .unwrap(),
+        1
+    );
     // Optional fields going from absent to present count as a change too.
     let completed = dividend("AAPL", "2023-08-11", 0.24);
-    assert_eq!(s.upsert_dividends(&[completed.clone()]).await.unwrap(), 1);
+    assert_eq!(
+        s.upsert_dividends(std::slice::from_ref(&completed))
+            .await
+            .unwrap(),
+        1
+    );
     assert_eq!(
         s.dividends(&sym("AAPL")).await.unwrap(),
         vec![completed, raised]
     );
-    assert_eq!(s.upsert_dividends(&[bare.clone()]).await.unwrap(), 1);
+    assert_eq!(
+        s.upsert_dividends(std::slice::from_ref(&bare))
+            .await
+            .unwrap(),
+        1
+    );
     assert_eq!(s.dividends(&sym("AAPL")).await.unwrap()[0], bare);
 }
 

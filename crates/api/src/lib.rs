@@ -53,15 +53,17 @@ pub use jobs::{
     BoundInput, CreateBackfillRequest, JobStatusBody, JobSummaryBody, PlanBody, RecentJobsBody,
     TimeframeInput,
 };
-pub use quota::{QuotaBody, QuotaScope, QuotaView};
 pub use schedules::{
-    CreateScheduleRequest, PutUniverseRequest, ReferenceTickers, RefreshUniverseRequest,
-    ScheduleBody, ScheduleRunBody, SchedulesBody, TickerStatus, UniverseSummary, UniversesBody,
+    CreateScheduleRequest, PutUniverseRequest, ScheduleBody, ScheduleRunBody, SchedulesBody,
+    UniverseSummary, UniversesBody,
 };
 pub use serve::serve;
 pub use state::{ApiConfig, AppState, MetricsRenderer};
 pub use telemetry::{HTTP_REQUESTS_TOTAL, HTTP_REQUEST_DURATION_SECONDS};
-pub use upstream::{ActionsSource, ReferenceError};
+pub use upstream::{
+    ActionsSource, QuotaBody, QuotaScope, QuotaView, ReferenceError, ReferenceTickers,
+    RefreshUniverseRequest, TickerStatus,
+};
 
 use crate::state::CorsOrigins;
 

@@ -8,10 +8,10 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use backfill_domain::{
-    JobId, Name, NamedUniverse, ScheduleSpec, SourceChoice, Symbol, Tickers, Timeframe, Trigger,
+    JobId, Name, NamedUniverse, ScheduleSpec, SourceChoice, Tickers, Timeframe, Trigger,
 };
 use backfill_storage::{Schedule, ScheduleRun, ScheduleStore};
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -21,7 +21,7 @@ use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::extract::{AppJson, AppPath};
 use crate::jobs::{parse_symbols, TimeframeInput};
 use crate::state::AppState;
-use crate::upstream::{reference_error, ReferenceError};
+use crate::upstream::{reference_error, RefreshUniverseRequest, TickerStatus};
 
 /// The default look-back of a schedule's runs, in days.
 const DEFAULT_LOOKBACK_DAYS: u32 = 5;
@@ -382,48 +382,6 @@ pub struct UniversesBody {
 pub struct PutUniverseRequest {
     /// 1 to 20,000 tickers; upper-cased and de-duplicated.
     pub symbols: Vec<String>,
-}
-
-/// Which reference tickers a universe is refreshed from.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum TickerStatus {
-    /// Tickers trading (on `date`, when given).
-    #[default]
-    Active,
-    /// Delisted tickers.
-    Delisted,
-    /// Both.
-    All,
-}
-
-/// Refresh a universe from the reference tickers (US stocks).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-#[schema(example = json!({"status": "active", "type": "CS"}))]
-pub struct RefreshUniverseRequest {
-    /// `active` (default), `delisted` or `all`.
-    #[serde(default)]
-    pub status: TickerStatus,
-    /// The tickers as they stood on this day (`YYYY-MM-DD`), for a universe without
-    /// survivorship bias; default: today.
-    #[serde(default)]
-    #[schema(value_type = Option<String>, example = "2020-01-02")]
-    pub date: Option<NaiveDate>,
-    /// Only tickers of this type (`CS` common stock, `ETF`, `ADRC`, ...).
-    #[serde(default, rename = "type")]
-    pub kind: Option<String>,
-}
-
-/// Lists the reference tickers for a universe refresh: the binary implements it over the
-/// Polygon client (the API knows no Polygon).
-#[async_trait::async_trait]
-pub trait ReferenceTickers: Send + Sync {
-    /// The symbols that match `query`, de-duplicated.
-    ///
-    /// # Errors
-    /// A message for people (no secrets) when the reference data cannot be read.
-    async fn tickers(&self, query: &RefreshUniverseRequest) -> Result<Vec<Symbol>, ReferenceError>;
 }
 
 /// List universes.

@@ -13,9 +13,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::cache::StatusCache;
 use crate::error::{Error, Result};
-use crate::quota::QuotaView;
-use crate::schedules::ReferenceTickers;
-use crate::upstream::ActionsSource;
+use crate::upstream::{ActionsSource, QuotaView, ReferenceTickers};
 
 /// Renders the process's metrics in the Prometheus text format, for `GET /metrics`.
 pub type MetricsRenderer = Arc<dyn Fn() -> String + Send + Sync>;

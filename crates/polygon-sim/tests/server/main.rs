@@ -203,7 +203,7 @@ async fn bad_parameters_get_400_like_polygon() {
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["status"], "ERROR");
-    let (status, body) = get(&router, "/v3/reference/dividends").await;
+    let (status, body) = get(&router, "/v3/reference/conditions").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body["status"], "NOT_FOUND");
 }

@@ -88,11 +88,11 @@ fn first_tickers_path(request: &TickersRequest, active: bool) -> String {
 }
 
 /// `next_url` as a path and query on the configured base URL, which must stay on `endpoint`.
-fn rebuild_on_endpoint(next_url: &str, endpoint: &str) -> Result<String> {
+fn rebuild_on_endpoint(next_url: &str, endpoint: &str, what: &str) -> Result<String> {
     let (path, params) = next_url_on_base(next_url, endpoint)?;
     if path != endpoint {
         return Err(Error::Decode {
-            message: format!("next_url leaves the {endpoint} endpoint: {path}"),
+            message: format!("next_url leaves the {what} endpoint: {path}"),
         });
     }
     Ok(format!("{path}?{}", params.join("&")))
@@ -108,7 +108,7 @@ pub(super) fn next_page(
     new_records: bool,
     what: &str,
 ) -> Result<String> {
-    let next = rebuild_on_endpoint(next_url, endpoint)?;
+    let next = rebuild_on_endpoint(next_url, endpoint, what)?;
     if asked.contains(&next) {
         return Err(Error::CursorLoop {
             message: format!("next_url repeats a page already fetched ({next})"),
@@ -166,7 +166,8 @@ mod tests {
             assert_eq!(
                 rebuild_on_endpoint(
                     &format!("{host}/v3/reference/tickers?cursor=YWN0aXZl&apiKey=SECRET"),
-                    TICKERS_PATH
+                    TICKERS_PATH,
+                    "tickers"
                 )
                 .unwrap(),
                 "/v3/reference/tickers?cursor=YWN0aXZl"
@@ -177,7 +178,7 @@ mod tests {
             "https://api.massive.com/v2/aggs/ticker/A/range/1/day/1/2",
             "no url at all",
         ] {
-            let err = rebuild_on_endpoint(bad, TICKERS_PATH).unwrap_err();
+            let err = rebuild_on_endpoint(bad, TICKERS_PATH, "tickers").unwrap_err();
             assert!(matches!(err, Error::Decode { .. }), "{bad}: {err}");
         }
     }

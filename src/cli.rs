@@ -39,6 +39,9 @@ pub(crate) enum Command {
     Schedules(SchedulesArgs),
     /// Talk to a running `backfill serve`: named lists of symbols for schedules.
     Universes(UniversesArgs),
+    /// Talk to a running `backfill serve`: a symbol's splits and dividends, its adjusted series
+    /// that a later split made stale, and the jobs that fetch them again.
+    Actions(ActionsArgs),
     /// Report the quality of a stored series: gaps, days without bars, contradictory values,
     /// minute bars against day bars.
     Quality(QualityArgs),
@@ -316,6 +319,33 @@ pub(crate) enum UniversesAction {
     },
     /// Delete a universe (refused while a schedule names it).
     Delete { name: String },
+}
+
+#[derive(Args)]
+pub(crate) struct ActionsArgs {
+    #[command(subcommand)]
+    pub(crate) action: ActionsAction,
+    #[command(flatten)]
+    pub(crate) server: ServerArgs,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum ActionsAction {
+    /// The stored splits and dividends, and which adjusted series are stale.
+    Show {
+        #[arg(value_parser = parse_symbol)]
+        symbol: Symbol,
+    },
+    /// Fetch the splits and dividends from Polygon now and store them.
+    Refresh {
+        #[arg(value_parser = parse_symbol)]
+        symbol: Symbol,
+    },
+    /// Start a full, split-adjusted backfill of each stale series of the symbol.
+    Fix {
+        #[arg(value_parser = parse_symbol)]
+        symbol: Symbol,
+    },
 }
 
 #[derive(Args)]

@@ -69,6 +69,9 @@ fn main() -> ExitCode {
                         Command::Universes(args) => commands::schedules::universes(args)
                             .await
                             .map(|()| ExitCode::SUCCESS),
+                        Command::Actions(args) => commands::actions::run(args)
+                            .await
+                            .map(|()| ExitCode::SUCCESS),
                         Command::Quality(args) => commands::quality::run(args)
                             .await
                             .map(|()| ExitCode::SUCCESS),

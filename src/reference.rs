@@ -1,9 +1,12 @@
-//! Universe refreshes: the API's `ReferenceTickers` over the Polygon client's `ReferenceData`.
+//! Universe refreshes and corporate actions: the API's `ReferenceTickers` over the Polygon
+//! client's `ReferenceData`, and its `ActionsSource` over `ActionData`.
 
 use async_trait::async_trait;
-use backfill_api::{ReferenceError, ReferenceTickers, RefreshUniverseRequest, TickerStatus};
-use backfill_domain::Symbol;
-use backfill_polygon::{Listing, ReferenceData, TickersRequest};
+use backfill_api::{
+    ActionsSource, ReferenceError, ReferenceTickers, RefreshUniverseRequest, TickerStatus,
+};
+use backfill_domain::{Dividend, Split, Symbol};
+use backfill_polygon::{ActionData, Listing, ReferenceData, TickersRequest};
 
 /// Lists US stock tickers from Polygon (or the simulator) for `POST /api/v1/universes/{name}/refresh`.
 pub(crate) struct PolygonReference<R>(pub(crate) R);
@@ -18,14 +21,11 @@ impl<R: ReferenceData> ReferenceTickers for PolygonReference<R> {
         });
         request.date = query.date;
         request.ticker_type = query.kind.clone();
-        let listing = self.0.list_tickers(&request).await.map_err(|e| {
-            // The client's errors never carry the key.
-            if e.is_permanent() {
-                ReferenceError::Rejected(format!("Polygon refused the ticker listing: {e}"))
-            } else {
-                ReferenceError::Unavailable(format!("Polygon's ticker listing failed: {e}"))
-            }
-        })?;
+        let listing = self
+            .0
+            .list_tickers(&request)
+            .await
+            .map_err(|e| reference_error("ticker listing", &e))?;
         if !listing.skipped.is_empty() || listing.duplicates > 0 {
             tracing::info!(
                 skipped = listing.skipped.len(),
@@ -41,6 +41,44 @@ impl<R: ReferenceData> ReferenceTickers for PolygonReference<R> {
             "reference tickers listed"
         );
         Ok(listing.tickers.into_iter().map(|t| t.symbol).collect())
+    }
+}
+
+/// A failed reference read: a permanent failure is a rejection, a transient one
+/// unavailability. The client's errors never carry the key.
+fn reference_error(what: &str, e: &backfill_polygon::Error) -> ReferenceError {
+    if e.is_permanent() {
+        ReferenceError::Rejected(format!("Polygon refused the {what}: {e}"))
+    } else {
+        ReferenceError::Unavailable(format!("Polygon's {what} failed: {e}"))
+    }
+}
+
+#[async_trait]
+impl<R: ActionData> ActionsSource for PolygonReference<R> {
+    async fn actions(
+        &self,
+        symbol: &Symbol,
+    ) -> Result<(Vec<Split>, Vec<Dividend>), ReferenceError> {
+        let splits = self
+            .0
+            .list_splits(symbol)
+            .await
+            .map_err(|e| reference_error("splits listing", &e))?;
+        let dividends = self
+            .0
+            .list_dividends(symbol)
+            .await
+            .map_err(|e| reference_error("dividends listing", &e))?;
+        tracing::info!(
+            %symbol,
+            splits = splits.records.len(),
+            dividends = dividends.records.len(),
+            dropped = splits.dropped + dividends.dropped,
+            requests = splits.requests + dividends.requests,
+            "corporate actions listed"
+        );
+        Ok((splits.records, dividends.records))
     }
 }
 
@@ -121,6 +159,45 @@ mod tests {
         assert!(matches!(
             reference.tickers(&query).await,
             Err(ReferenceError::Unavailable(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn actions_are_the_clients_splits_and_dividends_with_failures_typed() {
+        use backfill_polygon::{ActionListing, MockActionData};
+        let aapl = Symbol::parse("AAPL").unwrap();
+        let split = Split::new(aapl.clone(), "2020-08-31".parse().unwrap(), 1.0, 4.0).unwrap();
+        fn listing<T>(records: Vec<T>) -> ActionListing<T> {
+            ActionListing {
+                records,
+                dropped: 0,
+                pages: 1,
+                requests: 1,
+            }
+        }
+        let mut market = MockActionData::new();
+        let answer = listing(vec![split.clone()]);
+        market
+            .expect_list_splits()
+            .times(1)
+            .returning(move |_| Ok(answer.clone()));
+        market
+            .expect_list_dividends()
+            .times(1)
+            .returning(|_| Ok(listing(Vec::new())));
+        let (splits, dividends) = PolygonReference(market).actions(&aapl).await.unwrap();
+        assert_eq!((splits, dividends), (vec![split], Vec::new()));
+
+        let mut market = MockActionData::new();
+        market.expect_list_splits().returning(|_| {
+            Err(backfill_polygon::Error::Server {
+                status: 503,
+                message: "down".to_owned(),
+            })
+        });
+        assert!(matches!(
+            PolygonReference(market).actions(&aapl).await,
+            Err(ReferenceError::Unavailable(m)) if m.contains("splits")
         ));
     }
 }

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub(crate) mod actions;
 pub(crate) mod client;
 pub(crate) mod jobs;
 pub(crate) mod migrate;

@@ -65,6 +65,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     let mut state = AppState::new(storage.clone(), storage.clone(), config)
         .with_schedules(storage.clone())
+        .with_actions(storage.clone())
         .with_metrics_renderer(move || metrics.render());
     let scheduler = app::spawn_scheduler(
         &storage,
@@ -80,6 +81,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(mut market) = market {
         state = state
             .with_reference_tickers(Arc::new(PolygonReference(market.client.clone())))
+            .with_actions_source(Arc::new(PolygonReference(market.client.clone())))
             .with_quota_view(Arc::new(ClientQuota(Arc::clone(market.client.quota()))));
         simulator = market.simulator.take();
         if let Some(quota) = &market.fleet_quota {

@@ -1,5 +1,6 @@
 //! End-to-end tests of the `backfill` binary and its services, in one test binary.
 
+mod actions;
 mod api;
 mod architecture;
 mod cli;

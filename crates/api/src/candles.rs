@@ -7,7 +7,8 @@ use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use backfill_domain::{
-    Candle, DateRange, Hours, QualityReport, RangeBound, Resampler, Symbol, Timeframe,
+    Candle, DateRange, Hours, QualityReport, RangeBound, Resampler, SplitAdjuster, Symbol,
+    Timeframe,
 };
 use backfill_storage::{CandleQuery, QualityQuery, ResampleQuery};
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -64,6 +65,22 @@ pub(crate) struct CandlesQuery {
     /// With `resample_from`: build from the `regular` session's bars (09:30-16:00 New York)
     /// or every stored bar (`extended`, the default).
     hours: Option<Hours>,
+    /// `splits`: read the raw series (needs `adjusted=false`) adjusted for the stored splits on
+    /// the fly (prices divided, volumes multiplied by the ratios of the splits executed after
+    /// each bar's New York day); the answer then says `adjusted: true`. `none` (default): as
+    /// stored.
+    adjust: Option<Adjust>,
+}
+
+/// How a read adjusts the stored bars.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Adjust {
+    /// As stored.
+    #[default]
+    None,
+    /// A raw series adjusted for the stored splits.
+    Splits,
 }
 
 /// The query of a coverage read.
@@ -220,13 +237,35 @@ fn to_csv(candles: &[Candle]) -> String {
     out
 }
 
+/// What adjusts a raw series of `symbol` for its stored splits.
+async fn split_adjuster(
+    state: &AppState,
+    symbol: &Symbol,
+    adjusted: bool,
+) -> Result<SplitAdjuster, ApiError> {
+    if adjusted {
+        return Err(ApiError::new(
+            ErrorCode::InvalidQuery,
+            "adjust=splits adjusts a raw series: add adjusted=false",
+        ));
+    }
+    let store = state.actions().ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::InvalidQuery,
+            "adjust=splits needs stored splits, and this server keeps no corporate actions",
+        )
+    })?;
+    Ok(SplitAdjuster::new(&store.splits(symbol).await?))
+}
+
 /// Stored candles of one series.
 ///
 /// Oldest first, one page at a time (keyset pagination): pass `next_cursor` back as `cursor`
 /// for the next page. With `resample_from`, the bars are built from another stored series of
 /// the symbol (`?timeframe=1h&resample_from=1m`), in New York sessions, without new requests. With `Accept: text/csv` the answer is CSV
 /// (`ts,open,high,low,close,volume,vwap,trades`), with the next cursor in the `X-Next-Cursor`
-/// and `Link` headers (sent with JSON too).
+/// and `Link` headers (sent with JSON too). With `adjusted=false&adjust=splits`, a raw series
+/// is answered adjusted for the symbol's stored splits (see `/api/v1/corporate-actions`).
 #[utoipa::path(
     get,
     path = "/api/v1/candles/{symbol}",
@@ -245,7 +284,7 @@ fn to_csv(candles: &[Candle]) -> String {
             ("X-Next-Cursor" = Option<String>, description = "The cursor of the next page, absent on the last page"),
             ("Link" = Option<String>, description = "`<...&cursor=...>; rel=\"next\"`, absent on the last page"),
          )),
-        (status = 400, description = "invalid_symbol, invalid_timeframe (including a resampling that cannot be done, with the reason), invalid_range, invalid_limit, invalid_cursor or invalid_query", body = ErrorBody),
+        (status = 400, description = "invalid_symbol, invalid_timeframe (including a resampling that cannot be done, with the reason), invalid_range, invalid_limit, invalid_cursor or invalid_query (also adjust=splits on an adjusted series, or without stored corporate actions)", body = ErrorBody),
     )
 )]
 pub(crate) async fn get_candles(
@@ -272,7 +311,11 @@ pub(crate) async fn get_candles(
     }
     let after = query.cursor.as_deref().map(decode_cursor).transpose()?;
     let adjusted = query.adjusted.unwrap_or(true);
-    let page = match query.resample_from.as_deref() {
+    let adjuster = match query.adjust.unwrap_or_default() {
+        Adjust::None => None,
+        Adjust::Splits => Some(split_adjuster(&state, &symbol, adjusted).await?),
+    };
+    let mut page = match query.resample_from.as_deref() {
         None => {
             if query.hours.is_some() {
                 return Err(ApiError::new(
@@ -313,6 +356,10 @@ pub(crate) async fn get_candles(
             .await?
         }
     };
+    if let Some(adjuster) = &adjuster {
+        page.candles = page.candles.iter().map(|c| adjuster.adjust(c)).collect();
+    }
+    let adjusted = adjusted || adjuster.is_some();
     let next_cursor = page.next_cursor.map(encode_cursor);
     let mut response = if wants_csv(&headers) {
         (

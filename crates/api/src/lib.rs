@@ -1,5 +1,5 @@
 //! The backfill REST API on axum: job submission, status, cancel and retry, live progress over
-//! Server-Sent Events, schedules and universes, candle read-back, health, metrics and the OpenAPI document, with one JSON
+//! Server-Sent Events, schedules and universes, corporate actions, candle read-back, health, metrics and the OpenAPI document, with one JSON
 //! error shape. Its state holds trait objects only, so every handler can be tested against mocks.
 //!
 //! - [`router`] builds the whole service from an [`AppState`] (repositories, optional progress
@@ -14,6 +14,7 @@
 //! page at `/` and its files under `/assets/` (compiled in; the page's API calls carry the
 //! token).
 
+mod actions;
 mod auth;
 mod cache;
 mod candles;
@@ -24,12 +25,12 @@ mod extract;
 mod health;
 mod jobs;
 mod openapi;
-mod ports;
 mod quota;
 mod schedules;
 mod serve;
 mod state;
 mod telemetry;
+mod upstream;
 
 use std::sync::Arc;
 
@@ -43,17 +44,14 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 use utoipa_axum::router::OpenApiRouter;
 
-pub use candles::{CandleRow, CandlesBody, CoverageBody};
+pub use actions::{Changed, CorporateActionsBody, FixBody, FixJob};
+pub use candles::{Adjust, CandleRow, CandlesBody, CoverageBody};
 pub use dashboard::{InfoBody, CONTENT_SECURITY_POLICY};
 pub use error::{ApiError, Error, ErrorBody, ErrorCode, ErrorDetail, Result};
 pub use health::HealthBody;
 pub use jobs::{
     BoundInput, CreateBackfillRequest, JobStatusBody, JobSummaryBody, PlanBody, RecentJobsBody,
     TimeframeInput,
-};
-pub use ports::{
-    QuotaBody, QuotaScope, QuotaView, ReferenceError, ReferenceTickers, RefreshUniverseRequest,
-    TickerStatus,
 };
 pub use schedules::{
     CreateScheduleRequest, PutUniverseRequest, ScheduleBody, ScheduleRunBody, SchedulesBody,
@@ -62,6 +60,10 @@ pub use schedules::{
 pub use serve::serve;
 pub use state::{ApiConfig, AppState, MetricsRenderer};
 pub use telemetry::{HTTP_REQUESTS_TOTAL, HTTP_REQUEST_DURATION_SECONDS};
+pub use upstream::{
+    ActionsSource, QuotaBody, QuotaScope, QuotaView, ReferenceError, ReferenceTickers,
+    RefreshUniverseRequest, TickerStatus,
+};
 
 use crate::state::CorsOrigins;
 
@@ -142,6 +144,7 @@ fn parts() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(events::routes())
         .merge(candles::routes())
         .merge(schedules::routes())
+        .merge(actions::routes())
         .merge(quota::routes())
         .merge(dashboard::api_routes())
         .split_for_parts();

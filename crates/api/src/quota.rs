@@ -7,8 +7,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::error::{ApiError, ErrorBody, ErrorCode};
-use crate::ports::QuotaBody;
 use crate::state::AppState;
+use crate::upstream::QuotaBody;
 
 /// The quota route (under `/api/v1`).
 pub(crate) fn routes() -> OpenApiRouter<AppState> {

@@ -20,8 +20,8 @@ use utoipa_axum::routes;
 use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::extract::{AppJson, AppPath};
 use crate::jobs::{parse_symbols, TimeframeInput};
-use crate::ports::{ReferenceError, RefreshUniverseRequest, TickerStatus};
 use crate::state::AppState;
+use crate::upstream::{reference_error, RefreshUniverseRequest, TickerStatus};
 
 /// The default look-back of a schedule's runs, in days.
 const DEFAULT_LOOKBACK_DAYS: u32 = 5;
@@ -227,6 +227,7 @@ pub(crate) async fn list_schedules(
          headers(("Location" = String, description = "The schedule's URL"))),
         (status = 400, description = "invalid_json, invalid_body, invalid_schedule (a bad name, trigger, timeframe list or look-back), invalid_symbol, invalid_timeframe, invalid_source, source_unavailable or unknown_universe", body = ErrorBody),
         (status = 409, description = "conflict: the name is taken, or the schedule overlaps another one (the message says which and on what)", body = ErrorBody),
+        (status = 413, description = "payload_too_large: the body is over 1 MiB", body = ErrorBody),
         (status = 415, description = "unsupported_media_type: the body is not sent as application/json", body = ErrorBody),
     )
 )]
@@ -450,6 +451,7 @@ fn new_universe_name(raw: &str) -> Result<Name, ApiError> {
     responses(
         (status = 200, description = "The universe as stored", body = NamedUniverse),
         (status = 400, description = "invalid_json, invalid_body, invalid_schedule (a bad name), invalid_symbol or invalid_input (no symbols)", body = ErrorBody),
+        (status = 413, description = "payload_too_large: the body is over 1 MiB", body = ErrorBody),
         (status = 415, description = "unsupported_media_type: the body is not sent as application/json", body = ErrorBody),
     )
 )]
@@ -505,6 +507,7 @@ pub(crate) async fn delete_universe(
         (status = 200, description = "The universe as refreshed", body = NamedUniverse),
         (status = 400, description = "invalid_json, invalid_body, invalid_schedule (a bad name), reference_rejected, or source_unavailable (this server has no reference data)", body = ErrorBody),
         (status = 502, description = "upstream_unavailable: the reference data could not be read; try again later", body = ErrorBody),
+        (status = 413, description = "payload_too_large: the body is over 1 MiB", body = ErrorBody),
         (status = 415, description = "unsupported_media_type: the body is not sent as application/json", body = ErrorBody),
     )
 )]
@@ -520,12 +523,7 @@ pub(crate) async fn refresh_universe(
             "this server has no reference data to refresh universes from",
         )
     })?;
-    let symbols = reference.tickers(&request).await.map_err(|e| match e {
-        ReferenceError::Rejected(m) => ApiError::new(ErrorCode::ReferenceRejected, m),
-        err @ ReferenceError::Unavailable(_) => {
-            ApiError::new(ErrorCode::UpstreamUnavailable, err.to_string()).with_source(err)
-        }
-    })?;
+    let symbols = reference.tickers(&request).await.map_err(reference_error)?;
     if symbols.is_empty() {
         return Err(ApiError::new(
             ErrorCode::ReferenceRejected,

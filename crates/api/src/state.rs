@@ -8,12 +8,12 @@ use std::time::Duration;
 use axum::http::HeaderValue;
 use backfill_domain::Sources;
 use backfill_progress::ProgressBus;
-use backfill_storage::{CandleStore, JobRepository, ScheduleStore};
+use backfill_storage::{ActionStore, CandleStore, JobRepository, ScheduleStore};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::cache::StatusCache;
 use crate::error::{Error, Result};
-use crate::ports::{QuotaView, ReferenceTickers};
+use crate::upstream::{ActionsSource, QuotaView, ReferenceTickers};
 
 /// Renders the process's metrics in the Prometheus text format, for `GET /metrics`.
 pub type MetricsRenderer = Arc<dyn Fn() -> String + Send + Sync>;
@@ -263,6 +263,8 @@ pub struct AppState {
     candles: Arc<dyn CandleStore>,
     schedules: Option<Arc<dyn ScheduleStore>>,
     reference: Option<Arc<dyn ReferenceTickers>>,
+    actions: Option<Arc<dyn ActionStore>>,
+    actions_source: Option<Arc<dyn ActionsSource>>,
     quota: Option<Arc<dyn QuotaView>>,
     progress: Option<ProgressBus>,
     metrics: Option<MetricsRenderer>,
@@ -282,6 +284,8 @@ impl AppState {
             candles,
             schedules: None,
             reference: None,
+            actions: None,
+            actions_source: None,
             quota: None,
             progress: None,
             metrics: None,
@@ -301,6 +305,27 @@ impl AppState {
     pub fn with_reference_tickers(mut self, reference: Arc<dyn ReferenceTickers>) -> Self {
         self.reference = Some(reference);
         self
+    }
+
+    /// The corporate actions store: without it, `/api/v1/corporate-actions` answers 404 and
+    /// candle reads cannot adjust raw series for splits.
+    pub fn with_actions(mut self, store: Arc<dyn ActionStore>) -> Self {
+        self.actions = Some(store);
+        self
+    }
+
+    /// Where corporate actions are refreshed from (Polygon, through the binary).
+    pub fn with_actions_source(mut self, source: Arc<dyn ActionsSource>) -> Self {
+        self.actions_source = Some(source);
+        self
+    }
+
+    pub(crate) fn actions(&self) -> Option<&Arc<dyn ActionStore>> {
+        self.actions.as_ref()
+    }
+
+    pub(crate) fn actions_source(&self) -> Option<&Arc<dyn ActionsSource>> {
+        self.actions_source.as_ref()
     }
 
     /// How `GET /api/v1/quota` reads the upstream request quota.

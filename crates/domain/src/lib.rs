@@ -1,12 +1,14 @@
 //! The backfill domain model: validated symbols and timeframes, date ranges and their interval
 //! arithmetic, candles, backfill jobs with one task per symbol, the job and task state machines
 //! and the policies that drive them (how a job settles, what a failed attempt does to a task),
-//! progress derived from the tasks, and the progress events workers publish.
+//! progress derived from the tasks, the progress events workers publish, and corporate actions
+//! (splits and dividends, stale adjusted series, raw series adjusted for splits).
 //!
 //! This crate does no I/O: no database, no network, no files, no environment. Every type that the
 //! API exposes is serde-serialisable; with the `openapi` feature they also describe themselves to
 //! utoipa.
 
+mod actions;
 mod candle;
 mod chunk;
 mod error;
@@ -22,6 +24,7 @@ mod source;
 mod symbol;
 mod timeframe;
 
+pub use actions::{new_york_date, stale_split, Dividend, SeriesFreshness, Split, SplitAdjuster};
 pub use candle::{Candle, Ohlcv};
 pub use chunk::{chunk_at, requests_needed, Session, MAX_BASE_AGGREGATES};
 pub use error::{Error, Result};

@@ -118,7 +118,8 @@ impl SimConfig {
         self
     }
 
-    /// Caps `limit` (in base aggregates), so that tests get many pages from small ranges.
+    /// Caps `limit` (in base aggregates; in records for splits and dividends), so that tests
+    /// get many pages from small ranges.
     pub fn max_page_size(mut self, base_aggregates: u64) -> Self {
         self.max_page_size = Some(base_aggregates.max(1));
         self

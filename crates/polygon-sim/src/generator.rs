@@ -57,6 +57,28 @@ pub struct MarketGenerator {
     holidays: Arc<BTreeSet<i64>>,
     /// The revision of each revised day (numbers); days not here are at revision 0.
     revisions: Arc<RwLock<HashMap<i64, u64>>>,
+    /// Splits added after the start ([`MarketGenerator::add_split`]), per ticker: the day
+    /// (number) and the ratio.
+    added_splits: Arc<RwLock<AddedSplits>>,
+}
+
+/// Splits added per ticker: (day number, ratio).
+type AddedSplits = HashMap<String, Vec<(i64, f64)>>;
+
+/// A split of the simulated data: `split_from` shares became `split_to` on a New York day.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SimSplit {
+    /// The day (number) of the execution date.
+    pub(crate) day: i64,
+    pub split_from: f64,
+    pub split_to: f64,
+}
+
+impl SimSplit {
+    /// The first day on the new basis.
+    pub fn execution_date(&self) -> chrono::NaiveDate {
+        crate::calendar::date(self.day)
+    }
 }
 
 impl fmt::Debug for MarketGenerator {
@@ -76,6 +98,8 @@ struct Profile {
     crypto: bool,
     split_day: i64,
     split_ratio: f64,
+    /// Splits added later (day, ratio): they change the adjusted bars before them.
+    added_splits: Vec<(i64, f64)>,
     daily_volume: f64,
     sigma_daily: f64,
     daily: Daily,
@@ -146,7 +170,64 @@ impl MarketGenerator {
             market: Arc::default(),
             holidays: Arc::default(),
             revisions: Arc::default(),
+            added_splits: Arc::default(),
         }
+    }
+
+    /// Adds a split of `ticker` on a day (number), as when a company splits after data was
+    /// fetched: from then on, the adjusted bars before that day have their prices divided by
+    /// `split_to / split_from` and their volumes multiplied by it; unadjusted bars (what
+    /// traded) stay as they were.
+    pub(crate) fn add_split(&self, ticker: &str, day: i64, split_from: f64, split_to: f64) {
+        let mut added = match self.added_splits.write() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        added
+            .entry(ticker.to_owned())
+            .or_default()
+            .push((day, split_to / split_from));
+    }
+
+    /// The splits of `ticker`, oldest first: the simulated one of every stock (none for
+    /// crypto), then those added since.
+    pub fn splits(&self, ticker: &str) -> Vec<SimSplit> {
+        let p = self.profile(ticker);
+        let mut splits = Vec::new();
+        if !p.crypto {
+            splits.push(SimSplit {
+                day: p.split_day,
+                split_from: 1.0,
+                split_to: p.split_ratio,
+            });
+        }
+        splits.extend(self.added(ticker).into_iter().map(|(day, ratio)| {
+            let (split_from, split_to) = if ratio >= 1.0 {
+                (1.0, ratio)
+            } else {
+                (1.0 / ratio, 1.0)
+            };
+            SimSplit {
+                day,
+                split_from,
+                split_to,
+            }
+        }));
+        splits.sort_by_key(|s| s.day);
+        splits
+    }
+
+    fn added(&self, ticker: &str) -> Vec<(i64, f64)> {
+        let added = match self.added_splits.read() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        added.get(ticker).cloned().unwrap_or_default()
+    }
+
+    /// The deterministic key of a ticker's data.
+    pub(crate) fn key(&self, ticker: &str) -> u64 {
+        hash(&[self.seed, fnv(ticker.as_bytes())])
     }
 
     /// The same generator with these tickers as the market universe.
@@ -390,7 +471,7 @@ impl MarketGenerator {
     }
 
     fn profile(&self, ticker: &str) -> Profile {
-        let key = hash(&[self.seed, fnv(ticker.as_bytes())]);
+        let key = self.key(ticker);
         let crypto = ticker.starts_with("X:");
         let sigma_daily = if crypto { 0.035 } else { 0.02 };
         let liquidity = self.market.get(ticker).copied();
@@ -410,6 +491,7 @@ impl MarketGenerator {
             crypto,
             split_day: SPLIT_FIRST_DAY + (mix(key ^ 4) % 6_500) as i64,
             split_ratio: (2 + mix(key ^ 5) % 3) as f64,
+            added_splits: self.added(ticker),
             daily_volume,
             sigma_daily,
             daily,
@@ -456,7 +538,16 @@ impl MarketGenerator {
         if !p.crypto && !self.is_trading_day(day) {
             return;
         }
-        let factor = if !adjusted && !p.crypto && day < p.split_day {
+        let factor = if adjusted {
+            // Splits added later divide the adjusted prices before them.
+            let later: f64 = p
+                .added_splits
+                .iter()
+                .filter(|(d, _)| day < *d)
+                .map(|(_, ratio)| ratio)
+                .product();
+            1.0 / later
+        } else if !p.crypto && day < p.split_day {
             p.split_ratio
         } else {
             1.0
@@ -542,10 +633,11 @@ impl MarketGenerator {
             (volume / factor).round().max(1.0)
         } + revision as f64;
         let vw = round_to((h + l + c) / 3.0, 1e4);
+        // Trades do not change with splits: counted from the volume as first published.
         let n = if p.crypto {
             (v * 40.0).round() as u64 + 1
         } else {
-            (v / 120.0).round() as u64 + 1
+            ((volume.round().max(1.0) + revision as f64) / 120.0).round() as u64 + 1
         };
         SimBar {
             v,

@@ -65,6 +65,18 @@
 //! history is reference data only: the other endpoints serve every universe ticker on every
 //! day. It shares the aggregates endpoint's API key, rate limit, faults and stats.
 //!
+//! # Corporate actions
+//!
+//! `GET /v3/reference/splits?ticker=` lists a ticker's splits ([`Simulator::splits`]): the one
+//! simulated split of every stock (adjusted and unadjusted prices differ before it) and those
+//! added with [`Simulator::add_split`], which from then on change the adjusted bars before
+//! them, as a split announced after data was fetched does. `GET /v3/reference/dividends?ticker=`
+//! lists deterministic quarterly cash dividends ([`Simulator::dividends`]) of three stock tickers
+//! in five. Both sort by date (`order=asc|desc`), page by `limit` (default
+//! [`DEFAULT_ACTIONS_LIMIT`], at most [`MAX_ACTIONS_LIMIT`]) with a `next_url` whose `cursor` is
+//! the base64 of the remaining query, and share the aggregates endpoint's API key, rate limit,
+//! faults and stats.
+//!
 //! # Flat files (S3)
 //!
 //! The same server is a path-style S3 bucket ([`SimConfig::bucket`], default
@@ -99,6 +111,7 @@
 //! well under a second of CPU in release builds, compressed on several threads) and the few most
 //! recent are cached, so that ranged GETs of one file generate it once.
 
+mod actions;
 mod bar;
 mod calendar;
 mod config;
@@ -114,6 +127,7 @@ mod render;
 mod server;
 mod sigv4;
 
+pub use actions::SimDividend;
 pub use bar::SimBar;
 pub use config::{
     SimConfig, DEFAULT_BUCKET, DEFAULT_MARKET_SIZE, DEFAULT_S3_ACCESS_KEY_ID,
@@ -122,8 +136,9 @@ pub use config::{
 pub use error::{Error, Result};
 pub use fault::{Fault, SimStats};
 pub use flatfile::{flat_file_key, Dataset, FlatFile, FLAT_FILE_HEADER};
-pub use generator::MarketGenerator;
+pub use generator::{MarketGenerator, SimSplit};
 pub use listing::{SimTicker, LAST_EVENT, LONG_LISTED};
 pub use server::{
-    RunningSimulator, Simulator, DEFAULT_LIMIT, DEFAULT_TICKERS_LIMIT, MAX_LIMIT, MAX_TICKERS_LIMIT,
+    RunningSimulator, Simulator, DEFAULT_ACTIONS_LIMIT, DEFAULT_LIMIT, DEFAULT_TICKERS_LIMIT,
+    MAX_ACTIONS_LIMIT, MAX_LIMIT, MAX_TICKERS_LIMIT,
 };

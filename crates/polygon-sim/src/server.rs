@@ -25,11 +25,13 @@ use crate::listing::{self, SimTicker};
 use crate::render::{self, Results};
 use crate::{cursor, Error, Result};
 
+mod actions;
 mod files;
 mod grouped;
 mod s3;
 mod tickers;
 
+pub use actions::{DEFAULT_ACTIONS_LIMIT, MAX_ACTIONS_LIMIT};
 pub use tickers::{DEFAULT_TICKERS_LIMIT, MAX_TICKERS_LIMIT};
 
 /// Polygon's largest `limit`.
@@ -172,6 +174,8 @@ impl Simulator {
                 get(grouped::grouped_daily),
             )
             .route("/v3/reference/tickers", get(tickers::reference_tickers))
+            .route("/v3/reference/splits", get(actions::reference_splits))
+            .route("/v3/reference/dividends", get(actions::reference_dividends))
             .route(&format!("/{bucket}"), get(s3::list_objects))
             .route(&format!("/{bucket}/"), get(s3::list_objects))
             .route(&format!("/{bucket}/{{*key}}"), get(s3::object))

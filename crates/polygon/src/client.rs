@@ -20,6 +20,7 @@ use crate::{
 };
 use backfill_domain::{chunk_at, Session};
 
+mod actions;
 mod tickers;
 
 /// The Polygon (Massive) aggregates client. Cheap to clone: clones share the connection pool, the

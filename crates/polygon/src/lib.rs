@@ -28,7 +28,13 @@
 //! retries and redaction as the aggregates: active or delisted tickers, or both, today or as of
 //! a past day, one record per symbol, with the tickers that cannot be symbols skipped and
 //! reported (see [`TickerListing`]).
+//!
+//! Corporate actions ([`ActionData`]) of one ticker come from
+//! `/v3/reference/splits?ticker=..&sort=execution_date&order=asc&limit=1000` and
+//! `/v3/reference/dividends?ticker=..&sort=ex_dividend_date&order=asc&limit=1000`, every
+//! `next_url` page followed the same way.
 
+mod actions;
 mod backoff;
 mod client;
 mod config;
@@ -47,6 +53,9 @@ use backfill_domain::{Candle, DateRange, Symbol, Timeframe};
 use chrono::{DateTime, NaiveDate, Utc};
 use futures::Stream;
 
+#[cfg(any(test, feature = "mocks"))]
+pub use actions::MockActionData;
+pub use actions::{ActionData, ActionListing, MAX_ACTIONS_PAGE};
 pub use backfill_domain::{requests_needed, Session};
 pub use client::PolygonClient;
 pub use config::PolygonConfig;
@@ -67,7 +76,10 @@ pub use reference::{
     MAX_TICKERS_PAGE,
 };
 pub use stats::{ClientStats, FlatFilesStats};
-pub use wire::{decode_aggregates, decode_grouped, decode_tickers, DecodedPage, TickersPage};
+pub use wire::{
+    decode_aggregates, decode_dividends, decode_grouped, decode_splits, decode_tickers,
+    ActionsPage, DecodedPage, TickersPage,
+};
 
 /// What to fetch: the bars of one symbol at one timeframe over an inclusive range.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -13,8 +13,10 @@ use serde::Deserialize;
 
 use crate::{Error, Result};
 
+mod actions;
 mod tickers;
 
+pub use actions::{decode_dividends, decode_splits, ActionsPage};
 pub use tickers::{decode_tickers, TickersPage};
 
 /// One decoded aggregates response, before pagination bookkeeping.

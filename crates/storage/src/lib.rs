@@ -8,7 +8,9 @@
 //! - [`TaskQueue`]: claim tasks with fenced leases, heartbeat, finish, fail, release, wait.
 //! - [`CandleStore`]: fenced, idempotent page ingest; keyset-paginated reads; coverage.
 //! - [`ScheduleStore`]: schedules (fired exactly once per due time) and named universes.
-//! - [`Storage`]: all four, as one `Arc<dyn Storage>`.
+//! - [`ActionStore`]: splits and dividends per symbol, and when each adjusted series was last
+//!   stored whole (what makes it stale after a split).
+//! - [`Storage`]: all five, as one `Arc<dyn Storage>`.
 //! - [`resampled`] and [`quality`]: a series read as a coarser timeframe, and its quality
 //!   report, built on [`CandleStore`] alone.
 //! - [`QuotaStore`]: request quotas shared by every process of a database (PostgreSQL only:
@@ -17,8 +19,10 @@
 //! Backends: [`postgres::PgStorage`] (feature `postgres`) and [`sqlite::SqliteStorage`]
 //! (feature `sqlite`), each with its embedded `MIGRATOR`. With the `mocks` feature, mockall
 //! mocks of the traits are generated (`MockJobRepository`, `MockTaskQueue`,
-//! `MockCandleStore`, `MockScheduleStore`, `MockQuotaStore`).
+//! `MockCandleStore`, `MockScheduleStore`, `MockActionStore`, `MockQuotaStore`).
 
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+mod action_rows;
 mod error;
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 mod page;
@@ -45,11 +49,13 @@ pub use error::{DatabaseError, Error, Result};
 pub use quota::MockQuotaStore;
 pub use quota::{Acquired, Quota, QuotaSlot, QuotaStore, QuotaUsage};
 pub use reading::{quality, resampled, QualityQuery, ResampleQuery};
-pub use traits::{CandleStore, JobRepository, ScheduleStore, Storage, TaskQueue};
+pub use traits::{ActionStore, CandleStore, JobRepository, ScheduleStore, Storage, TaskQueue};
 #[cfg(any(test, feature = "mocks"))]
-pub use traits::{MockCandleStore, MockJobRepository, MockScheduleStore, MockTaskQueue};
+pub use traits::{
+    MockActionStore, MockCandleStore, MockJobRepository, MockScheduleStore, MockTaskQueue,
+};
 pub use types::{
-    CandlePage, CandleQuery, ClaimRequest, ClaimedTask, CreatedJob, DayCompletion, DayProgress,
-    DaySeries, Fetched, HeartbeatReport, IngestOutcome, JobDetails, JobSummary, Lease, Recorded,
-    Schedule, ScheduleRun, SourceFile, StoredFile,
+    AdjustedSeries, CandlePage, CandleQuery, ClaimRequest, ClaimedTask, CreatedJob, DayCompletion,
+    DayProgress, DaySeries, Fetched, HeartbeatReport, IngestOutcome, JobDetails, JobSummary, Lease,
+    Recorded, Schedule, ScheduleRun, SourceFile, StoredFile,
 };

@@ -9,16 +9,16 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use backfill_domain::{
-    BackfillJob, Candle, DateRange, JobId, JobSpec, JobStatus, Name, NamedUniverse, ScheduleSpec,
-    Sources, Symbol, Timeframe,
+    BackfillJob, Candle, DateRange, Dividend, JobId, JobSpec, JobStatus, Name, NamedUniverse,
+    ScheduleSpec, Sources, Split, Symbol, Timeframe,
 };
 use chrono::{DateTime, Utc};
 
 use crate::error::Result;
 use crate::types::{
-    CandlePage, CandleQuery, ClaimRequest, ClaimedTask, CreatedJob, DayCompletion, DayProgress,
-    Fetched, HeartbeatReport, IngestOutcome, JobDetails, JobSummary, Lease, Recorded, Schedule,
-    ScheduleRun, StoredFile,
+    AdjustedSeries, CandlePage, CandleQuery, ClaimRequest, ClaimedTask, CreatedJob, DayCompletion,
+    DayProgress, Fetched, HeartbeatReport, IngestOutcome, JobDetails, JobSummary, Lease, Recorded,
+    Schedule, ScheduleRun, StoredFile,
 };
 
 /// Backfill jobs and their per-symbol tasks, as the API sees them.
@@ -341,8 +341,54 @@ pub trait ScheduleStore: Send + Sync {
     async fn delete_universe(&self, name: &Name) -> Result<()>;
 }
 
-/// Everything a backend offers. Implemented for every type that implements the four traits,
-/// so `Arc<dyn Storage>` can be handed to the worker and the API as one value.
-pub trait Storage: JobRepository + TaskQueue + CandleStore + ScheduleStore {}
+/// Corporate actions (splits and dividends) of each symbol, and when each adjusted series was
+/// last stored whole, to tell which ones a later split made stale.
+///
+/// [`TaskQueue::complete_task`] records the fetch: when a task of an adjusted job finishes, its
+/// series is marked fetched now if it had no record yet, or if the job was `full` and its
+/// range holds every interval the series covers (the whole series was fetched again).
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait ActionStore: Send + Sync {
+    /// Stores splits, one per symbol and execution date (a split stored before is replaced).
+    /// Returns how many were new or changed.
+    ///
+    /// # Errors
+    /// Only database errors.
+    async fn upsert_splits(&self, splits: &[Split]) -> Result<u64>;
 
-impl<T: JobRepository + TaskQueue + CandleStore + ScheduleStore + ?Sized> Storage for T {}
+    /// Stores dividends, one per symbol and ex-dividend date (replaced like splits). Returns
+    /// how many were new or changed.
+    ///
+    /// # Errors
+    /// Only database errors.
+    async fn upsert_dividends(&self, dividends: &[Dividend]) -> Result<u64>;
+
+    /// The stored splits of a symbol, oldest first.
+    ///
+    /// # Errors
+    /// Only database errors.
+    async fn splits(&self, symbol: &Symbol) -> Result<Vec<Split>>;
+
+    /// The stored dividends of a symbol, oldest first.
+    ///
+    /// # Errors
+    /// Only database errors.
+    async fn dividends(&self, symbol: &Symbol) -> Result<Vec<Dividend>>;
+
+    /// The split-adjusted series of a symbol, by timeframe, with when each was last stored
+    /// whole (`None` when no adjusted task has finished since this was recorded).
+    ///
+    /// # Errors
+    /// Only database errors.
+    async fn adjusted_series(&self, symbol: &Symbol) -> Result<Vec<AdjustedSeries>>;
+}
+
+/// Everything a backend offers. Implemented for every type that implements the five traits,
+/// so `Arc<dyn Storage>` can be handed to the worker and the API as one value.
+pub trait Storage: JobRepository + TaskQueue + CandleStore + ScheduleStore + ActionStore {}
+
+impl<T: JobRepository + TaskQueue + CandleStore + ScheduleStore + ActionStore + ?Sized> Storage
+    for T
+{
+}

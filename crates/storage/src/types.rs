@@ -230,3 +230,10 @@ pub struct ScheduleRun {
     pub job_ids: Vec<JobId>,
     pub error: Option<String>,
 }
+
+/// A split-adjusted series of a symbol and when it was last stored whole.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdjustedSeries {
+    pub timeframe: Timeframe,
+    pub fetched_at: Option<DateTime<Utc>>,
+}

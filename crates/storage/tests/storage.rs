@@ -84,6 +84,8 @@ suite!(
     overlapping_or_duplicate_schedules_are_refused,
     universes_are_stored_and_runs_read_them_when_due,
     a_run_that_cannot_make_its_jobs_records_why,
+    splits_and_dividends_are_upserted_once_per_date,
+    adjusted_tasks_record_when_their_series_was_fetched_whole,
 );
 
 mod postgres_only {

@@ -332,3 +332,31 @@ impl QuotaView for FixedQuota {
         })
     }
 }
+
+/// A corporate actions store with nothing stored that accepts every write.
+pub(crate) fn answering_actions() -> backfill_storage::MockActionStore {
+    let mut store = backfill_storage::MockActionStore::new();
+    store.expect_splits().returning(|_| Ok(Vec::new()));
+    store.expect_dividends().returning(|_| Ok(Vec::new()));
+    store.expect_adjusted_series().returning(|_| Ok(Vec::new()));
+    store
+        .expect_upsert_splits()
+        .returning(|s| Ok(s.len() as u64));
+    store
+        .expect_upsert_dividends()
+        .returning(|d| Ok(d.len() as u64));
+    store
+}
+
+/// An upstream without corporate actions.
+pub(crate) struct NoActions;
+
+#[async_trait::async_trait]
+impl backfill_api::ActionsSource for NoActions {
+    async fn actions(
+        &self,
+        _: &Symbol,
+    ) -> Result<(Vec<backfill_domain::Split>, Vec<backfill_domain::Dividend>), ReferenceError> {
+        Ok((Vec::new(), Vec::new()))
+    }
+}

@@ -1,6 +1,7 @@
 //! Handler tests: the real router over mock repositories, one request at a time through
 //! `tower::ServiceExt::oneshot`. No network, no database.
 
+mod actions;
 mod auth;
 mod candles;
 mod dashboard;

@@ -40,6 +40,9 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/readyz"),
     ("get", "/metrics"),
     ("get", "/api/openapi.json"),
+    ("get", "/api/v1/corporate-actions/{symbol}"),
+    ("post", "/api/v1/corporate-actions/{symbol}/refresh"),
+    ("post", "/api/v1/corporate-actions/{symbol}/fix"),
 ];
 
 const METHODS: &[&str] = &[
@@ -96,7 +99,9 @@ async fn every_listed_route_is_served() {
             .with_metrics_renderer(|| "up 1\n".to_owned())
             .with_schedules(std::sync::Arc::new(answering_schedules()))
             .with_reference_tickers(std::sync::Arc::new(FixedReference))
-            .with_quota_view(std::sync::Arc::new(FixedQuota)),
+            .with_quota_view(std::sync::Arc::new(FixedQuota))
+            .with_actions(std::sync::Arc::new(answering_actions()))
+            .with_actions_source(std::sync::Arc::new(NoActions)),
     );
     for (method, path) in ROUTES {
         let uri = path
@@ -200,7 +205,8 @@ async fn parameters_and_bodies_are_described() {
             "query:limit",
             "query:cursor",
             "query:resample_from",
-            "query:hours"
+            "query:hours",
+            "query:adjust"
         ]
         .into_iter()
         .map(str::to_owned)

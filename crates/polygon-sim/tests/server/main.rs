@@ -11,6 +11,7 @@ use backfill_polygon_sim::{Fault, SimConfig, Simulator};
 use serde_json::Value;
 use tower::ServiceExt;
 
+mod actions;
 mod flat_files;
 mod grouped;
 mod market;
@@ -202,7 +203,7 @@ async fn bad_parameters_get_400_like_polygon() {
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["status"], "ERROR");
-    let (status, body) = get(&router, "/v3/reference/dividends").await;
+    let (status, body) = get(&router, "/v3/reference/conditions").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body["status"], "NOT_FOUND");
 }

@@ -46,7 +46,7 @@ fn base64_decode(text: &str) -> String {
 }
 
 /// Every page from `uri` on: the results in order, and the bodies.
-async fn all_pages(router: &Router, uri: &str) -> (Vec<Value>, Vec<Value>) {
+pub(super) async fn all_pages(router: &Router, uri: &str) -> (Vec<Value>, Vec<Value>) {
     let mut uri = uri.to_owned();
     let mut results = Vec::new();
     let mut bodies = Vec::new();

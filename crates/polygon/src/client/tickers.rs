@@ -49,19 +49,7 @@ impl PolygonClient {
                 let Some(next_url) = page.next_url else {
                     break;
                 };
-                let next = rebuild_tickers_next_url(&next_url)?;
-                if asked.contains(&next) {
-                    return Err(Error::CursorLoop {
-                        message: format!("next_url repeats a page already fetched ({next})"),
-                    });
-                }
-                if !new_records {
-                    return Err(Error::CursorLoop {
-                        message: format!(
-                            "a page of tickers brought no record not seen before, yet points on to {next}"
-                        ),
-                    });
-                }
+                let next = next_page(&next_url, TICKERS_PATH, &asked, new_records, "tickers")?;
                 path = next;
             }
         }
@@ -99,15 +87,41 @@ fn first_tickers_path(request: &TickersRequest, active: bool) -> String {
     path
 }
 
-/// `next_url` as a path and query on the configured base URL, which must stay on the endpoint.
-fn rebuild_tickers_next_url(next_url: &str) -> Result<String> {
-    let (path, params) = next_url_on_base(next_url, TICKERS_PATH)?;
-    if path != TICKERS_PATH {
+/// `next_url` as a path and query on the configured base URL, which must stay on `endpoint`.
+fn rebuild_on_endpoint(next_url: &str, endpoint: &str, what: &str) -> Result<String> {
+    let (path, params) = next_url_on_base(next_url, endpoint)?;
+    if path != endpoint {
         return Err(Error::Decode {
-            message: format!("next_url leaves the tickers endpoint: {path}"),
+            message: format!("next_url leaves the {what} endpoint: {path}"),
         });
     }
     Ok(format!("{path}?{}", params.join("&")))
+}
+
+/// The page `next_url` points to, as a path on the configured base URL: an error when it
+/// leaves `endpoint`, repeats a page already `asked`, or follows a page of `what` that brought
+/// no new record (pagination going round for ever).
+pub(super) fn next_page(
+    next_url: &str,
+    endpoint: &str,
+    asked: &HashSet<String>,
+    new_records: bool,
+    what: &str,
+) -> Result<String> {
+    let next = rebuild_on_endpoint(next_url, endpoint, what)?;
+    if asked.contains(&next) {
+        return Err(Error::CursorLoop {
+            message: format!("next_url repeats a page already fetched ({next})"),
+        });
+    }
+    if !new_records {
+        return Err(Error::CursorLoop {
+            message: format!(
+                "a page of {what} brought no record not seen before, yet points on to {next}"
+            ),
+        });
+    }
+    Ok(next)
 }
 
 /// A record's identity within one listing.
@@ -150,9 +164,11 @@ mod tests {
     fn next_url_is_rebuilt_on_our_base_without_keys_and_stays_on_the_endpoint() {
         for host in ["https://api.massive.com", "https://api.polygon.io:443:443"] {
             assert_eq!(
-                rebuild_tickers_next_url(&format!(
-                    "{host}/v3/reference/tickers?cursor=YWN0aXZl&apiKey=SECRET"
-                ))
+                rebuild_on_endpoint(
+                    &format!("{host}/v3/reference/tickers?cursor=YWN0aXZl&apiKey=SECRET"),
+                    TICKERS_PATH,
+                    "tickers"
+                )
                 .unwrap(),
                 "/v3/reference/tickers?cursor=YWN0aXZl"
             );
@@ -162,7 +178,7 @@ mod tests {
             "https://api.massive.com/v2/aggs/ticker/A/range/1/day/1/2",
             "no url at all",
         ] {
-            let err = rebuild_tickers_next_url(bad).unwrap_err();
+            let err = rebuild_on_endpoint(bad, TICKERS_PATH, "tickers").unwrap_err();
             assert!(matches!(err, Error::Decode { .. }), "{bad}: {err}");
         }
     }

@@ -4,11 +4,10 @@ use std::time::Duration;
 
 use backfill_domain::Symbol;
 use chrono::{DateTime, NaiveDate, Utc};
-use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::{parse_body, refused_by_status};
-use crate::{Error, Result, SkipReason, SkippedTicker, Ticker};
+use super::actions::reference_records;
+use crate::{Result, SkipReason, SkippedTicker, Ticker};
 
 /// One decoded page of reference tickers, before pagination bookkeeping.
 #[derive(Debug, Clone, PartialEq)]
@@ -37,26 +36,8 @@ pub fn decode_tickers(
     retry_after: Option<Duration>,
     body: &[u8],
 ) -> Result<TickersPage> {
-    let parsed: TickersBody = parse_body(http_status, retry_after, body, "reference tickers")?;
-    refused_by_status(
-        parsed.status.as_deref(),
-        http_status,
-        parsed.error,
-        parsed.message,
-    )?;
-    let records = match parsed.results {
-        Some(records) => records,
-        None if parsed.count.unwrap_or(0.0) > 0.0 => {
-            return Err(Error::Decode {
-                message: format!(
-                    "the tickers response claims {} results but carries none (request_id {})",
-                    parsed.count.unwrap_or(0.0),
-                    parsed.request_id.as_deref().unwrap_or("unknown")
-                ),
-            })
-        }
-        None => Vec::new(),
-    };
+    let parsed = reference_records(http_status, retry_after, body, "reference tickers")?;
+    let records = parsed.records;
     let mut tickers = Vec::with_capacity(records.len());
     let mut skipped = Vec::new();
     for record in &records {
@@ -77,26 +58,6 @@ pub fn decode_tickers(
         next_url: parsed.next_url,
         status: parsed.status,
     })
-}
-
-/// The reference tickers body. Records stay JSON values so that one odd record cannot fail the
-/// page.
-#[derive(Deserialize)]
-struct TickersBody {
-    #[serde(default)]
-    status: Option<String>,
-    #[serde(default)]
-    results: Option<Vec<Value>>,
-    #[serde(default)]
-    count: Option<f64>,
-    #[serde(default)]
-    next_url: Option<String>,
-    #[serde(default)]
-    request_id: Option<String>,
-    #[serde(default)]
-    error: Option<String>,
-    #[serde(default)]
-    message: Option<String>,
 }
 
 /// The longest ticker text kept in a [`SkippedTicker`].
@@ -157,6 +118,7 @@ fn instant(text: &str) -> Option<DateTime<Utc>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Error;
 
     fn decode(status: u16, body: &str) -> Result<TickersPage> {
         decode_tickers(status, None, body.as_bytes())

@@ -1,5 +1,6 @@
 //! The client against recorded Polygon bodies and, over real HTTP, against the simulator.
 
+mod actions;
 mod faults;
 mod fixtures;
 mod flatfiles;

@@ -1,5 +1,6 @@
 //! The PostgreSQL backend.
 
+mod actions;
 mod candles;
 mod jobs;
 mod queue;

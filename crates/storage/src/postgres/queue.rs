@@ -188,6 +188,9 @@ impl TaskQueue for PgStorage {
             })?;
             add_coverage(&mut tx, &[series_id], covered).await?;
         }
+        if let (Some(series_id), true) = (held.series_id, held.adjusted) {
+            super::actions::record_adjusted_fetch(&mut tx, series_id, held.job_id).await?;
+        }
         sqlx::query(
             "UPDATE tasks SET status = 'succeeded', worker_id = NULL, lease_expires_at = NULL, \
              next_attempt_at = NULL, finished_at = now(), updated_at = now() WHERE id = $1",

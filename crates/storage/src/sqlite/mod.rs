@@ -1,5 +1,6 @@
 //! The embedded SQLite backend: one database file, WAL mode, writes serialised in-process.
 
+mod actions;
 mod candles;
 mod jobs;
 mod queue;

@@ -197,6 +197,9 @@ impl TaskQueue for SqliteStorage {
             })?;
             add_coverage(&mut w.tx, &[series_id], covered).await?;
         }
+        if let (Some(series_id), true) = (held.series_id, held.adjusted) {
+            super::actions::record_adjusted_fetch(&mut w.tx, series_id, &held.job_id).await?;
+        }
         sqlx::query(
             "UPDATE tasks SET status = 'succeeded', worker_id = NULL, lease_expires_at = NULL, \
              next_attempt_at = NULL, finished_at = ?2, updated_at = ?2 WHERE id = ?1",

@@ -1,6 +1,10 @@
 //! The behaviour suite that every backend must pass. Each check takes a fresh, migrated,
 //! empty storage; `tests/storage.rs` runs every check against PostgreSQL and SQLite.
 
+mod actions;
+
+pub(crate) use actions::*;
+
 use std::collections::HashSet;
 use std::time::Duration;
 

@@ -1,11 +1,47 @@
-//! What the embedding binary plugs into the server: the reference tickers a universe is
-//! refreshed from and the view of the upstream request quota. The API knows no Polygon; these
-//! traits (and the types they speak) are its ports, implemented over the Polygon client.
+//! What the API reads through the binary (the API knows no Polygon): reference tickers,
+//! corporate actions, why a reference read failed, and the upstream request quota. A module
+//! that refers to no other handler module, so that the state can hold these traits without a
+//! module cycle.
 
-use backfill_domain::Symbol;
+use backfill_domain::{Dividend, Split, Symbol};
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+
+use crate::error::{ApiError, ErrorCode};
+
+/// Lists a symbol's splits and dividends upstream: the binary implements it over the Polygon
+/// client.
+#[async_trait::async_trait]
+pub trait ActionsSource: Send + Sync {
+    /// Every split and every cash dividend of `symbol`, oldest first.
+    ///
+    /// # Errors
+    /// A message for people (no secrets) when upstream cannot be read.
+    async fn actions(&self, symbol: &Symbol)
+        -> Result<(Vec<Split>, Vec<Dividend>), ReferenceError>;
+}
+
+/// Why reference data (tickers, corporate actions) could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReferenceError {
+    /// The request was refused (a bad `type`, a date the plan does not cover).
+    #[error("{0}")]
+    Rejected(String),
+    /// Upstream failed (after its retries); trying later may help.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+/// The answer to a failed reference read: `reference_rejected` or `upstream_unavailable`.
+pub(crate) fn reference_error(error: ReferenceError) -> ApiError {
+    match error {
+        ReferenceError::Rejected(m) => ApiError::new(ErrorCode::ReferenceRejected, m),
+        err @ ReferenceError::Unavailable(_) => {
+            ApiError::new(ErrorCode::UpstreamUnavailable, err.to_string()).with_source(err)
+        }
+    }
+}
 
 /// Which reference tickers a universe is refreshed from.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -47,17 +83,6 @@ pub trait ReferenceTickers: Send + Sync {
     /// # Errors
     /// A message for people (no secrets) when the reference data cannot be read.
     async fn tickers(&self, query: &RefreshUniverseRequest) -> Result<Vec<Symbol>, ReferenceError>;
-}
-
-/// Why the reference tickers could not be listed.
-#[derive(Debug, thiserror::Error)]
-pub enum ReferenceError {
-    /// The request was refused (a bad `type`, a date the plan does not cover).
-    #[error("{0}")]
-    Rejected(String),
-    /// Upstream failed (after its retries); trying later may help.
-    #[error("{0}")]
-    Unavailable(String),
 }
 
 /// Who holds the quota.

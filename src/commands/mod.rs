@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub(crate) mod client;
+pub(crate) mod export;
 pub(crate) mod jobs;
 pub(crate) mod migrate;
 pub(crate) mod plan;

@@ -1,4 +1,5 @@
-//! Stored candles, read back with keyset pagination as JSON or CSV, and the coverage of a series.
+//! Stored candles, read back with keyset pagination as JSON or CSV or exported whole as a
+//! streamed CSV or Parquet file, and the coverage of a series.
 
 use std::fmt::Write as _;
 
@@ -9,7 +10,7 @@ use axum::Json;
 use backfill_domain::{
     Candle, DateRange, Hours, QualityReport, RangeBound, Resampler, Symbol, Timeframe,
 };
-use backfill_storage::{CandleQuery, QualityQuery, ResampleQuery};
+use backfill_storage::{CandleQuery, QualityQuery, ResampleQuery, SeriesRead};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -64,7 +65,25 @@ pub(crate) struct CandlesQuery {
     /// With `resample_from`: build from the `regular` session's bars (09:30-16:00 New York)
     /// or every stored bar (`extended`, the default).
     hours: Option<Hours>,
+    /// `json` (default): one page. `csv` or `parquet`: every bar of the range in one streamed
+    /// file (`limit` and `cursor` do not apply).
+    format: Option<CandleFormat>,
 }
+
+/// The answer's format: a page of JSON, or the whole range as a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum CandleFormat {
+    Json,
+    Csv,
+    Parquet,
+}
+
+/// A Parquet file (zstd): columns symbol, timeframe, ts (timestamp in ms, UTC), open, high,
+/// low, close, volume, vwap, trades.
+#[derive(ToSchema)]
+#[schema(value_type = String, format = Binary)]
+pub(crate) struct ParquetFile(#[allow(dead_code)] Vec<u8>);
 
 /// The query of a coverage read.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -226,7 +245,9 @@ fn to_csv(candles: &[Candle]) -> String {
 /// for the next page. With `resample_from`, the bars are built from another stored series of
 /// the symbol (`?timeframe=1h&resample_from=1m`), in New York sessions, without new requests. With `Accept: text/csv` the answer is CSV
 /// (`ts,open,high,low,close,volume,vwap,trades`), with the next cursor in the `X-Next-Cursor`
-/// and `Link` headers (sent with JSON too).
+/// and `Link` headers (sent with JSON too). With `format=csv` or `format=parquet` the answer is
+/// every bar of the range as one file (`symbol,timeframe,ts,open,high,low,close,volume,vwap,trades`),
+/// streamed as it is read, with a `Content-Disposition` file name.
 #[utoipa::path(
     get,
     path = "/api/v1/candles/{symbol}",
@@ -240,12 +261,14 @@ fn to_csv(candles: &[Candle]) -> String {
          content(
             (CandlesBody = "application/json"),
             (String = "text/csv", example = "ts,open,high,low,close,volume,vwap,trades\n2024-01-02T14:30:00Z,187.15,187.4,186.9,187.2,1029145,187.1,4211\n"),
+            (ParquetFile = "application/vnd.apache.parquet"),
          ),
          headers(
             ("X-Next-Cursor" = Option<String>, description = "The cursor of the next page, absent on the last page"),
             ("Link" = Option<String>, description = "`<...&cursor=...>; rel=\"next\"`, absent on the last page"),
+            ("Content-Disposition" = Option<String>, description = "With `format=csv` or `format=parquet`: `attachment; filename=\"AAPL_1m.parquet\"`"),
          )),
-        (status = 400, description = "invalid_symbol, invalid_timeframe (including a resampling that cannot be done, with the reason), invalid_range, invalid_limit, invalid_cursor or invalid_query", body = ErrorBody),
+        (status = 400, description = "invalid_symbol, invalid_timeframe (including a resampling that cannot be done, with the reason), invalid_range, invalid_limit, invalid_cursor or invalid_query (including an unknown format, or limit or cursor with format=csv or parquet)", body = ErrorBody),
     )
 )]
 pub(crate) async fn get_candles(
@@ -272,46 +295,63 @@ pub(crate) async fn get_candles(
     }
     let after = query.cursor.as_deref().map(decode_cursor).transpose()?;
     let adjusted = query.adjusted.unwrap_or(true);
-    let page = match query.resample_from.as_deref() {
-        None => {
-            if query.hours.is_some() {
-                return Err(ApiError::new(
-                    ErrorCode::InvalidQuery,
-                    "hours applies to resampled reads: add resample_from",
-                ));
-            }
-            state
-                .candles()
-                .candles(&CandleQuery {
-                    symbol: symbol.clone(),
-                    timeframe,
-                    adjusted,
-                    range,
-                    limit,
-                    after,
-                })
-                .await?
+    let file = match query.format {
+        Some(CandleFormat::Csv) => Some(backfill_export::Format::Csv),
+        Some(CandleFormat::Parquet) => Some(backfill_export::Format::Parquet),
+        Some(CandleFormat::Json) | None => None,
+    };
+    if let Some(format) = file {
+        if query.limit.is_some() || query.cursor.is_some() {
+            return Err(ApiError::new(
+                ErrorCode::InvalidQuery,
+                format!("format={format} answers the whole range: limit and cursor do not apply"),
+            ));
         }
+    }
+    // A file is read in the largest pages.
+    let limit = if file.is_some() {
+        CandleQuery::MAX_LIMIT
+    } else {
+        limit
+    };
+    if query.hours.is_some() && query.resample_from.is_none() {
+        return Err(ApiError::new(
+            ErrorCode::InvalidQuery,
+            "hours applies to resampled reads: add resample_from",
+        ));
+    }
+    let read = match query.resample_from.as_deref() {
+        None => SeriesRead::Stored(CandleQuery {
+            symbol: symbol.clone(),
+            timeframe,
+            adjusted,
+            range,
+            limit,
+            after,
+        }),
         Some(source) => {
             let source = Timeframe::parse(source)?;
             let hours = query.hours.unwrap_or_default();
             // Checked here so that a resampling that cannot be done answers its reason.
             Resampler::new(source, timeframe, hours)?;
-            backfill_storage::resampled(
-                state.candles(),
-                &ResampleQuery {
-                    symbol: symbol.clone(),
-                    source,
-                    target: timeframe,
-                    hours,
-                    adjusted,
-                    range,
-                    limit,
-                    after,
-                },
-            )
-            .await?
+            SeriesRead::Resampled(ResampleQuery {
+                symbol: symbol.clone(),
+                source,
+                target: timeframe,
+                hours,
+                adjusted,
+                range,
+                limit,
+                after,
+            })
         }
+    };
+    if let Some(format) = file {
+        return crate::export::response(state, read, format, &symbol, timeframe).await;
+    }
+    let page = match &read {
+        SeriesRead::Stored(q) => state.candles().candles(q).await?,
+        SeriesRead::Resampled(q) => backfill_storage::resampled(state.candles(), q).await?,
     };
     let next_cursor = page.next_cursor.map(encode_cursor);
     let mut response = if wants_csv(&headers) {

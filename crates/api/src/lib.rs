@@ -20,6 +20,7 @@ mod candles;
 mod dashboard;
 mod error;
 mod events;
+mod export;
 mod extract;
 mod health;
 mod jobs;

@@ -24,6 +24,8 @@
 //! 7. `bulk`: the whole market's minutes from Flat Files (5,000 tickers x 20 trading days from the
 //!    simulator's S3 bucket) against binary COPY of the same rows; peak memory; upstream calls
 //!    against the REST minimum.
+//! 8. `export`: `backfill export` of section 1's rows (stored on PostgreSQL by `backfill run`) to
+//!    Parquet and to CSV, rows per second against `COPY (SELECT ...) TO STDOUT` of the same rows.
 //!
 //! Environment: `BENCH_QUICK=1` (2 symbols x 10,000 bars; 2 symbols x January 2024),
 //! `BENCH_SYMBOLS`, `BENCH_BARS`, `BENCH_RUNS` (sections 1 and 2; the median of `BENCH_RUNS`
@@ -35,6 +37,7 @@
 mod api;
 mod bulk;
 mod db;
+mod export;
 mod ingest;
 mod machine;
 mod memory;
@@ -308,6 +311,11 @@ fn main() -> anyhow::Result<()> {
     if ctx.wants("bulk") {
         eprintln!("section 7: whole-market Flat Files ...");
         rows.extend(rt.block_on(bulk::rows(&ctx)));
+    }
+
+    if ctx.wants("export") {
+        eprintln!("section 8: export to Parquet and CSV ...");
+        rows.extend(rt.block_on(export::rows(&ctx)));
     }
 
     header.push_str(&format!(

@@ -394,6 +394,37 @@ async fn a_stored_series_is_read_resampled_without_a_stored_coarser_one() {
 }
 
 #[tokio::test]
+async fn a_resampled_series_is_exported_as_a_file() {
+    let mut candles = MockCandleStore::new();
+    candles
+        .expect_candles()
+        .withf(|q| q.timeframe.to_string() == "1m")
+        .times(1)
+        .returning(|_| Ok(page(&(0..10).collect::<Vec<_>>(), None)));
+    let app = app(MockJobRepository::new(), candles);
+    let response = send(
+        &app,
+        get("/api/v1/candles/AAPL?timeframe=5m&resample_from=1m&format=csv"),
+    )
+    .await;
+    assert_eq!(
+        response.headers()[header::CONTENT_DISPOSITION],
+        "attachment; filename=\"AAPL_5m.csv\""
+    );
+    let text = body_text(response).await;
+    let starts: Vec<&str> = text
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(2).unwrap())
+        .collect();
+    assert_eq!(starts, ["2024-01-02T14:30:00Z", "2024-01-02T14:35:00Z"]);
+    assert!(
+        text.lines().skip(1).all(|l| l.starts_with("AAPL,5m,")),
+        "{text}"
+    );
+}
+
+#[tokio::test]
 async fn impossible_resamplings_and_stray_hours_are_400s() {
     let app = idle_app();
     let error = expect_error(

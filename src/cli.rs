@@ -5,7 +5,8 @@ use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use backfill_domain::{BackfillMode, RangeBound, SourceChoice, Symbol, Timeframe};
+use backfill_domain::{BackfillMode, DateRange, RangeBound, SourceChoice, Symbol, Timeframe};
+use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use secrecy::SecretString;
 
@@ -45,13 +46,35 @@ pub(crate) enum Command {
     /// Report the quality of a stored series: gaps, days without bars, contradictory values,
     /// minute bars against day bars.
     Quality(QualityArgs),
+    /// Write stored candles to Parquet (zstd) or CSV files: one file, or partitions by symbol
+    /// and month (`symbol=AAPL/month=2024-01/part-0.parquet`) under a directory.
+    Export(ExportArgs),
 }
 
 #[derive(Args)]
-pub(crate) struct QualityArgs {
-    /// The ticker.
-    #[arg(value_parser = parse_symbol)]
-    pub(crate) symbol: Symbol,
+pub(crate) struct ExportArgs {
+    /// Tickers whose stored series to write, one after the other.
+    #[arg(required = true, value_parser = parse_symbol)]
+    pub(crate) symbols: Vec<Symbol>,
+    #[command(flatten)]
+    pub(crate) series: StoredSeriesArgs,
+    /// parquet (zstd-compressed) or csv.
+    #[arg(long, default_value = "parquet", value_parser = parse_format)]
+    pub(crate) format: backfill_export::Format,
+    /// A file ending in .parquet or .csv gets every row; anything else is a directory that
+    /// gets one file per symbol and month (`symbol=AAPL/month=2024-01/part-0.parquet`).
+    #[arg(long)]
+    pub(crate) out: PathBuf,
+    #[command(flatten)]
+    pub(crate) database: DatabaseArgs,
+    /// Read the demo's database (`serve --demo`, `run --demo`).
+    #[arg(long, env = "BACKFILL_DEMO")]
+    pub(crate) demo: bool,
+}
+
+/// A stored series' timeframe, adjustment and range, for the commands that read the database.
+#[derive(Args)]
+pub(crate) struct StoredSeriesArgs {
     /// Bar size of the stored series.
     #[arg(long, short = 't', default_value = "1m", value_parser = parse_timeframe)]
     pub(crate) timeframe: Timeframe,
@@ -64,6 +87,25 @@ pub(crate) struct QualityArgs {
     /// The adjusted series (default) or the raw one (`false`).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub(crate) adjusted: bool,
+}
+
+impl StoredSeriesArgs {
+    /// `--from` to `--to`: from the beginning of time to `now` by default.
+    pub(crate) fn range(&self, now: DateTime<Utc>) -> Result<DateRange, backfill_domain::Error> {
+        DateRange::new(
+            self.from.unwrap_or(RangeBound::from_millis(0)?),
+            self.to.unwrap_or(RangeBound::Instant(now)),
+        )
+    }
+}
+
+#[derive(Args)]
+pub(crate) struct QualityArgs {
+    /// The ticker.
+    #[arg(value_parser = parse_symbol)]
+    pub(crate) symbol: Symbol,
+    #[command(flatten)]
+    pub(crate) series: StoredSeriesArgs,
     /// Print the report as JSON.
     #[arg(long, env = "BACKFILL_JSON")]
     pub(crate) json: bool,
@@ -478,6 +520,10 @@ fn parse_timeframe(s: &str) -> Result<Timeframe, String> {
 
 fn parse_bound(s: &str) -> Result<RangeBound, String> {
     RangeBound::parse(s).map_err(|e| e.to_string())
+}
+
+fn parse_format(s: &str) -> Result<backfill_export::Format, String> {
+    s.parse().map_err(|e: backfill_export::Error| e.to_string())
 }
 
 fn parse_source(s: &str) -> Result<SourceChoice, String> {

@@ -75,6 +75,9 @@ fn main() -> ExitCode {
                         Command::Quality(args) => commands::quality::run(args)
                             .await
                             .map(|()| ExitCode::SUCCESS),
+                        Command::Export(args) => commands::export::run(args)
+                            .await
+                            .map(|()| ExitCode::SUCCESS),
                         Command::Plan(_) => Ok(ExitCode::SUCCESS),
                     }
                 }),

@@ -50,7 +50,7 @@ impl TempPg {
 }
 
 /// `admin_url` with its database name replaced (query parameters kept).
-fn with_database(admin_url: &str, name: &str) -> String {
+pub(crate) fn with_database(admin_url: &str, name: &str) -> String {
     let (base, query) = admin_url
         .split_once('?')
         .map_or((admin_url, None), |(b, q)| (b, Some(q)));

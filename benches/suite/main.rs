@@ -27,6 +27,8 @@
 //! 8. `resample`: a year of one stock's minutes read as hourly and daily bars through
 //!    `storage::resampled`, against reading the minutes as stored (both backends); and the
 //!    resampler's own rate in memory.
+//! 9. `export`: `backfill export` of section 1's rows (stored on PostgreSQL by `backfill run`) to
+//!    Parquet and to CSV, rows per second against `COPY (SELECT ...) TO STDOUT` of the same rows.
 //!
 //! Environment: `BENCH_QUICK=1` (2 symbols x 10,000 bars; 2 symbols x January 2024),
 //! `BENCH_SYMBOLS`, `BENCH_BARS`, `BENCH_RUNS` (sections 1 and 2; the median of `BENCH_RUNS`
@@ -38,6 +40,7 @@
 mod api;
 mod bulk;
 mod db;
+mod export;
 mod ingest;
 mod machine;
 mod memory;
@@ -317,6 +320,11 @@ fn main() -> anyhow::Result<()> {
     if ctx.wants("resample") {
         eprintln!("section 8: resampled reads ...");
         rows.extend(rt.block_on(resample::rows(&ctx)));
+    }
+
+    if ctx.wants("export") {
+        eprintln!("section 9: export to Parquet and CSV ...");
+        rows.extend(rt.block_on(export::rows(&ctx)));
     }
 
     header.push_str(&format!(

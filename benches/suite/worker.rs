@@ -7,7 +7,7 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 
 /// The binary under test, built by cargo for this benchmark.
-const BIN: &str = env!("CARGO_BIN_EXE_backfill");
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_backfill");
 
 /// What one `backfill run --json` did.
 #[derive(Debug, Clone)]

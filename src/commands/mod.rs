@@ -2,6 +2,7 @@
 
 pub(crate) mod actions;
 pub(crate) mod client;
+pub(crate) mod export;
 pub(crate) mod jobs;
 pub(crate) mod migrate;
 pub(crate) mod plan;

@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use anyhow::Context;
-use backfill_domain::{DateRange, QualityReport, RangeBound};
+use backfill_domain::QualityReport;
 use backfill_storage::QualityQuery;
 use chrono::Utc;
 
@@ -12,18 +12,14 @@ use crate::cli::QualityArgs;
 
 pub(crate) async fn run(args: QualityArgs) -> anyhow::Result<()> {
     let now = Utc::now();
-    let range = DateRange::new(
-        args.from.unwrap_or(RangeBound::from_millis(0)?),
-        args.to.unwrap_or(RangeBound::Instant(now)),
-    )
-    .context("--from and --to")?;
+    let range = args.series.range(now).context("--from and --to")?;
     let database = app::open_storage(&args.database, args.demo).await?;
     let report = backfill_storage::quality(
         database.storage.as_ref(),
         &QualityQuery {
             symbol: args.symbol.clone(),
-            timeframe: args.timeframe,
-            adjusted: args.adjusted,
+            timeframe: args.series.timeframe,
+            adjusted: args.series.adjusted,
             range,
         },
         now,

@@ -32,6 +32,21 @@ const FORBIDDEN: &[(&str, &[&str], &[&str])] = &[
     ),
     ("backfill-storage", &[], &["reqwest", "axum"]),
     (
+        "backfill-export",
+        &[],
+        &[
+            "tokio",
+            "sqlx",
+            "reqwest",
+            "axum",
+            "hyper",
+            "backfill-storage",
+            "backfill-polygon",
+            "backfill-worker",
+            "backfill-api",
+        ],
+    ),
+    (
         "backfill-polygon",
         &[],
         &["sqlx", "axum", "backfill-storage"],

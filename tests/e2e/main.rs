@@ -5,6 +5,7 @@ mod api;
 mod architecture;
 mod cli;
 mod dashboard;
+mod export;
 mod faults;
 mod fuzz;
 mod helpers;

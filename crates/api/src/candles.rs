@@ -1,4 +1,5 @@
-//! Stored candles, read back with keyset pagination as JSON or CSV, and the coverage of a series.
+//! Stored candles, read back with keyset pagination as JSON or CSV or exported whole as a
+//! streamed CSV or Parquet file, and the coverage of a series.
 
 use std::fmt::Write as _;
 
@@ -10,7 +11,7 @@ use backfill_domain::{
     Candle, DateRange, Hours, QualityReport, RangeBound, Resampler, SplitAdjuster, Symbol,
     Timeframe,
 };
-use backfill_storage::{CandleQuery, QualityQuery, ResampleQuery};
+use backfill_storage::{CandleQuery, QualityQuery, ResampleQuery, SeriesRead};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -65,6 +66,9 @@ pub(crate) struct CandlesQuery {
     /// With `resample_from`: build from the `regular` session's bars (09:30-16:00 New York)
     /// or every stored bar (`extended`, the default).
     hours: Option<Hours>,
+    /// `json` (default): one page. `csv` or `parquet`: every bar of the range in one streamed
+    /// file (`limit` and `cursor` do not apply).
+    format: Option<CandleFormat>,
     /// `splits`: read the raw series (needs `adjusted=false`) adjusted for the stored splits on
     /// the fly (prices divided, volumes multiplied by the ratios of the splits executed after
     /// each bar's New York day); the answer then says `adjusted: true`. `none` (default): as
@@ -82,6 +86,21 @@ pub enum Adjust {
     /// A raw series adjusted for the stored splits.
     Splits,
 }
+
+/// The answer's format: a page of JSON, or the whole range as a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum CandleFormat {
+    Json,
+    Csv,
+    Parquet,
+}
+
+/// A Parquet file (zstd): columns symbol, timeframe, ts (timestamp in ms, UTC), open, high,
+/// low, close, volume, vwap, trades.
+#[derive(ToSchema)]
+#[schema(value_type = String, format = Binary)]
+pub(crate) struct ParquetFile(#[allow(dead_code)] Vec<u8>);
 
 /// The query of a coverage read.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -266,6 +285,9 @@ async fn split_adjuster(
 /// (`ts,open,high,low,close,volume,vwap,trades`), with the next cursor in the `X-Next-Cursor`
 /// and `Link` headers (sent with JSON too). With `adjusted=false&adjust=splits`, a raw series
 /// is answered adjusted for the symbol's stored splits (see `/api/v1/corporate-actions`).
+/// With `format=csv` or `format=parquet` the answer is
+/// every bar of the range as one file (`symbol,timeframe,ts,open,high,low,close,volume,vwap,trades`),
+/// streamed as it is read, with a `Content-Disposition` file name.
 #[utoipa::path(
     get,
     path = "/api/v1/candles/{symbol}",
@@ -279,12 +301,14 @@ async fn split_adjuster(
          content(
             (CandlesBody = "application/json"),
             (String = "text/csv", example = "ts,open,high,low,close,volume,vwap,trades\n2024-01-02T14:30:00Z,187.15,187.4,186.9,187.2,1029145,187.1,4211\n"),
+            (ParquetFile = "application/vnd.apache.parquet"),
          ),
          headers(
             ("X-Next-Cursor" = Option<String>, description = "The cursor of the next page, absent on the last page"),
             ("Link" = Option<String>, description = "`<...&cursor=...>; rel=\"next\"`, absent on the last page"),
+            ("Content-Disposition" = Option<String>, description = "With `format=csv` or `format=parquet`: `attachment; filename=\"AAPL_1m.parquet\"`"),
          )),
-        (status = 400, description = "invalid_symbol, invalid_timeframe (including a resampling that cannot be done, with the reason), invalid_range, invalid_limit, invalid_cursor or invalid_query (also adjust=splits on an adjusted series, or without stored corporate actions)", body = ErrorBody),
+        (status = 400, description = "invalid_symbol, invalid_timeframe (including a resampling that cannot be done, with the reason), invalid_range, invalid_limit, invalid_cursor or invalid_query (including adjust=splits on an adjusted series or without stored corporate actions, an unknown format, or limit or cursor with format=csv or parquet)", body = ErrorBody),
     )
 )]
 pub(crate) async fn get_candles(
@@ -315,46 +339,63 @@ pub(crate) async fn get_candles(
         Adjust::None => None,
         Adjust::Splits => Some(split_adjuster(&state, &symbol, adjusted).await?),
     };
-    let mut page = match query.resample_from.as_deref() {
-        None => {
-            if query.hours.is_some() {
-                return Err(ApiError::new(
-                    ErrorCode::InvalidQuery,
-                    "hours applies to resampled reads: add resample_from",
-                ));
-            }
-            state
-                .candles()
-                .candles(&CandleQuery {
-                    symbol: symbol.clone(),
-                    timeframe,
-                    adjusted,
-                    range,
-                    limit,
-                    after,
-                })
-                .await?
+    let file = match query.format {
+        Some(CandleFormat::Csv) => Some(backfill_export::Format::Csv),
+        Some(CandleFormat::Parquet) => Some(backfill_export::Format::Parquet),
+        Some(CandleFormat::Json) | None => None,
+    };
+    if let Some(format) = file {
+        if query.limit.is_some() || query.cursor.is_some() {
+            return Err(ApiError::new(
+                ErrorCode::InvalidQuery,
+                format!("format={format} answers the whole range: limit and cursor do not apply"),
+            ));
         }
+    }
+    // A file is read in the largest pages.
+    let limit = if file.is_some() {
+        CandleQuery::MAX_LIMIT
+    } else {
+        limit
+    };
+    if query.hours.is_some() && query.resample_from.is_none() {
+        return Err(ApiError::new(
+            ErrorCode::InvalidQuery,
+            "hours applies to resampled reads: add resample_from",
+        ));
+    }
+    let read = match query.resample_from.as_deref() {
+        None => SeriesRead::Stored(CandleQuery {
+            symbol: symbol.clone(),
+            timeframe,
+            adjusted,
+            range,
+            limit,
+            after,
+        }),
         Some(source) => {
             let source = Timeframe::parse(source)?;
             let hours = query.hours.unwrap_or_default();
             // Checked here so that a resampling that cannot be done answers its reason.
             Resampler::new(source, timeframe, hours)?;
-            backfill_storage::resampled(
-                state.candles(),
-                &ResampleQuery {
-                    symbol: symbol.clone(),
-                    source,
-                    target: timeframe,
-                    hours,
-                    adjusted,
-                    range,
-                    limit,
-                    after,
-                },
-            )
-            .await?
+            SeriesRead::Resampled(ResampleQuery {
+                symbol: symbol.clone(),
+                source,
+                target: timeframe,
+                hours,
+                adjusted,
+                range,
+                limit,
+                after,
+            })
         }
+    };
+    if let Some(format) = file {
+        return crate::export::response(state, read, adjuster, format, &symbol, timeframe).await;
+    }
+    let mut page = match &read {
+        SeriesRead::Stored(q) => state.candles().candles(q).await?,
+        SeriesRead::Resampled(q) => backfill_storage::resampled(state.candles(), q).await?,
     };
     if let Some(adjuster) = &adjuster {
         page.candles = page.candles.iter().map(|c| adjuster.adjust(c)).collect();

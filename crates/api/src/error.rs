@@ -382,6 +382,12 @@ impl From<backfill_storage::Error> for ApiError {
     }
 }
 
+impl From<backfill_export::Error> for ApiError {
+    fn from(err: backfill_export::Error) -> Self {
+        Self::new(ErrorCode::InternalError, "the export could not be written").with_source(err)
+    }
+}
+
 impl From<backfill_domain::Error> for ApiError {
     fn from(err: backfill_domain::Error) -> Self {
         use backfill_domain::Error as E;

@@ -21,6 +21,7 @@ mod candles;
 mod dashboard;
 mod error;
 mod events;
+mod export;
 mod extract;
 mod health;
 mod jobs;

@@ -48,7 +48,7 @@ pub use error::{DatabaseError, Error, Result};
 #[cfg(any(test, feature = "mocks"))]
 pub use quota::MockQuotaStore;
 pub use quota::{Acquired, Quota, QuotaSlot, QuotaStore, QuotaUsage};
-pub use reading::{quality, resampled, QualityQuery, ResampleQuery};
+pub use reading::{quality, resampled, QualityQuery, ResampleQuery, SeriesPages, SeriesRead};
 pub use traits::{ActionStore, CandleStore, JobRepository, ScheduleStore, Storage, TaskQueue};
 #[cfg(any(test, feature = "mocks"))]
 pub use traits::{

@@ -1,6 +1,6 @@
-//! Reads built on [`CandleStore`] alone, the same for every backend: a stored series resampled
-//! to a coarser timeframe page by page, and a series' quality report. Both stream the series in
-//! pages, so memory stays bounded whatever its length.
+//! Reads built on [`CandleStore`] alone, the same for every backend: a series read to its end
+//! page by page, a stored series resampled to a coarser timeframe page by page, and a series'
+//! quality report. All stream the series in pages, so memory stays bounded whatever its length.
 
 use backfill_domain::{
     Candle, DateRange, Hours, QualityCheck, QualityReport, RangeBound, Resampler, Symbol,
@@ -90,6 +90,47 @@ pub async fn resampled(store: &dyn CandleStore, query: &ResampleQuery) -> Result
     })
 }
 
+/// What a [`SeriesPages`] reads: a stored series, or a stored series resampled.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SeriesRead {
+    Stored(CandleQuery),
+    Resampled(ResampleQuery),
+}
+
+/// A series read from its query's `after` to its end, a page of the query's `limit` at a
+/// time: what an export streams.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeriesPages {
+    read: SeriesRead,
+    done: bool,
+}
+
+impl SeriesPages {
+    pub fn new(read: SeriesRead) -> Self {
+        Self { read, done: false }
+    }
+
+    /// The next page of candles, oldest first; `None` once the last page was read.
+    ///
+    /// # Errors
+    /// Those of [`CandleStore::candles`] and [`resampled`].
+    pub async fn next(&mut self, store: &dyn CandleStore) -> Result<Option<Vec<Candle>>> {
+        if self.done {
+            return Ok(None);
+        }
+        let page = match &self.read {
+            SeriesRead::Stored(q) => store.candles(q).await?,
+            SeriesRead::Resampled(q) => resampled(store, q).await?,
+        };
+        match (page.next_cursor, &mut self.read) {
+            (None, _) => self.done = true,
+            (Some(c), SeriesRead::Stored(q)) => q.after = Some(c),
+            (Some(c), SeriesRead::Resampled(q)) => q.after = Some(c),
+        }
+        Ok(Some(page.candles))
+    }
+}
+
 /// What a quality report covers.
 #[derive(Debug, Clone, PartialEq)]
 pub struct QualityQuery {
@@ -131,46 +172,32 @@ pub async fn quality(
             RangeBound::Instant(query.range.to()),
         )?;
         let mut day_bars = Vec::new();
-        let mut after = None;
-        loop {
-            let page = store
-                .candles(&CandleQuery {
-                    symbol: query.symbol.clone(),
-                    timeframe: day,
-                    adjusted: query.adjusted,
-                    range,
-                    limit: CandleQuery::MAX_LIMIT,
-                    after,
-                })
-                .await?;
-            day_bars.extend(page.candles);
-            match page.next_cursor {
-                Some(c) => after = Some(c),
-                None => break,
-            }
+        let mut pages = SeriesPages::new(SeriesRead::Stored(CandleQuery {
+            symbol: query.symbol.clone(),
+            timeframe: day,
+            adjusted: query.adjusted,
+            range,
+            limit: CandleQuery::MAX_LIMIT,
+            after: None,
+        }));
+        while let Some(page) = pages.next(store).await? {
+            day_bars.extend(page);
         }
         if !day_bars.is_empty() {
             check = check.with_day_bars(day_bars);
         }
     }
-    let mut after = None;
-    loop {
-        let page = store
-            .candles(&CandleQuery {
-                symbol: query.symbol.clone(),
-                timeframe: query.timeframe,
-                adjusted: query.adjusted,
-                range: query.range,
-                limit: CandleQuery::MAX_LIMIT,
-                after,
-            })
-            .await?;
-        for c in &page.candles {
+    let mut pages = SeriesPages::new(SeriesRead::Stored(CandleQuery {
+        symbol: query.symbol.clone(),
+        timeframe: query.timeframe,
+        adjusted: query.adjusted,
+        range: query.range,
+        limit: CandleQuery::MAX_LIMIT,
+        after: None,
+    }));
+    while let Some(page) = pages.next(store).await? {
+        for c in &page {
             check.push(c);
-        }
-        match page.next_cursor {
-            Some(c) => after = Some(c),
-            None => break,
         }
     }
     Ok(check.finish())

@@ -123,6 +123,117 @@ async fn accept_text_csv_answers_csv() {
     );
 }
 
+/// A store answering a series in two pages of the largest size, the cursor of the first
+/// leading to the second.
+fn two_pages() -> MockCandleStore {
+    let mut candles = MockCandleStore::new();
+    let cursor = t0() + TimeDelta::minutes(1);
+    candles
+        .expect_candles()
+        .withf(|q| q.limit == 50_000 && q.after.is_none())
+        .times(1)
+        .returning(move |_| {
+            Ok(CandlePage {
+                candles: vec![candle(0, Some(187.1), Some(4211)), candle(1, None, None)],
+                next_cursor: Some(cursor),
+            })
+        });
+    candles
+        .expect_candles()
+        .withf(move |q| q.limit == 50_000 && q.after == Some(cursor))
+        .times(1)
+        .returning(|_| Ok(page(&[2], None)));
+    candles
+}
+
+#[tokio::test]
+async fn format_csv_answers_every_page_as_one_file() {
+    let app = app(MockJobRepository::new(), two_pages());
+    let response = send(&app, get("/api/v1/candles/AAPL?timeframe=1m&format=csv")).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers()[header::CONTENT_TYPE],
+        "text/csv; charset=utf-8"
+    );
+    assert_eq!(
+        response.headers()[header::CONTENT_DISPOSITION],
+        "attachment; filename=\"AAPL_1m.csv\""
+    );
+    assert!(response.headers().get("x-next-cursor").is_none());
+    assert_eq!(
+        body_text(response).await,
+        "symbol,timeframe,ts,open,high,low,close,volume,vwap,trades\n\
+         AAPL,1m,2024-01-02T14:30:00Z,187.15,187.4,186.9,187.2,1029145.5,187.1,4211\n\
+         AAPL,1m,2024-01-02T14:31:00Z,187.15,187.4,186.9,187.2,1029145.5,,\n\
+         AAPL,1m,2024-01-02T14:32:00Z,187.15,187.4,186.9,187.2,1029145.5,187.1,4211\n"
+    );
+}
+
+#[tokio::test]
+async fn format_parquet_answers_a_parquet_file_of_every_page() {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+
+    let app = app(MockJobRepository::new(), two_pages());
+    let response = send(
+        &app,
+        get("/api/v1/candles/aapl?timeframe=1m&format=parquet&from=2024-01-02"),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers()[header::CONTENT_TYPE],
+        "application/vnd.apache.parquet"
+    );
+    assert_eq!(
+        response.headers()[header::CONTENT_DISPOSITION],
+        "attachment; filename=\"AAPL_1m.parquet\""
+    );
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    let file = SerializedFileReader::new(bytes).unwrap();
+    let meta = file.metadata().file_metadata();
+    assert_eq!(meta.num_rows(), 3);
+    let columns: Vec<&str> = meta
+        .schema_descr()
+        .columns()
+        .iter()
+        .map(|c| c.name())
+        .collect();
+    assert_eq!(
+        columns,
+        [
+            "symbol",
+            "timeframe",
+            "ts",
+            "open",
+            "high",
+            "low",
+            "close",
+            "volume",
+            "vwap",
+            "trades"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_failing_first_read_of_an_export_answers_an_error() {
+    let mut candles = MockCandleStore::new();
+    candles
+        .expect_candles()
+        .times(1)
+        .returning(|_| Err(backfill_storage::Error::InvalidInput("no".into())));
+    let app = app(MockJobRepository::new(), candles);
+    expect_error(
+        &app,
+        get("/api/v1/candles/AAPL?timeframe=1m&format=parquet"),
+        StatusCode::BAD_REQUEST,
+        "invalid_input",
+    )
+    .await;
+}
+
 #[tokio::test]
 async fn the_largest_page_is_accepted() {
     let mut candles = MockCandleStore::new();
@@ -179,6 +290,18 @@ async fn bad_candle_queries_are_400s() {
         ),
         (
             "/api/v1/candles/AAPL?timeframe=1m&limit=ten",
+            "invalid_query",
+        ),
+        (
+            "/api/v1/candles/AAPL?timeframe=1m&format=xlsx",
+            "invalid_query",
+        ),
+        (
+            "/api/v1/candles/AAPL?timeframe=1m&format=csv&limit=10",
+            "invalid_query",
+        ),
+        (
+            "/api/v1/candles/AAPL?timeframe=1m&format=parquet&cursor=5",
             "invalid_query",
         ),
         ("/api/v1/candles/AAPL/coverage", "invalid_query"),
@@ -268,6 +391,37 @@ async fn a_stored_series_is_read_resampled_without_a_stored_coarser_one() {
     assert_eq!(bars[0]["volume"], one.volume() * 5.0);
     assert_eq!(bars[0]["trades"], 4211 * 5);
     assert_eq!(body["next_cursor"], serde_json::Value::Null);
+}
+
+#[tokio::test]
+async fn a_resampled_series_is_exported_as_a_file() {
+    let mut candles = MockCandleStore::new();
+    candles
+        .expect_candles()
+        .withf(|q| q.timeframe.to_string() == "1m")
+        .times(1)
+        .returning(|_| Ok(page(&(0..10).collect::<Vec<_>>(), None)));
+    let app = app(MockJobRepository::new(), candles);
+    let response = send(
+        &app,
+        get("/api/v1/candles/AAPL?timeframe=5m&resample_from=1m&format=csv"),
+    )
+    .await;
+    assert_eq!(
+        response.headers()[header::CONTENT_DISPOSITION],
+        "attachment; filename=\"AAPL_5m.csv\""
+    );
+    let text = body_text(response).await;
+    let starts: Vec<&str> = text
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(2).unwrap())
+        .collect();
+    assert_eq!(starts, ["2024-01-02T14:30:00Z", "2024-01-02T14:35:00Z"]);
+    assert!(
+        text.lines().skip(1).all(|l| l.starts_with("AAPL,5m,")),
+        "{text}"
+    );
 }
 
 #[tokio::test]

@@ -6,7 +6,7 @@ use axum::body::Body;
 use axum::http::{header, Method, Request, StatusCode};
 use backfill_api::{openapi, router, ApiConfig, ErrorCode};
 use backfill_domain::{JobStatus, TaskStatus};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::helpers::*;
 
@@ -202,6 +202,7 @@ async fn parameters_and_bodies_are_described() {
             "query:from",
             "query:to",
             "query:adjusted",
+            "query:format",
             "query:limit",
             "query:cursor",
             "query:resample_from",
@@ -245,6 +246,16 @@ async fn parameters_and_bodies_are_described() {
     let candles = op("get", "/api/v1/candles/{symbol}");
     let content = &candles["responses"]["200"]["content"];
     assert!(content["application/json"].is_object() && content["text/csv"].is_object());
+    assert_eq!(
+        content["application/vnd.apache.parquet"]["schema"]["$ref"],
+        "#/components/schemas/ParquetFile"
+    );
+    let file = &doc["components"]["schemas"]["ParquetFile"];
+    assert_eq!(
+        (&file["type"], &file["format"]),
+        (&json!("string"), &json!("binary")),
+        "{file}"
+    );
     let events = op("get", "/api/v1/backfill/{job_id}/events");
     assert!(events["responses"]["200"]["content"]["text/event-stream"].is_object());
 

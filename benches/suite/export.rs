@@ -1,4 +1,4 @@
-//! Section 8 (`export`): `backfill export` of a stored series to Parquet and to CSV (the real
+//! Section 9 (`export`): `backfill export` of a stored series to Parquet and to CSV (the real
 //! binary, its own process, one file each, and Parquet partitions by symbol and month) against
 //! PostgreSQL's own `COPY (SELECT ...) TO STDOUT` of the same rows as CSV, read to the end by
 //! this process. The rows are the ingest sections' workload, stored by `backfill run` first.

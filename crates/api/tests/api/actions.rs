@@ -13,7 +13,7 @@ use backfill_storage::{
 };
 use chrono::{DateTime, Utc};
 
-use crate::helpers::{body_json, candle, expect_error, get, job, post, send};
+use crate::helpers::{body_json, body_text, candle, expect_error, get, job, post, send};
 
 fn aapl() -> Symbol {
     Symbol::parse("AAPL").unwrap()
@@ -321,4 +321,43 @@ async fn a_raw_series_is_read_adjusted_for_the_stored_splits() {
         "invalid_query",
     )
     .await;
+}
+
+#[tokio::test]
+async fn an_export_of_a_raw_series_is_adjusted_for_the_stored_splits_too() {
+    let mut store = MockActionStore::new();
+    store
+        .expect_splits()
+        .returning(|_| Ok(vec![split("2024-06-10", 1.0, 4.0)]));
+    let mut candles = MockCandleStore::new();
+    candles
+        .expect_candles()
+        .withf(|q| !q.adjusted)
+        .returning(|_| {
+            Ok(CandlePage {
+                candles: vec![candle(0, Some(187.1), Some(4211))],
+                next_cursor: None,
+            })
+        });
+    let app = actions_app(MockJobRepository::new(), candles, Some(store), None);
+    let response = send(
+        &app,
+        get("/api/v1/candles/AAPL?timeframe=1m&adjusted=false&adjust=splits&format=csv"),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let text = body_text(response).await;
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().expect("a header").split(',').collect();
+    let row: Vec<&str> = lines.next().expect("a row").split(',').collect();
+    assert_eq!(lines.next(), None);
+    let field = |name: &str| -> f64 {
+        let i = header.iter().position(|h| *h == name).expect(name);
+        row[i].parse().expect("a number")
+    };
+    assert_eq!(field("open"), 187.15 / 4.0);
+    assert_eq!(field("close"), 187.2 / 4.0);
+    assert_eq!(field("volume"), 1_029_145.5 * 4.0);
+    assert_eq!(field("vwap"), 187.1 / 4.0);
+    assert_eq!(field("trades"), 4211.0);
 }

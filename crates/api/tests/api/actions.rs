@@ -272,17 +272,7 @@ async fn a_raw_series_is_read_adjusted_for_the_stored_splits() {
             split("2020-08-31", 1.0, 4.0),
         ])
     });
-    let mut candles = MockCandleStore::new();
-    candles
-        .expect_candles()
-        .withf(|q| !q.adjusted)
-        .returning(|_| {
-            Ok(CandlePage {
-                candles: vec![candle(0, Some(187.1), Some(4211))],
-                next_cursor: None,
-            })
-        });
-    let app = actions_app(MockJobRepository::new(), candles, Some(store), None);
+    let app = actions_app(MockJobRepository::new(), raw_bar(), Some(store), None);
     let response = send(
         &app,
         get("/api/v1/candles/AAPL?timeframe=1m&adjusted=false&adjust=splits"),
@@ -329,17 +319,7 @@ async fn an_export_of_a_raw_series_is_adjusted_for_the_stored_splits_too() {
     store
         .expect_splits()
         .returning(|_| Ok(vec![split("2024-06-10", 1.0, 4.0)]));
-    let mut candles = MockCandleStore::new();
-    candles
-        .expect_candles()
-        .withf(|q| !q.adjusted)
-        .returning(|_| {
-            Ok(CandlePage {
-                candles: vec![candle(0, Some(187.1), Some(4211))],
-                next_cursor: None,
-            })
-        });
-    let app = actions_app(MockJobRepository::new(), candles, Some(store), None);
+    let app = actions_app(MockJobRepository::new(), raw_bar(), Some(store), None);
     let response = send(
         &app,
         get("/api/v1/candles/AAPL?timeframe=1m&adjusted=false&adjust=splits&format=csv"),
@@ -360,4 +340,19 @@ async fn an_export_of_a_raw_series_is_adjusted_for_the_stored_splits_too() {
     assert_eq!(field("volume"), 1_029_145.5 * 4.0);
     assert_eq!(field("vwap"), 187.1 / 4.0);
     assert_eq!(field("trades"), 4211.0);
+}
+
+/// A candle store holding one raw bar of 2024-01-02 (and no adjusted series).
+fn raw_bar() -> MockCandleStore {
+    let mut candles = MockCandleStore::new();
+    candles
+        .expect_candles()
+        .withf(|q| !q.adjusted)
+        .returning(|_| {
+            Ok(CandlePage {
+                candles: vec![candle(0, Some(187.1), Some(4211))],
+                next_cursor: None,
+            })
+        });
+    candles
 }

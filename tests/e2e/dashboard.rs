@@ -1085,10 +1085,14 @@ fn dashboard_lists_schedules_universes_and_the_quota_and_pauses_a_schedule() {
             row("tech-daily")
         ),
     );
-    let job_id = link.as_str().unwrap().to_owned();
-    page.click(&format!(
-        "#schedule-list tr[data-schedule=\"tech-daily\"] a.job-link[data-job-id=\"{job_id}\"]"
+    assert!(link.as_str().is_some(), "{link}");
+    // Read the link's job and click it in one step: the every-second schedule keeps adding runs,
+    // and the list may show a newer one between a read and a separate click.
+    let clicked = page.text(&format!(
+        "(() => {{ const a = {}.querySelector('.schedule-run a.job-link'); a.click(); return a.dataset.jobId; }})()",
+        row("tech-daily")
     ));
+    let job_id = clicked;
     page.wait_for(
         "the run's job to open",
         &format!("document.querySelector('#job-detail').dataset.jobId === '{job_id}'"),

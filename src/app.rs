@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use backfill_domain::{JobId, Sources};
-use backfill_polygon::{FlatFiles, FlatFilesClient, FlatFilesConfig, PolygonClient, PolygonConfig};
+use backfill_polygon::{
+    ActionData, FlatFiles, FlatFilesClient, FlatFilesConfig, PolygonClient, PolygonConfig,
+};
 use backfill_polygon_sim::{
     RunningSimulator, SimConfig, Simulator, DEFAULT_S3_ACCESS_KEY_ID, DEFAULT_S3_SECRET_ACCESS_KEY,
 };
@@ -15,7 +17,7 @@ use backfill_progress::ProgressBus;
 use backfill_storage::postgres::PgStorage;
 use backfill_storage::sqlite::SqliteStorage;
 use backfill_storage::{Quota, QuotaStore, Storage};
-use backfill_worker::{Scheduler, Worker, WorkerConfig, WorkerDeps, WorkerId};
+use backfill_worker::{Scheduler, SplitWatch, Worker, WorkerConfig, WorkerDeps, WorkerId};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
@@ -379,10 +381,12 @@ pub(crate) fn export_job_metrics(storage: Arc<dyn Storage>, stop: CancellationTo
 }
 
 /// Fires due schedules until `stop` (unless `off`): their jobs use the sources this process
-/// has. Returns the task to await at shutdown.
+/// has; with a market, runs that keep split-adjusted series are followed by a split check
+/// through it. Returns the task to await at shutdown.
 pub(crate) fn spawn_scheduler(
     storage: &Arc<dyn Storage>,
     sources: Sources,
+    market: Option<&Market>,
     off: bool,
     stop: CancellationToken,
 ) -> Option<tokio::task::JoinHandle<()>> {
@@ -391,7 +395,11 @@ pub(crate) fn spawn_scheduler(
         return None;
     }
     backfill_worker::describe_scheduler_metrics();
-    let scheduler = Scheduler::new(storage.clone(), sources);
+    let mut scheduler = Scheduler::new(storage.clone(), sources);
+    if let Some(market) = market {
+        let source: Arc<dyn ActionData> = Arc::new(market.client.clone());
+        scheduler = scheduler.with_split_watch(SplitWatch::new(source, storage.clone()));
+    }
     Some(tokio::spawn(async move {
         if let Err(err) = scheduler.run(stop).await {
             tracing::error!(error = %err, "the scheduler stopped");

@@ -70,6 +70,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let scheduler = app::spawn_scheduler(
         &storage,
         sources,
+        market.as_ref(),
         args.scheduler.no_scheduler,
         shutdown.clone(),
     );

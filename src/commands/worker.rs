@@ -24,6 +24,7 @@ pub(crate) async fn run(args: WorkerCommand) -> anyhow::Result<()> {
     let scheduler = app::spawn_scheduler(
         &storage,
         market.sources(),
+        Some(&market),
         args.scheduler.no_scheduler,
         shutdown.clone(),
     );

@@ -5,7 +5,7 @@
 //! rounding.
 
 use backfill_domain::{new_york_date, Candle, DateRange, RangeBound, Symbol, Timeframe};
-use backfill_polygon_sim::{SimConfig, Simulator};
+use backfill_polygon_sim::{RunningSimulator, SimConfig, Simulator};
 use chrono::Utc;
 use serde_json::{json, Value};
 
@@ -96,8 +96,8 @@ fn assert_close(rows: &[Value], expected: &[Candle], price: f64, volume: f64) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_split_after_an_adjusted_backfill_is_found_and_fixed() {
+/// A fresh database, the simulator, and `backfill serve` over both (with its directory).
+async fn serve() -> (TestDb, RunningSimulator, tempfile::TempDir, ServeProcess) {
     let db = TestDb::create().await;
     let sim = Simulator::new(SimConfig::new().api_key(KEY))
         .spawn("127.0.0.1:0")
@@ -113,6 +113,30 @@ async fn a_split_after_an_adjusted_backfill_is_found_and_fixed() {
         ],
         &[],
     );
+    (db, sim, dir, server)
+}
+
+/// Dates AAPL's adjusted fetches three days back and splits AAPL 4-for-1 today (returned): a
+/// split after the fetch.
+async fn split_after_the_fetch(db: &TestDb, sim: &RunningSimulator) -> chrono::NaiveDate {
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&db.url)
+        .await
+        .unwrap();
+    sqlx::Executor::execute(
+        &mut conn,
+        "UPDATE series SET adjusted_fetched_at = adjusted_fetched_at - interval '3 days' \
+         WHERE symbol = 'AAPL' AND adjusted",
+    )
+    .await
+    .unwrap();
+    let today = new_york_date(Utc::now());
+    sim.add_split("AAPL", today, 1.0, 4.0);
+    today
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_split_after_an_adjusted_backfill_is_found_and_fixed() {
+    let (db, sim, dir, server) = serve().await;
     let client = reqwest::Client::new();
     let actions = server.url("/api/v1/corporate-actions/AAPL");
     backfill_days(&client, &server, true).await;
@@ -127,18 +151,7 @@ async fn a_split_after_an_adjusted_backfill_is_found_and_fixed() {
     assert_eq!(body["series"][0]["timeframe"], "1d");
 
     // Days pass (the fetch is dated three days back), and AAPL splits 4-for-1 today.
-    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&db.url)
-        .await
-        .unwrap();
-    sqlx::Executor::execute(
-        &mut conn,
-        "UPDATE series SET adjusted_fetched_at = adjusted_fetched_at - interval '3 days' \
-         WHERE symbol = 'AAPL' AND adjusted",
-    )
-    .await
-    .unwrap();
-    let today = new_york_date(Utc::now());
-    sim.add_split("AAPL", today, 1.0, 4.0);
+    let today = split_after_the_fetch(&db, &sim).await;
     let (status, body) = post(&client, format!("{actions}/refresh")).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["changed"]["splits"], 1);
@@ -217,6 +230,94 @@ async fn a_split_after_an_adjusted_backfill_is_found_and_fixed() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("BAD TICKER"), "{}", stderr(&out));
+
+    server.terminate();
+    db.drop_db().await;
+}
+
+/// A schedule keeps AAPL's adjusted day bars current; AAPL splits after they were fetched; the
+/// schedule's next run finds the split and fetches the series again, once, with no one asking.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schedule_fetches_again_the_series_a_split_made_stale() {
+    let (db, sim, _dir, server) = serve().await;
+    let client = reqwest::Client::new();
+    backfill_days(&client, &server, true).await;
+
+    // Days pass (the fetch is dated three days back), and AAPL splits 4-for-1 today.
+    let today = split_after_the_fetch(&db, &sim).await;
+
+    // A schedule that runs every second keeps the series current.
+    let created = client
+        .post(server.url("/api/v1/schedules"))
+        .json(&json!({
+            "name": "aapl-daily", "symbols": ["AAPL"], "timeframes": ["1d"],
+            "adjusted": true, "trigger": "* * * * * *", "lookback_days": 1
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201, "{}", created.text().await.unwrap());
+
+    // Its run's split check stores the split and creates the full adjusted job of AAPL.
+    let recent = server.url("/api/v1/backfill/recent?limit=100");
+    let full_jobs = |body: &Value| -> Vec<String> {
+        body["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|j| j["job"]["mode"] == "full")
+            .map(|j| j["job"]["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let job = eventually(60, "the split watch's job", || async {
+        let body = get(&client, recent.clone()).await;
+        full_jobs(&body).into_iter().next()
+    })
+    .await;
+    let status = get(
+        &client,
+        server.url(&format!("/api/v1/backfill/status/{job}")),
+    )
+    .await;
+    assert_eq!(status["job"]["adjusted"], true);
+    assert_eq!(status["job"]["symbols"], json!(["AAPL"]));
+    assert!(
+        status["job"]["range"]["from"]
+            .as_str()
+            .unwrap()
+            .starts_with(FROM),
+        "{status}"
+    );
+    finished(&client, &server, &job).await;
+
+    // Fixed: nothing stale, the split stored, March on the new basis.
+    let actions = get(&client, server.url("/api/v1/corporate-actions/AAPL")).await;
+    assert_eq!(actions["stale"], json!([]), "{actions}");
+    assert!(actions["splits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|s| s["execution_date"] == today.to_string()));
+    let range = DateRange::new(
+        RangeBound::parse(FROM).unwrap(),
+        RangeBound::parse(TO).unwrap(),
+    )
+    .unwrap();
+    let aapl = Symbol::parse("AAPL").unwrap();
+    let adjusted = sim.expected_candles(&aapl, Timeframe::parse("1d").unwrap(), &range, true);
+    assert_close(&candles(&client, &server, "").await, &adjusted, 1e-9, 1e-9);
+
+    // Runs go on every second; none makes a second job for the split.
+    let runs = |body: Value| body["runs"].as_u64().unwrap();
+    let schedule = server.url("/api/v1/schedules/aapl-daily");
+    let seen = runs(get(&client, schedule.clone()).await);
+    eventually(60, "three more runs", || async {
+        (runs(get(&client, schedule.clone()).await) >= seen + 3).then_some(())
+    })
+    .await;
+    let (status, _) = post(&client, format!("{schedule}/pause")).await;
+    assert_eq!(status, 200);
+    assert_eq!(full_jobs(&get(&client, recent.clone()).await), [job]);
 
     server.terminate();
     db.drop_db().await;

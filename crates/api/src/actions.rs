@@ -9,8 +9,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use backfill_domain::{
-    new_york_date, BackfillMode, DateRange, Dividend, JobId, JobSpec, SeriesFreshness, Split,
-    Symbol, Timeframe,
+    new_york_date, refetch_spec, DateRange, Dividend, JobId, SeriesFreshness, Split, Symbol,
+    Timeframe,
 };
 use backfill_storage::ActionStore;
 use chrono::Utc;
@@ -239,17 +239,10 @@ pub(crate) async fn fix(
     let mut jobs = Vec::new();
     for &timeframe in timeframes {
         let covered = state.candles().coverage(symbol, timeframe, true).await?;
-        let (Some(first), Some(last)) = (covered.first(), covered.last()) else {
+        let Some(spec) = refetch_spec(symbol, timeframe, &covered, None)? else {
             continue;
         };
-        let range = DateRange::from_instants(first.from(), last.to())?;
-        let spec = JobSpec::new(
-            vec![symbol.clone()],
-            timeframe,
-            range,
-            true,
-            BackfillMode::Full,
-        )?;
+        let range = spec.range();
         let created = state
             .jobs()
             .create_job(&spec, None)

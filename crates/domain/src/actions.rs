@@ -13,7 +13,7 @@ use chrono_tz::America::New_York;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::{Candle, Ohlcv, Symbol, Timeframe};
+use crate::{BackfillMode, Candle, DateRange, JobSpec, Ohlcv, Symbol, Timeframe};
 
 /// One stock split: `split_from` old shares became `split_to` new ones on `execution_date`
 /// (a 4-for-1 split is `1 -> 4`; a 1-for-10 reverse split is `10 -> 1`).
@@ -147,6 +147,42 @@ impl SeriesFreshness {
     pub fn is_stale(&self) -> bool {
         self.stale_since.is_some()
     }
+}
+
+/// The job that stores a stale adjusted series whole again: `full`, split-adjusted, of one
+/// symbol, over every interval the series covers (`covered`, in order) and on to `until` when
+/// that is later (the day a schedule's own run reaches). `None` when the series covers nothing.
+///
+/// # Errors
+/// As [`JobSpec::new`].
+pub fn refetch_spec(
+    symbol: &Symbol,
+    timeframe: Timeframe,
+    covered: &[DateRange],
+    until: Option<DateTime<Utc>>,
+) -> Result<Option<JobSpec>> {
+    let (Some(first), Some(last)) = (covered.first(), covered.last()) else {
+        return Ok(None);
+    };
+    let to = until.map_or(last.to(), |u| u.max(last.to()));
+    let range = DateRange::from_instants(first.from(), to)?;
+    JobSpec::new(
+        vec![symbol.clone()],
+        timeframe,
+        range,
+        true,
+        BackfillMode::Full,
+    )
+    .map(Some)
+}
+
+/// The idempotency key of the job that fetches a series again after `split`: one such job per
+/// series and split, however many processes find the series stale.
+pub fn refetch_key(timeframe: Timeframe, split: &Split) -> String {
+    format!(
+        "split-refetch:{}:{timeframe}:{}",
+        split.ticker, split.execution_date
+    )
 }
 
 /// Adjusts raw candles for splits, as Polygon's adjusted series is built: a bar whose New York

@@ -24,7 +24,10 @@ mod source;
 mod symbol;
 mod timeframe;
 
-pub use actions::{new_york_date, stale_split, Dividend, SeriesFreshness, Split, SplitAdjuster};
+pub use actions::{
+    new_york_date, refetch_key, refetch_spec, stale_split, Dividend, SeriesFreshness, Split,
+    SplitAdjuster,
+};
 pub use candle::{Candle, Ohlcv};
 pub use chunk::{chunk_at, requests_needed, Session, MAX_BASE_AGGREGATES};
 pub use error::{Error, Result};

@@ -217,6 +217,15 @@ impl MarketGenerator {
         splits
     }
 
+    /// The tickers that splits were added to.
+    pub(crate) fn tickers_with_added_splits(&self) -> Vec<String> {
+        let added = match self.added_splits.read() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        added.keys().cloned().collect()
+    }
+
     fn added(&self, ticker: &str) -> Vec<(i64, f64)> {
         let added = match self.added_splits.read() {
             Ok(guard) => guard,

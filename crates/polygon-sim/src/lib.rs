@@ -70,7 +70,9 @@
 //! `GET /v3/reference/splits?ticker=` lists a ticker's splits ([`Simulator::splits`]): the one
 //! simulated split of every stock (adjusted and unadjusted prices differ before it) and those
 //! added with [`Simulator::add_split`], which from then on change the adjusted bars before
-//! them, as a split announced after data was fetched does. `GET /v3/reference/dividends?ticker=`
+//! them, as a split announced after data was fetched does; without `ticker=` it lists every
+//! ticker's splits by execution date, then ticker, bounded by `execution_date.gte`, `.gt`,
+//! `.lte` and `.lt` as Polygon's. `GET /v3/reference/dividends?ticker=`
 //! lists deterministic quarterly cash dividends ([`Simulator::dividends`]) of three stock tickers
 //! in five. Both sort by date (`order=asc|desc`), page by `limit` (default
 //! [`DEFAULT_ACTIONS_LIMIT`], at most [`MAX_ACTIONS_LIMIT`]) with a `next_url` whose `cursor` is

@@ -3,6 +3,7 @@
 
 use async_trait::async_trait;
 use backfill_domain::{Dividend, Split, Symbol};
+use chrono::NaiveDate;
 
 use crate::Result;
 
@@ -39,4 +40,14 @@ pub trait ActionData: Send + Sync {
     /// Every cash dividend of `symbol`, following every page, oldest first; errors as
     /// [`ActionData::list_splits`].
     async fn list_dividends(&self, symbol: &Symbol) -> Result<ActionListing<Dividend>>;
+
+    /// Every split of every ticker executed from `from` to `to` (both included), following
+    /// every page, oldest first (ties by ticker): what a scheduler asks to learn which stored
+    /// adjusted series a split has made stale, in a few requests for the whole market.
+    /// Errors as [`ActionData::list_splits`].
+    async fn list_splits_between(
+        &self,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<ActionListing<Split>>;
 }

@@ -344,9 +344,10 @@ pub trait ScheduleStore: Send + Sync {
 /// Corporate actions (splits and dividends) of each symbol, and when each adjusted series was
 /// last stored whole, to tell which ones a later split made stale.
 ///
-/// [`TaskQueue::complete_task`] records the fetch: when a task of an adjusted job finishes, its
-/// series is marked fetched now if it had no record yet, or if the job was `full` and its
-/// range holds every interval the series covers (the whole series was fetched again).
+/// [`TaskQueue::complete_task`] and [`TaskQueue::complete_day`] record the fetch: when a task
+/// of an adjusted job finishes, each series it covered is marked fetched now if it had no
+/// record yet, or if the job was `full` and its range holds every interval the series covers
+/// (the whole series was fetched again).
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait ActionStore: Send + Sync {
@@ -382,6 +383,14 @@ pub trait ActionStore: Send + Sync {
     /// # Errors
     /// Only database errors.
     async fn adjusted_series(&self, symbol: &Symbol) -> Result<Vec<AdjustedSeries>>;
+
+    /// The oldest record of a whole fetch among every symbol's adjusted series (`None` when
+    /// none is recorded): splits executed after its day are the only ones that can have made
+    /// a stored adjusted series stale.
+    ///
+    /// # Errors
+    /// Only database errors.
+    async fn oldest_adjusted_fetch(&self) -> Result<Option<DateTime<Utc>>>;
 }
 
 /// Everything a backend offers. Implemented for every type that implements the five traits,

@@ -86,6 +86,7 @@ suite!(
     a_run_that_cannot_make_its_jobs_records_why,
     splits_and_dividends_are_upserted_once_per_date,
     adjusted_tasks_record_when_their_series_was_fetched_whole,
+    adjusted_day_tasks_record_when_their_series_were_fetched,
 );
 
 mod postgres_only {

@@ -10,7 +10,9 @@
 //! - Progress events ([`backfill_domain::ProgressEvent`]) go out on a
 //!   [`backfill_progress::ProgressBus`], to the API's Server-Sent Events and the CLI.
 //! - [`Scheduler::run`] fires due schedules (each due time once, whichever process gets there
-//!   first); their jobs are ordinary jobs that any worker takes.
+//!   first); their jobs are ordinary jobs that any worker takes. With a [`SplitWatch`], runs
+//!   that keep split-adjusted series also list the splits since the series were fetched and
+//!   create the `full` job that fetches each stale series again.
 
 mod backoff;
 mod config;
@@ -22,6 +24,7 @@ mod outcome;
 mod plan;
 mod running;
 mod scheduler;
+mod splits;
 mod task;
 mod worker;
 
@@ -37,4 +40,5 @@ pub use plan::intervals_to_fetch;
 pub use scheduler::{
     describe_scheduler_metrics, Scheduler, SCHEDULE_NEXT_DUE_SECONDS, SCHEDULE_RUNS_TOTAL,
 };
+pub use splits::{Refetch, SplitCheck, SplitWatch, WatchScope, SPLIT_REFETCHES_TOTAL};
 pub use worker::Worker;

@@ -1,7 +1,9 @@
 //! The scheduler: fires due schedules, each due time exactly once across every process that runs
-//! one (storage's `fire_due` guarantees that), so every `serve` and `worker` may run it.
+//! one (storage's `fire_due` guarantees that), so every `serve` and `worker` may run it. With a
+//! split watch, the runs that keep split-adjusted series are followed by a check for splits
+//! that made stored series stale (see [`SplitWatch`]).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use backfill_domain::Sources;
@@ -9,6 +11,8 @@ use backfill_storage::{ScheduleRun, ScheduleStore};
 use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
+
+use crate::splits::{SplitCheck, SplitWatch, WatchScope};
 
 /// Schedule runs fired, by outcome (`created` jobs or `failed`).
 pub const SCHEDULE_RUNS_TOTAL: &str = "backfill_schedule_runs_total";
@@ -23,7 +27,14 @@ pub struct Scheduler {
     available: Sources,
     poll: Duration,
     retry: Duration,
+    watch: Option<SplitWatch>,
+    /// A split check the runs asked for that could not be done yet (upstream or storage
+    /// failed): retried on each look until it succeeds.
+    pending: Arc<Mutex<Option<PendingCheck>>>,
 }
+
+/// A split check asked for: the symbols, and the latest end of the runs that asked.
+type PendingCheck = (WatchScope, DateTime<Utc>);
 
 impl std::fmt::Debug for Scheduler {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -48,7 +59,15 @@ impl Scheduler {
             available,
             poll: Self::DEFAULT_POLL,
             retry: Self::DEFAULT_RETRY,
+            watch: None,
+            pending: Arc::default(),
         }
+    }
+
+    /// Follows the runs that keep split-adjusted series with a split check.
+    pub fn with_split_watch(mut self, watch: SplitWatch) -> Self {
+        self.watch = Some(watch);
+        self
     }
 
     /// The longest sleep between two looks (default 5 s).
@@ -82,7 +101,57 @@ impl Scheduler {
             };
             metrics::counter!(SCHEDULE_RUNS_TOTAL, "outcome" => outcome).increment(1);
         }
+        if let Some(watch) = &self.watch {
+            if let Err(err) = self.ask_for_check(watch, &runs).await {
+                warn!(error = %err, "split watch: the runs' schedules could not be read");
+            }
+        }
         Ok(runs)
+    }
+
+    /// Adds what the runs keep to the pending check.
+    async fn ask_for_check(&self, watch: &SplitWatch, runs: &[ScheduleRun]) -> crate::Result<()> {
+        if let Some((scope, until)) = watch.scope_of(runs).await? {
+            self.wait_for(scope, until);
+        }
+        Ok(())
+    }
+
+    /// Adds a scope to the pending check.
+    fn wait_for(&self, scope: WatchScope, until: DateTime<Utc>) {
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        match pending.as_mut() {
+            Some((waiting, at)) => {
+                waiting.widen(scope);
+                *at = (*at).max(until);
+            }
+            None => *pending = Some((scope, until)),
+        }
+    }
+
+    /// Runs the pending split check, if any; it stays pending when it fails.
+    ///
+    /// # Errors
+    /// The check's: upstream or storage failed.
+    pub async fn check_splits(&self, now: DateTime<Utc>) -> crate::Result<Option<SplitCheck>> {
+        let Some(watch) = &self.watch else {
+            return Ok(None);
+        };
+        let asked = self
+            .pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        let Some((scope, until)) = asked else {
+            return Ok(None);
+        };
+        match watch.check(&scope, until, now).await {
+            Ok(check) => Ok(Some(check)),
+            Err(err) => {
+                self.wait_for(scope, until);
+                Err(err)
+            }
+        }
     }
 
     /// Fires due schedules until `shutdown` is cancelled. Storage errors are logged and retried.
@@ -112,6 +181,10 @@ impl Scheduler {
     async fn step(&self) -> crate::Result<Duration> {
         let now = Utc::now();
         self.tick(now).await?;
+        if let Err(err) = self.check_splits(now).await {
+            warn!(error = %err, retry_in = ?self.retry, "split watch: the check failed");
+            return Ok(self.retry);
+        }
         let next = self.store.next_due().await?;
         metrics::gauge!(SCHEDULE_NEXT_DUE_SECONDS)
             .set(next.map_or(0.0, |t| t.timestamp_millis() as f64 / 1000.0));
@@ -136,6 +209,10 @@ pub fn describe_scheduler_metrics() {
         SCHEDULE_NEXT_DUE_SECONDS,
         metrics::Unit::Seconds,
         "When the earliest active schedule is next due, as a Unix time (0: none is)"
+    );
+    metrics::describe_counter!(
+        crate::SPLIT_REFETCHES_TOTAL,
+        "Full jobs created by the split watch to fetch a stale adjusted series again"
     );
 }
 

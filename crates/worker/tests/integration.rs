@@ -80,4 +80,5 @@ scenarios!(
     random_upstream_faults_still_store_exactly_the_simulators_candles,
     rest_and_grouped_store_identical_day_bars,
     flat_files_store_the_same_candles_as_rest,
+    the_scheduler_refetches_series_a_split_made_stale,
 );

@@ -1,6 +1,8 @@
 //! `GET /v3/reference/splits?ticker=` and `GET /v3/reference/dividends?ticker=`: one ticker's
 //! splits (the generator's, added ones included) and dividends, sorted by date, in pages of
-//! `limit` with Polygon-style `next_url` cursors.
+//! `limit` with Polygon-style `next_url` cursors. Without `ticker=`, splits of every ticker
+//! are listed (by execution date, then ticker), as Polygon does; `execution_date.gte`, `.gt`,
+//! `.lte` and `.lt` (and `ex_dividend_date.*`) bound the dates.
 
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
@@ -24,7 +26,11 @@ pub(super) async fn reference_splits(
 ) -> Response {
     let parse = |p: &Params| ActionsQuery::parse(p, "execution_date");
     let serve = |sim: &Simulator, path: &str, id: &str, q: &ActionsQuery, f: Option<&Fault>| {
-        let records = sim.split_records(&q.ticker);
+        let records = match &q.ticker {
+            Some(ticker) => sim.split_records(ticker),
+            None => sim.market_split_records(),
+        };
+        let records = q.within(records);
         sim.serve_actions(path, id, q, f, "splits", records)
     };
     answer(&sim, &uri, query.as_deref(), &headers, parse, serve).await
@@ -36,9 +42,15 @@ pub(super) async fn reference_dividends(
     headers: HeaderMap,
     uri: Uri,
 ) -> Response {
-    let parse = |p: &Params| ActionsQuery::parse(p, "ex_dividend_date");
+    let parse = |p: &Params| {
+        let q = ActionsQuery::parse(p, "ex_dividend_date")?;
+        if q.ticker.is_none() {
+            return Err("the simulator lists the dividends of one ticker: pass ticker=".to_owned());
+        }
+        Ok(q)
+    };
     let serve = |sim: &Simulator, path: &str, id: &str, q: &ActionsQuery, f: Option<&Fault>| {
-        let records = sim.dividend_records(&q.ticker);
+        let records = q.within(sim.dividend_records(q.ticker.as_deref().unwrap_or_default()));
         sim.serve_actions(path, id, q, f, "dividends", records)
     };
     answer(&sim, &uri, query.as_deref(), &headers, parse, serve).await
@@ -47,8 +59,12 @@ pub(super) async fn reference_dividends(
 /// A validated request (the cursor's parameters included).
 #[derive(Debug)]
 struct ActionsQuery {
-    ticker: String,
+    /// One ticker's records; `None`: every ticker's.
+    ticker: Option<String>,
     sort: &'static str,
+    /// The first and the last date listed (the sort field's `.gte`/`.gt` and `.lte`/`.lt`).
+    from: Option<NaiveDate>,
+    to: Option<NaiveDate>,
     descending: bool,
     limit: u64,
     /// Records already served by earlier pages.
@@ -60,8 +76,24 @@ impl ActionsQuery {
         let ticker = params
             .get("ticker")
             .filter(|t| !t.is_empty())
-            .ok_or("the simulator lists the corporate actions of one ticker: pass ticker=")?
-            .to_owned();
+            .map(str::to_owned);
+        let date = |suffix: &str| -> Result<Option<NaiveDate>, String> {
+            params
+                .get(&format!("{sort}.{suffix}"))
+                .map(|d| {
+                    d.parse::<NaiveDate>()
+                        .map_err(|_| format!("Could not parse the {sort}.{suffix} parameter"))
+                })
+                .transpose()
+        };
+        let from = match (date("gte")?, date("gt")?) {
+            (Some(a), Some(b)) => Some(a.max(b.succ_opt().unwrap_or(b))),
+            (a, b) => a.or(b.and_then(|d| d.succ_opt())),
+        };
+        let to = match (date("lte")?, date("lt")?) {
+            (Some(a), Some(b)) => Some(a.min(b.pred_opt().unwrap_or(b))),
+            (a, b) => a.or(b.and_then(|d| d.pred_opt())),
+        };
         match params.get("sort") {
             Some(s) if s != sort => {
                 return Err(format!("the simulator sorts by {sort} only, not by {s:?}"))
@@ -79,21 +111,53 @@ impl ActionsQuery {
         Ok(Self {
             ticker,
             sort,
+            from,
+            to,
             descending: params.descending("order")?,
             limit: params.limit(DEFAULT_ACTIONS_LIMIT, MAX_ACTIONS_LIMIT)?,
             offset,
         })
     }
 
+    /// The records dated within the request's bounds.
+    fn within(&self, records: Vec<Value>) -> Vec<Value> {
+        if self.from.is_none() && self.to.is_none() {
+            return records;
+        }
+        records
+            .into_iter()
+            .filter(|r| {
+                let Some(date) = r[self.sort]
+                    .as_str()
+                    .and_then(|d| d.parse::<NaiveDate>().ok())
+                else {
+                    return false;
+                };
+                self.from.is_none_or(|f| date >= f) && self.to.is_none_or(|t| date <= t)
+            })
+            .collect()
+    }
+
     /// The cursor of the page after `offset` records: the request's parameters, sorted.
     fn cursor(&self, offset: usize) -> String {
         let order = if self.descending { "desc" } else { "asc" };
-        let query = format!(
-            "limit={}&order={order}&page_marker={offset}&sort={}&ticker={}",
-            self.limit,
-            self.sort,
-            crate::sigv4::strict_encode(self.ticker.as_bytes())
-        );
+        let mut query = String::new();
+        if let Some(from) = self.from {
+            query.push_str(&format!("{}.gte={from}&", self.sort));
+        }
+        if let Some(to) = self.to {
+            query.push_str(&format!("{}.lte={to}&", self.sort));
+        }
+        query.push_str(&format!(
+            "limit={}&order={order}&page_marker={offset}&sort={}",
+            self.limit, self.sort,
+        ));
+        if let Some(ticker) = &self.ticker {
+            query.push_str(&format!(
+                "&ticker={}",
+                crate::sigv4::strict_encode(ticker.as_bytes())
+            ));
+        }
         cursor::encode(query.as_bytes())
     }
 }
@@ -147,6 +211,34 @@ impl Simulator {
                 })
             })
             .collect()
+    }
+
+    /// Every ticker's splits (the market's tickers, delisted ones included, and any ticker a
+    /// split was added to), by execution date, then ticker.
+    fn market_split_records(&self) -> Vec<Value> {
+        let mut tickers: Vec<String> = self
+            .shared
+            .tickers
+            .iter()
+            .map(|t| t.ticker.clone())
+            .chain(self.shared.generator.tickers_with_added_splits())
+            .collect();
+        tickers.sort_unstable();
+        tickers.dedup();
+        let mut records: Vec<Value> = tickers
+            .iter()
+            .flat_map(|ticker| self.split_records(ticker))
+            .collect();
+        records.sort_by(|a, b| {
+            let key = |r: &Value| {
+                (
+                    r["execution_date"].as_str().unwrap_or_default().to_owned(),
+                    r["ticker"].as_str().unwrap_or_default().to_owned(),
+                )
+            };
+            key(a).cmp(&key(b))
+        });
+        records
     }
 
     fn dividend_records(&self, ticker: &str) -> Vec<Value> {

@@ -81,15 +81,75 @@ async fn splits_and_dividends_are_listed_in_pages_with_the_simulators_records() 
     let results = body["results"].as_array().unwrap();
     assert_eq!(results.len(), 10);
     assert_eq!(results[0]["ex_dividend_date"], want[want.len() - 1]);
-    // One ticker at a time, sorted by date only.
+    // Sorted by date only; dividends of one ticker at a time; dates that parse.
     for bad in [
-        "/v3/reference/splits",
+        "/v3/reference/dividends",
+        "/v3/reference/splits?execution_date.gte=2024-13-01",
         "/v3/reference/splits?ticker=AAPL&sort=ticker",
         "/v3/reference/dividends?ticker=AAPL&limit=x",
     ] {
         let (status, body) = get(&router, bad).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
     }
+}
+
+#[tokio::test]
+async fn without_a_ticker_every_tickers_splits_are_listed_within_the_dates() {
+    let (sim, router) = sim(SimConfig::new().market(8));
+    sim.add_split("AAPL", day("2025-03-03"), 1.0, 3.0);
+    sim.add_split("OUTSIDE", day("2025-03-04"), 5.0, 1.0);
+    // Every split of every ticker the simulator knows, by date then ticker.
+    let mut tickers: Vec<String> = sim
+        .ticker_records()
+        .iter()
+        .map(|r| r.ticker.clone())
+        .chain(["AAPL".to_owned(), "OUTSIDE".to_owned()])
+        .collect();
+    tickers.sort_unstable();
+    tickers.dedup();
+    let mut all: Vec<(String, String)> = tickers
+        .iter()
+        .flat_map(|t| {
+            sim.splits(t)
+                .into_iter()
+                .map(move |s| (s.execution_date().to_string(), t.clone()))
+        })
+        .collect();
+    all.sort();
+    let pairs = |records: &[Value]| -> Vec<(String, String)> {
+        records
+            .iter()
+            .map(|r| {
+                (
+                    r["execution_date"].as_str().unwrap().to_owned(),
+                    r["ticker"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    };
+    let (records, pages) = listed(&router, "/v3/reference/splits?limit=3").await;
+    assert_eq!(pairs(&records), all);
+    assert_eq!(pages, all.len().div_ceil(3));
+    // Bounds hold across pages: .gte/.lte include their day, .gt/.lt leave it out.
+    let within = |from: &str, to: &str| -> Vec<(String, String)> {
+        all.iter()
+            .filter(|(d, _)| d.as_str() >= from && d.as_str() <= to)
+            .cloned()
+            .collect()
+    };
+    let (records, _) = listed(
+        &router,
+        "/v3/reference/splits?execution_date.gte=2025-03-03&execution_date.lte=2025-03-04&limit=1",
+    )
+    .await;
+    assert_eq!(pairs(&records), within("2025-03-03", "2025-03-04"));
+    assert!(pairs(&records).contains(&("2025-03-04".to_owned(), "OUTSIDE".to_owned())));
+    let (records, _) = listed(
+        &router,
+        "/v3/reference/splits?execution_date.gt=2025-03-03&execution_date.lt=2025-03-05",
+    )
+    .await;
+    assert_eq!(pairs(&records), within("2025-03-04", "2025-03-04"));
 }
 
 #[test]

@@ -26,10 +26,37 @@ impl PolygonClient {
     #[tracing::instrument(skip_all, fields(%symbol))]
     pub async fn splits(&self, symbol: &Symbol) -> Result<ActionListing<Split>> {
         let decoder: Decoder<ActionsPage<Split>> = Arc::new(decode_splits);
+        let query = format!("ticker={}", encode(symbol.as_str()));
         let mut listing = self
-            .list_actions(SPLITS_PATH, "execution_date", symbol, &decoder)
+            .list_actions(SPLITS_PATH, "execution_date", &query, &decoder, |s| {
+                &s.ticker == symbol
+            })
             .await?;
         listing.records.sort_by_key(|s| s.execution_date);
+        Ok(listing)
+    }
+
+    /// Every split executed from `from` to `to`, of every ticker: see
+    /// [`ActionData::list_splits_between`].
+    ///
+    /// # Errors
+    /// As [`ActionData::list_splits`].
+    #[tracing::instrument(skip_all, fields(%from, %to))]
+    pub async fn splits_between(
+        &self,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<ActionListing<Split>> {
+        let decoder: Decoder<ActionsPage<Split>> = Arc::new(decode_splits);
+        let query = format!("execution_date.gte={from}&execution_date.lte={to}");
+        let mut listing = self
+            .list_actions(SPLITS_PATH, "execution_date", &query, &decoder, |s| {
+                (from..=to).contains(&s.execution_date)
+            })
+            .await?;
+        listing
+            .records
+            .sort_by(|a, b| (a.execution_date, &a.ticker).cmp(&(b.execution_date, &b.ticker)));
         Ok(listing)
     }
 
@@ -40,27 +67,28 @@ impl PolygonClient {
     #[tracing::instrument(skip_all, fields(%symbol))]
     pub async fn dividends(&self, symbol: &Symbol) -> Result<ActionListing<Dividend>> {
         let decoder: Decoder<ActionsPage<Dividend>> = Arc::new(decode_dividends);
+        let query = format!("ticker={}", encode(symbol.as_str()));
         let mut listing = self
-            .list_actions(DIVIDENDS_PATH, "ex_dividend_date", symbol, &decoder)
+            .list_actions(DIVIDENDS_PATH, "ex_dividend_date", &query, &decoder, |d| {
+                &d.ticker == symbol
+            })
             .await?;
         listing.records.sort_by_key(|d| d.ex_dividend_date);
         Ok(listing)
     }
 
-    /// Every page of one endpoint for one ticker, records of other tickers left out and one
-    /// record kept per date; a page that brings nothing new yet points on is a
-    /// [`Error::CursorLoop`](crate::Error::CursorLoop).
+    /// Every page of one endpoint for a `query` (a ticker, or a range of dates), records
+    /// that are not `wanted` left out and one record kept per ticker and date; a page that
+    /// brings nothing new yet points on is a [`Error::CursorLoop`](crate::Error::CursorLoop).
     async fn list_actions<T: Send + 'static + Action>(
         &self,
         endpoint: &str,
         sort: &str,
-        symbol: &Symbol,
+        query: &str,
         decoder: &Decoder<ActionsPage<T>>,
+        wanted: impl Fn(&T) -> bool + Send,
     ) -> Result<ActionListing<T>> {
-        let ticker: String =
-            url::form_urlencoded::byte_serialize(symbol.as_str().as_bytes()).collect();
-        let mut path =
-            format!("{endpoint}?ticker={ticker}&sort={sort}&order=asc&limit={MAX_ACTIONS_PAGE}");
+        let mut path = format!("{endpoint}?{query}&sort={sort}&order=asc&limit={MAX_ACTIONS_PAGE}");
         let mut asked = HashSet::new();
         let mut seen = HashSet::new();
         let mut listing = ActionListing {
@@ -77,8 +105,9 @@ impl PolygonClient {
             listing.dropped += page.dropped;
             let mut new_records = false;
             for record in page.records {
-                // One record per date: a repeated one (a page served twice) is not new.
-                if record.ticker() == symbol && seen.insert(record.date()) {
+                // One record per ticker and date: a repeated one (a page served twice) is not
+                // new.
+                if wanted(&record) && seen.insert((record.ticker().clone(), record.date())) {
                     new_records = true;
                     listing.records.push(record);
                 }
@@ -98,6 +127,11 @@ impl PolygonClient {
         );
         Ok(listing)
     }
+}
+
+/// A ticker as a query parameter.
+fn encode(ticker: &str) -> String {
+    url::form_urlencoded::byte_serialize(ticker.as_bytes()).collect()
 }
 
 /// A record of one ticker on one date.
@@ -132,5 +166,13 @@ impl ActionData for PolygonClient {
 
     async fn list_dividends(&self, symbol: &Symbol) -> Result<ActionListing<Dividend>> {
         self.dividends(symbol).await
+    }
+
+    async fn list_splits_between(
+        &self,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<ActionListing<Split>> {
+        self.splits_between(from, to).await
     }
 }

@@ -165,3 +165,90 @@ async fn failures_are_retried_and_a_repeated_cursor_is_an_error() {
     assert!(err.is_permanent(), "{err}");
     assert!(!err.to_string().contains("wrong-key-123"));
 }
+
+/// Every split of the simulated market from `from` to `to`, by date then ticker, from the
+/// simulator's own records of each ticker.
+fn market_splits(
+    sim: &backfill_polygon_sim::RunningSimulator,
+    extra: &[&str],
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Vec<(NaiveDate, String, f64, f64)> {
+    let mut tickers: Vec<String> = sim
+        .ticker_records()
+        .iter()
+        .map(|r| r.ticker.clone())
+        .chain(extra.iter().map(|t| (*t).to_owned()))
+        .collect();
+    tickers.sort_unstable();
+    tickers.dedup();
+    let mut all: Vec<(NaiveDate, String, f64, f64)> = tickers
+        .iter()
+        .flat_map(|t| {
+            sim.splits(t)
+                .into_iter()
+                .map(move |s| (s.execution_date(), t.clone(), s.split_from, s.split_to))
+        })
+        .filter(|(d, ..)| (from..=to).contains(d))
+        .collect();
+    all.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    all
+}
+
+#[tokio::test]
+async fn splits_between_two_dates_list_every_tickers_across_pages() {
+    let sim = start(SimConfig::new().max_page_size(3)).await;
+    let client = client(&sim);
+    // Splits added today-ish: one to a market ticker, one to a ticker outside the market.
+    sim.add_split("AAPL", day("2025-03-03"), 1.0, 3.0);
+    sim.add_split("NEWCO", day("2025-03-05"), 10.0, 1.0);
+    let (from, to) = (day("1990-01-01"), day("2030-12-31"));
+    let listing = client.list_splits_between(from, to).await.unwrap();
+    let got: Vec<(NaiveDate, String, f64, f64)> = listing
+        .records
+        .iter()
+        .map(|s| {
+            (
+                s.execution_date,
+                s.ticker.as_str().to_owned(),
+                s.split_from,
+                s.split_to,
+            )
+        })
+        .collect();
+    let expected = market_splits(&sim, &["AAPL", "NEWCO"], from, to);
+    // Every stock of the simulated market splits once, and the two added splits are there.
+    assert!(expected.len() > 20, "{}", expected.len());
+    assert_eq!(got, expected);
+    assert_eq!(listing.pages as usize, expected.len().div_ceil(3));
+
+    // A window of a few days holds only what executed in it.
+    let (from, to) = (day("2025-03-01"), day("2025-03-05"));
+    let listing = client.list_splits_between(from, to).await.unwrap();
+    let got: Vec<(NaiveDate, &str)> = listing
+        .records
+        .iter()
+        .map(|s| (s.execution_date, s.ticker.as_str()))
+        .collect();
+    let expected = market_splits(&sim, &["AAPL", "NEWCO"], from, to);
+    assert_eq!(got.len(), expected.len());
+    assert!(got.contains(&(day("2025-03-03"), "AAPL")), "{got:?}");
+    assert!(got.contains(&(day("2025-03-05"), "NEWCO")), "{got:?}");
+    assert!(got.iter().all(|(d, _)| (from..=to).contains(d)));
+    // An empty window lists nothing, in one request.
+    let listing = client
+        .list_splits_between(day("2025-03-06"), day("2025-03-06"))
+        .await
+        .unwrap();
+    assert_eq!(
+        listing.records.len(),
+        market_splits(
+            &sim,
+            &["AAPL", "NEWCO"],
+            day("2025-03-06"),
+            day("2025-03-06")
+        )
+        .len()
+    );
+    assert_eq!(listing.requests, 1);
+}

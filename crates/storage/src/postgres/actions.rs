@@ -99,24 +99,33 @@ impl ActionStore for PgStorage {
             })
             .collect()
     }
+
+    async fn oldest_adjusted_fetch(&self) -> Result<Option<DateTime<Utc>>> {
+        let oldest: Option<DateTime<Utc>> =
+            sqlx::query_scalar("SELECT min(adjusted_fetched_at) FROM series WHERE adjusted")
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(oldest)
+    }
 }
 
-/// Records that an adjusted series was stored whole now, when it was: the task's series had no
+/// Records that adjusted series were stored whole now, where they were: a series had no
 /// record yet, or the task's job was `full` and its range holds every interval the series
-/// covers. Called as a task finishes, after its coverage was added.
+/// covers. Called as a task (a symbol's, or a day's of many series) finishes, after its
+/// coverage was added.
 pub(super) async fn record_adjusted_fetch(
     tx: &mut PgConnection,
-    series_id: i32,
+    series_ids: &[i32],
     job_id: uuid::Uuid,
 ) -> Result<()> {
     sqlx::query(
         "UPDATE series s SET adjusted_fetched_at = now() FROM jobs j \
-         WHERE s.id = $1 AND j.id = $2 AND s.adjusted \
+         WHERE s.id = ANY($1) AND j.id = $2 AND s.adjusted \
            AND (s.adjusted_fetched_at IS NULL OR (j.mode = 'full' AND NOT EXISTS ( \
                SELECT 1 FROM coverage c WHERE c.series_id = s.id \
                  AND (c.range_from < j.range_from OR c.range_to > j.range_to))))",
     )
-    .bind(series_id)
+    .bind(series_ids)
     .bind(job_id)
     .execute(&mut *tx)
     .await?;

@@ -189,7 +189,7 @@ impl TaskQueue for PgStorage {
             add_coverage(&mut tx, &[series_id], covered).await?;
         }
         if let (Some(series_id), true) = (held.series_id, held.adjusted) {
-            super::actions::record_adjusted_fetch(&mut tx, series_id, held.job_id).await?;
+            super::actions::record_adjusted_fetch(&mut tx, &[series_id], held.job_id).await?;
         }
         sqlx::query(
             "UPDATE tasks SET status = 'succeeded', worker_id = NULL, lease_expires_at = NULL, \
@@ -258,6 +258,9 @@ impl TaskQueue for PgStorage {
                 }
             };
             add_coverage(&mut tx, &ids, std::slice::from_ref(covered)).await?;
+            if held.adjusted {
+                super::actions::record_adjusted_fetch(&mut tx, &ids, held.job_id).await?;
+            }
         }
         if let Some(file) = &completion.file {
             sqlx::query(

@@ -1,5 +1,6 @@
 use async_trait::async_trait;
 use backfill_domain::{Dividend, Split, Symbol};
+use chrono::{DateTime, Utc};
 use sqlx::SqliteConnection;
 
 use super::{now_ms, opt_dt, SqliteStorage};
@@ -104,27 +105,38 @@ impl ActionStore for SqliteStorage {
             })
             .collect()
     }
+
+    async fn oldest_adjusted_fetch(&self) -> Result<Option<DateTime<Utc>>> {
+        let oldest: Option<i64> =
+            sqlx::query_scalar("SELECT min(adjusted_fetched_at) FROM series WHERE adjusted")
+                .fetch_one(&self.pool)
+                .await?;
+        opt_dt(oldest)
+    }
 }
 
-/// Records that an adjusted series was stored whole now, when it was: as PostgreSQL's
+/// Records that adjusted series were stored whole now, where they were: as PostgreSQL's
 /// `record_adjusted_fetch`.
 pub(super) async fn record_adjusted_fetch(
     conn: &mut SqliteConnection,
-    series_id: i64,
+    series_ids: &[i64],
     job_id: &str,
 ) -> Result<()> {
-    sqlx::query(
-        "UPDATE series SET adjusted_fetched_at = ?3 \
-         WHERE id = ?1 AND adjusted \
-           AND (adjusted_fetched_at IS NULL OR EXISTS ( \
-               SELECT 1 FROM jobs j WHERE j.id = ?2 AND j.mode = 'full' AND NOT EXISTS ( \
-                   SELECT 1 FROM coverage c WHERE c.series_id = ?1 \
-                     AND (c.range_from < j.range_from OR c.range_to > j.range_to))))",
-    )
-    .bind(series_id)
-    .bind(job_id)
-    .bind(now_ms())
-    .execute(&mut *conn)
-    .await?;
+    let now = now_ms();
+    for &series_id in series_ids {
+        sqlx::query(
+            "UPDATE series SET adjusted_fetched_at = ?3 \
+             WHERE id = ?1 AND adjusted \
+               AND (adjusted_fetched_at IS NULL OR EXISTS ( \
+                   SELECT 1 FROM jobs j WHERE j.id = ?2 AND j.mode = 'full' AND NOT EXISTS ( \
+                       SELECT 1 FROM coverage c WHERE c.series_id = ?1 \
+                         AND (c.range_from < j.range_from OR c.range_to > j.range_to))))",
+        )
+        .bind(series_id)
+        .bind(job_id)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+    }
     Ok(())
 }

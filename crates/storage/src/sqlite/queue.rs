@@ -198,7 +198,7 @@ impl TaskQueue for SqliteStorage {
             add_coverage(&mut w.tx, &[series_id], covered).await?;
         }
         if let (Some(series_id), true) = (held.series_id, held.adjusted) {
-            super::actions::record_adjusted_fetch(&mut w.tx, series_id, &held.job_id).await?;
+            super::actions::record_adjusted_fetch(&mut w.tx, &[series_id], &held.job_id).await?;
         }
         sqlx::query(
             "UPDATE tasks SET status = 'succeeded', worker_id = NULL, lease_expires_at = NULL, \
@@ -268,6 +268,9 @@ impl TaskQueue for SqliteStorage {
                 }
             };
             add_coverage(&mut w.tx, &ids, std::slice::from_ref(covered)).await?;
+            if held.adjusted {
+                super::actions::record_adjusted_fetch(&mut w.tx, &ids, &held.job_id).await?;
+            }
         }
         if let Some(file) = &completion.file {
             sqlx::query(

@@ -1,7 +1,9 @@
 //! Corporate actions and the record of each adjusted series' last whole fetch.
 
-use backfill_domain::{BackfillMode, DateRange, Dividend, JobSpec, Split};
-use backfill_storage::Storage;
+use backfill_domain::{
+    BackfillMode, Chosen, DateRange, Dividend, JobSpec, RangeBound, Source, Split, Timeframe,
+};
+use backfill_storage::{DayCompletion, DaySeries, Fetched, Storage};
 use chrono::{NaiveDate, Utc};
 
 use super::{claim_one, job_range, minute, spec, spec_with, sym, tf, LONG};
@@ -135,4 +137,104 @@ pub(crate) async fn adjusted_tasks_record_when_their_series_was_fetched_whole(s:
     run(s, &full(job_range())).await;
     let second = fetched_at(s).await;
     assert!(second > first && second >= again - chrono::TimeDelta::milliseconds(1));
+}
+
+/// A whole-market job of day bars from grouped daily (one task per weekday), adjusted unless
+/// `raw`.
+fn grouped_job(mode: BackfillMode, from: &str, to: &str, raw: bool) -> JobSpec {
+    JobSpec::with_source(
+        None,
+        Timeframe::parse("1d").unwrap(),
+        DateRange::new(
+            RangeBound::parse(from).unwrap(),
+            RangeBound::parse(to).unwrap(),
+        )
+        .unwrap(),
+        !raw,
+        mode,
+        Chosen {
+            source: Source::Grouped,
+            reason: "asked for: grouped".to_owned(),
+        },
+    )
+    .unwrap()
+}
+
+/// A whole-market adjusted job of day bars from grouped daily.
+fn grouped(mode: BackfillMode, from: &str, to: &str) -> JobSpec {
+    grouped_job(mode, from, to, false)
+}
+
+/// Ends every day task of the job just created, each covering its day for `symbols`.
+async fn run_days(s: &dyn Storage, spec: &JobSpec, symbols: &[&str]) {
+    s.create_job(spec, None).await.unwrap();
+    for c in super::claim_all(s, "w1", LONG).await {
+        let day = c.task.unit.day().expect("a day task");
+        s.complete_day(
+            &c.lease,
+            &DayCompletion {
+                covered: Some((
+                    DateRange::ny_day(day),
+                    DaySeries::Listed(symbols.iter().map(|s| sym(s)).collect()),
+                )),
+                file: None,
+                note: None,
+                fetched: Fetched::default(),
+            },
+        )
+        .await
+        .unwrap();
+    }
+}
+
+pub(crate) async fn adjusted_day_tasks_record_when_their_series_were_fetched(s: &dyn Storage) {
+    assert_eq!(s.oldest_adjusted_fetch().await.unwrap(), None);
+    let before = Utc::now();
+    run_days(
+        s,
+        &grouped(BackfillMode::Missing, "2024-01-02", "2024-01-03"),
+        &["AAPL", "IBM"],
+    )
+    .await;
+    let daily = Timeframe::parse("1d").unwrap();
+    let mut first = None;
+    for symbol in ["AAPL", "IBM"] {
+        let series = s.adjusted_series(&sym(symbol)).await.unwrap();
+        assert_eq!(series.len(), 1, "{symbol}: {series:?}");
+        assert_eq!(series[0].timeframe, daily);
+        let at = series[0]
+            .fetched_at
+            .expect("the day's series record a fetch");
+        assert!(at >= before - chrono::TimeDelta::milliseconds(1) && at <= Utc::now());
+        first = Some(at);
+    }
+    let first = first.unwrap();
+    assert_eq!(s.oldest_adjusted_fetch().await.unwrap(), Some(first));
+    while Utc::now() <= first + chrono::TimeDelta::milliseconds(1) {
+        tokio::task::yield_now().await;
+    }
+    // A later day (keep-current) does not make the earlier days fresher: the record stays.
+    run_days(
+        s,
+        &grouped(BackfillMode::Missing, "2024-01-04", "2024-01-04"),
+        &["AAPL"],
+    )
+    .await;
+    let aapl = s.adjusted_series(&sym("AAPL")).await.unwrap();
+    assert_eq!(aapl[0].fetched_at, Some(first));
+    // A full job over every covered day stores the series whole again.
+    run_days(
+        s,
+        &grouped(BackfillMode::Full, "2024-01-02", "2024-01-04"),
+        &["AAPL"],
+    )
+    .await;
+    let aapl = s.adjusted_series(&sym("AAPL")).await.unwrap();
+    assert!(aapl[0].fetched_at.unwrap() > first, "{aapl:?}");
+    // IBM's series still holds the oldest record.
+    assert_eq!(s.oldest_adjusted_fetch().await.unwrap(), Some(first));
+    // Raw day tasks record nothing.
+    let raw = grouped_job(BackfillMode::Missing, "2024-01-02", "2024-01-02", true);
+    run_days(s, &raw, &["MSFT"]).await;
+    assert!(s.adjusted_series(&sym("MSFT")).await.unwrap().is_empty());
 }

@@ -24,7 +24,9 @@ use tokio_util::sync::CancellationToken;
 use crate::Db;
 
 mod bulk;
+mod splits;
 pub(crate) use bulk::*;
+pub(crate) use splits::*;
 
 const KEY: &str = "sim-key";
 const DEADLINE: Duration = Duration::from_secs(60);

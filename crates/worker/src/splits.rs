@@ -212,8 +212,8 @@ impl SplitWatch {
                 }
             };
             let key = refetch_key(series.timeframe, &split);
-            let job = match self.storage.create_job(&spec, Some(&key)).await {
-                Ok(created) => (created.job.id, created.created),
+            let (job_id, created) = match self.storage.create_job(&spec, Some(&key)).await {
+                Ok(job) => (job.job.id, job.created),
                 // The key holds a job over an older range: that job is the refetch.
                 Err(backfill_storage::Error::Conflict(message)) => {
                     info!(%symbol, timeframe = %series.timeframe, %message,
@@ -222,11 +222,11 @@ impl SplitWatch {
                 }
                 Err(err) => return Err(err.into()),
             };
-            if job.1 {
+            if created {
                 metrics::counter!(SPLIT_REFETCHES_TOTAL).increment(1);
                 info!(
                     %symbol, timeframe = %series.timeframe, split = %split.execution_date,
-                    job_id = %job.0, range = %spec.range(),
+                    %job_id, range = %spec.range(),
                     "split watch: a stale adjusted series is fetched again"
                 );
             }
@@ -234,8 +234,8 @@ impl SplitWatch {
                 symbol: symbol.clone(),
                 timeframe: series.timeframe,
                 split,
-                job_id: job.0,
-                created: job.1,
+                job_id,
+                created,
             });
         }
         Ok(made)

@@ -393,10 +393,7 @@ pub(crate) async fn get_candles(
     if let Some(format) = file {
         return crate::export::response(state, read, adjuster, format, &symbol, timeframe).await;
     }
-    let mut page = match &read {
-        SeriesRead::Stored(q) => state.candles().candles(q).await?,
-        SeriesRead::Resampled(q) => backfill_storage::resampled(state.candles(), q).await?,
-    };
+    let mut page = read.page(state.candles()).await?;
     if let Some(adjuster) = &adjuster {
         page.candles = page.candles.iter().map(|c| adjuster.adjust(c)).collect();
     }

@@ -105,6 +105,19 @@ pub struct SeriesPages {
     done: bool,
 }
 
+impl SeriesRead {
+    /// The page the query asks for.
+    ///
+    /// # Errors
+    /// Those of [`CandleStore::candles`] and [`resampled`].
+    pub async fn page(&self, store: &dyn CandleStore) -> Result<CandlePage> {
+        match self {
+            Self::Stored(q) => store.candles(q).await,
+            Self::Resampled(q) => resampled(store, q).await,
+        }
+    }
+}
+
 impl SeriesPages {
     pub fn new(read: SeriesRead) -> Self {
         Self { read, done: false }
@@ -118,10 +131,7 @@ impl SeriesPages {
         if self.done {
             return Ok(None);
         }
-        let page = match &self.read {
-            SeriesRead::Stored(q) => store.candles(q).await?,
-            SeriesRead::Resampled(q) => resampled(store, q).await?,
-        };
+        let page = self.read.page(store).await?;
         match (page.next_cursor, &mut self.read) {
             (None, _) => self.done = true,
             (Some(c), SeriesRead::Stored(q)) => q.after = Some(c),

@@ -122,21 +122,20 @@ pub(super) async fn record_adjusted_fetch(
     series_ids: &[i64],
     job_id: &str,
 ) -> Result<()> {
-    let now = now_ms();
-    for &series_id in series_ids {
-        sqlx::query(
-            "UPDATE series SET adjusted_fetched_at = ?3 \
-             WHERE id = ?1 AND adjusted \
-               AND (adjusted_fetched_at IS NULL OR EXISTS ( \
-                   SELECT 1 FROM jobs j WHERE j.id = ?2 AND j.mode = 'full' AND NOT EXISTS ( \
-                       SELECT 1 FROM coverage c WHERE c.series_id = ?1 \
-                         AND (c.range_from < j.range_from OR c.range_to > j.range_to))))",
-        )
-        .bind(series_id)
-        .bind(job_id)
-        .bind(now)
-        .execute(&mut *conn)
-        .await?;
-    }
+    let ids = serde_json::to_string(series_ids)
+        .map_err(|e| crate::Error::InvalidInput(format!("series ids do not encode: {e}")))?;
+    sqlx::query(
+        "UPDATE series SET adjusted_fetched_at = ?3 \
+         WHERE id IN (SELECT value FROM json_each(?1)) AND adjusted \
+           AND (adjusted_fetched_at IS NULL OR EXISTS ( \
+               SELECT 1 FROM jobs j WHERE j.id = ?2 AND j.mode = 'full' AND NOT EXISTS ( \
+                   SELECT 1 FROM coverage c WHERE c.series_id = series.id \
+                     AND (c.range_from < j.range_from OR c.range_to > j.range_to))))",
+    )
+    .bind(ids)
+    .bind(job_id)
+    .bind(now_ms())
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }
